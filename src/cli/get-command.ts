@@ -1,0 +1,157 @@
+/** `linkmux get URL [MIRROR…]`: the one-shot multi-link download. */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { download } from '../download/downloader.js';
+import { parseChecksum } from '../download/checksum.js';
+import { nullProgress, type ProgressSink } from '../download/progress.js';
+import { LinkmuxError } from '../util/errors.js';
+import { createLogger } from '../util/logger.js';
+import { parseSize } from '../util/format.js';
+import { openLinks } from './open-links.js';
+import { choiceOption, collect, intOption, numberOption } from './options.js';
+import { jsonProgress, plainProgress } from './progress/plain-progress.js';
+import { ttyProgress } from './progress/tty-progress.js';
+
+interface GetFlags {
+  output?: string;
+  dir?: string;
+  continue?: boolean;
+  overwrite?: boolean;
+  link?: string[];
+  connectionsPerLink: number;
+  checksum?: string;
+  quiet?: boolean;
+  json?: boolean;
+  retries: number;
+  connectTimeout: number;
+  stallTimeout: number;
+  minPiece?: string;
+  ca?: string;
+  insecure?: boolean;
+  bind: 'auto' | 'device' | 'address';
+}
+
+export function registerGet(program: Command): void {
+  program
+    .command('get')
+    .description('download one file over every uplink at once (byte ranges, work stealing, resumable)')
+    .argument('<url>', 'http:// or https:// URL of the file')
+    .argument('[mirrors...]', 'more URLs of the same file (other servers); ranges are spread over them too')
+    .option('-o, --output <file>', 'output file (default: name from the server or the URL)')
+    .option('-d, --dir <dir>', 'directory to save into (default: the current one)')
+    .option('-c, --continue', 'continue a partial download from its control file (<output>.linkmux)')
+    .option('--overwrite', 'replace an existing output file or discard a partial download')
+    .option(
+      '-l, --link <name|address>',
+      'use this uplink (repeatable; default: every usable uplink)',
+      collect,
+    )
+    .option(
+      '-x, --connections-per-link <n>',
+      'parallel connections on each link',
+      intOption('--connections-per-link', 1, 16),
+      1,
+    )
+    .option('--checksum <algo=hex>', 'verify the finished file, e.g. sha-256=9f86d0…')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('--json', 'print progress and the summary as JSON lines on stdout')
+    .option(
+      '--retries <n>',
+      'failures in a row before a connection gives up',
+      intOption('--retries', 0, 100),
+      5,
+    )
+    .option(
+      '--connect-timeout <s>',
+      'connect timeout in seconds',
+      numberOption('--connect-timeout', 'seconds', 0.1, 600),
+      10,
+    )
+    .option(
+      '--stall-timeout <s>',
+      'abort a request that receives nothing for this long (seconds)',
+      numberOption('--stall-timeout', 'seconds', 0.5, 3600),
+      15,
+    )
+    .option('--min-piece <size>', 'smallest range worth a new request, e.g. 256k (default 128k)')
+    .option('--ca <file>', 'trust the CA certificates in this PEM file (in addition to the system ones)')
+    .option('-k, --insecure', 'do not verify TLS certificates (testing only)')
+    .option(
+      '--bind <mode>',
+      'how sockets are forced onto links: auto, device (SO_BINDTODEVICE) or address',
+      choiceOption('--bind', ['auto', 'device', 'address'] as const),
+      'auto',
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  linkmux get https://example.org/big.iso
+  linkmux get -l eth0 -l wlan0 -x 2 https://example.org/big.iso
+  linkmux get -c -o big.iso https://example.org/big.iso          # continue after an interruption
+  linkmux get --checksum sha-256=<hex> https://a.example/f.tar https://b.example/f.tar`,
+    )
+    .action(async (url: string, mirrors: string[], flags: GetFlags) => {
+      const logger = createLogger(flags.quiet ? 'error' : 'info');
+      const checksum = flags.checksum ? parseChecksum(flags.checksum) : undefined;
+      const minPiece = flags.minPiece !== undefined ? parsePiece(flags.minPiece) : undefined;
+      const ca = flags.ca ? await readCa(flags.ca) : undefined;
+      if (flags.insecure) logger.warn('--insecure: TLS certificates are not verified');
+      const links = await openLinks(flags.link ?? [], flags.bind, logger);
+      const progress = chooseProgress(flags);
+      const ctl = new AbortController();
+      const onSignal = () => ctl.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        await download({
+          urls: [url, ...mirrors],
+          links,
+          output: flags.output,
+          dir: flags.dir,
+          continue: !!flags.continue,
+          overwrite: !!flags.overwrite,
+          connectionsPerLink: flags.connectionsPerLink,
+          checksum,
+          retries: flags.retries,
+          connectTimeoutMs: flags.connectTimeout * 1000,
+          stallTimeoutMs: flags.stallTimeout * 1000,
+          ...(minPiece ? { minPiece } : {}),
+          tls: { ...(ca ? { ca } : {}), insecure: !!flags.insecure },
+          progress,
+          signal: ctl.signal,
+        });
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        for (const l of links) l.destroy();
+      }
+    });
+}
+
+function chooseProgress(flags: GetFlags): ProgressSink {
+  if (flags.json) return jsonProgress();
+  if (flags.quiet) return nullProgress;
+  return process.stderr.isTTY ? ttyProgress() : plainProgress();
+}
+
+function parsePiece(text: string): number {
+  const n = parseSize(text);
+  if (n === undefined || n < 4096) {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_USAGE',
+      `--min-piece takes a size of at least 4k, like 256k or 1m, not "${text}"`,
+    );
+  }
+  return n;
+}
+
+async function readCa(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new LinkmuxError('LINKMUX_ERR_USAGE', `--ca ${path}: cannot read the file (${String(err)})`, {
+      cause: err,
+    });
+  }
+}

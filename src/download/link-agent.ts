@@ -1,0 +1,43 @@
+/**
+ * An undici Agent whose every connection is opened through one Link, so HTTP
+ * requests leave by that uplink. TLS runs over the link's socket with undici's
+ * own connector (certificate checks, SNI and session reuse as usual).
+ */
+import { Agent, buildConnector } from 'undici';
+import type { Link } from '../links/link.js';
+
+export interface TlsOptions {
+  /** Extra trusted CA certificates (PEM). */
+  ca?: string;
+  /** Accept any certificate (for testing only; the CLI prints a warning). */
+  insecure?: boolean;
+}
+
+export interface LinkAgentOptions {
+  connectTimeoutMs: number;
+  tls: TlsOptions;
+}
+
+export function createLinkAgent(link: Link, opts: LinkAgentOptions): Agent {
+  const tlsConnect = buildConnector({
+    timeout: opts.connectTimeoutMs,
+    rejectUnauthorized: !opts.tls.insecure,
+    ...(opts.tls.ca ? { ca: opts.tls.ca } : {}),
+  });
+  return new Agent({
+    keepAliveTimeout: 30_000,
+    connect(options, callback) {
+      const defaultPort = options.protocol === 'https:' ? 443 : 80;
+      const port = options.port ? Number(options.port) : defaultPort;
+      // undici passes IPv6 literals in brackets, as in URLs.
+      const host = options.hostname.replace(/^\[(.*)\]$/, '$1');
+      link.connect({ host, port }, { timeoutMs: opts.connectTimeoutMs }).then(
+        (socket) => {
+          if (options.protocol === 'https:') tlsConnect({ ...options, httpSocket: socket }, callback);
+          else callback(null, socket);
+        },
+        (err: Error) => callback(err, null),
+      );
+    },
+  });
+}

@@ -1,0 +1,40 @@
+/**
+ * The Link seam. A Link is one uplink: everything above (downloader, proxy,
+ * scheduler) opens connections only through `connect`, so local interfaces and
+ * relayed links are interchangeable. `close()` drains (no new connections, wait
+ * for open ones), `destroy()` aborts every open connection at once.
+ */
+import type { Socket } from 'node:net';
+
+export interface Destination {
+  /** An IP literal or a host name; names are resolved by the link itself. */
+  host: string;
+  port: number;
+}
+
+export interface ConnectOptions {
+  signal?: AbortSignal;
+  /** Connect timeout in milliseconds (default 10 000). */
+  timeoutMs?: number;
+}
+
+export interface LinkStats {
+  /** Bytes received and sent over this link's connections, closed ones included. */
+  bytesIn: number;
+  bytesOut: number;
+  activeConnections: number;
+  connectFailures: number;
+  lastError?: string;
+}
+
+export interface Link {
+  /** Short stable name shown to users: the interface name, or the relay's name. */
+  readonly id: string;
+  /** One line for humans: "eth0 198.18.1.2 via 198.18.1.1 (SO_BINDTODEVICE)". */
+  readonly description: string;
+  /** Opens a TCP connection forced out of this link. Rejects with a LinkmuxError. */
+  connect(dst: Destination, opts?: ConnectOptions): Promise<Socket>;
+  stats(): LinkStats;
+  close(): Promise<void>;
+  destroy(): void;
+}

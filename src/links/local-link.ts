@@ -1,0 +1,389 @@
+/**
+ * LocalLink: one network interface of this machine used as a link.
+ *
+ * Every connection is forced out of the interface in one of two ways:
+ * - 'device': SO_BINDTODEVICE on a socket made through FFI (Linux; picks the
+ *   interface whatever the routing table says),
+ * - 'address': bind the interface's source address. Enough on Windows and macOS
+ *   (strong host model); on Linux it needs policy rules (`linkmux route setup`).
+ * 'auto' picks 'device' on Linux when koffi loads and SO_BINDTODEVICE works on the
+ * interface, else 'address' with one warning that says what is lost.
+ *
+ * Guarantees: names are resolved here and the socket connects to one IP literal
+ * of a family the interface has; the AbortSignal and the timeout (10 s by
+ * default, DNS included) destroy the half-open socket and reject with
+ * LINKMUX_ERR_ABORTED / LINKMUX_ERR_TIMEOUT naming the link and destination;
+ * stats count bytes of live and closed sockets without per-chunk listeners;
+ * close() waits for open sockets to end, destroy() ends them at once; an EPERM
+ * from SO_BINDTODEVICE switches this link to 'address' once, with one warning.
+ */
+import { once } from 'node:events';
+import net from 'node:net';
+import type { Socket } from 'node:net';
+import { LinkmuxError, describe, systemCode } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { silentLogger } from '../util/logger.js';
+import type { ConnectOptions, Destination, Link, LinkStats } from './link.js';
+import type { NetInterface } from '../net/interfaces-types.js';
+import { isLinkLocal } from '../net/interfaces.js';
+import { connectThroughDevice, probeBindToDevice } from '../net/bind-device.js';
+import type { ResolvedAddress, Resolver } from '../net/resolve.js';
+import { systemResolver } from '../net/resolve.js';
+
+export type BindMode = 'device' | 'address';
+export type BindModeRequest = BindMode | 'auto';
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+export interface LocalLinkOptions {
+  /** How sockets are forced onto the interface (default 'auto'). */
+  mode?: BindModeRequest;
+  resolve?: Resolver;
+  logger?: Logger;
+  platform?: NodeJS.Platform;
+  /** Opens a device-bound socket already connecting to ip:port (default: SO_BINDTODEVICE via koffi). */
+  dialDevice?: (device: string, ip: string, port: number) => Socket;
+  /** Why SO_BINDTODEVICE fails on a device (an errno name or 'UNAVAILABLE'), undefined when it works. */
+  probeDevice?: (device: string) => string | undefined;
+}
+
+export interface BindModeChoice {
+  mode: BindMode;
+  /** Set when the user should learn what the choice costs. */
+  warning?: string;
+}
+
+/**
+ * Pure: the bind mode for a request, given the platform and the SO_BINDTODEVICE
+ * probe result on the interface. Throws when 'device' is impossible here.
+ */
+export function chooseBindMode(
+  requested: BindModeRequest,
+  platform: NodeJS.Platform,
+  device: string,
+  probe: () => string | undefined,
+): BindModeChoice {
+  if (requested === 'address') return { mode: 'address' };
+  if (platform !== 'linux') {
+    if (requested === 'device') {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_UNSUPPORTED_PLATFORM',
+        `binding sockets to an interface (${device}) needs SO_BINDTODEVICE, which only Linux has: ` +
+          `use --bind address, which selects the interface on ${platform}`,
+      );
+    }
+    return { mode: 'address', warning: nonLinuxWarning(platform) };
+  }
+  const problem = probe();
+  if (problem === undefined) return { mode: 'device' };
+  if (problem === 'EPERM') return { mode: 'address', warning: epermWarning(device) };
+  if (problem === 'UNAVAILABLE') {
+    if (requested === 'device') {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_UNSUPPORTED_PLATFORM',
+        `cannot bind sockets to ${device}: the koffi FFI module did not load on this machine; ` +
+          `use --bind address and install policy rules with \`linkmux route setup --apply\``,
+      );
+    }
+    return {
+      mode: 'address',
+      warning:
+        `SO_BINDTODEVICE is unavailable (the koffi FFI module did not load), so link ${device} binds only its ` +
+        `source address; on Linux that does not pick the interface: install policy rules with ` +
+        `\`linkmux route setup --apply\` (as root)`,
+    };
+  }
+  // ENODEV and the like: keep 'device' so that connect() reports the real problem.
+  return { mode: 'device' };
+}
+
+function epermWarning(device: string): string {
+  return (
+    `not allowed to bind sockets to ${device} (SO_BINDTODEVICE: EPERM, needs CAP_NET_RAW), so this link ` +
+    `binds only its source address, which on Linux does not pick the interface: run linkmux as root, ` +
+    `or install policy rules with \`linkmux route setup --apply\``
+  );
+}
+
+function nonLinuxWarning(platform: NodeJS.Platform): string {
+  const how =
+    platform === 'win32'
+      ? 'Windows picks the interface from the source address (strong host model)'
+      : platform === 'darwin'
+        ? 'macOS picks the interface from the source address'
+        : 'check that this system routes by source address';
+  return `on ${platform} links bind only their source address (no SO_BINDTODEVICE): ${how}`;
+}
+
+/** One warning per logger and topic, however many links hit it. */
+const warned = new WeakMap<Logger, Set<string>>();
+function warnOnce(logger: Logger, topic: string, message: string): void {
+  let topics = warned.get(logger);
+  if (!topics) warned.set(logger, (topics = new Set()));
+  if (topics.has(topic)) return;
+  topics.add(topic);
+  logger.warn(message);
+}
+
+export class LocalLink implements Link {
+  readonly id: string;
+  private currentMode: BindMode;
+  private readonly resolve: Resolver;
+  private readonly logger: Logger;
+  private readonly dialDevice: (device: string, ip: string, port: number) => Socket;
+  private readonly pending = new Set<Socket>();
+  private readonly open = new Set<Socket>();
+  private readonly cancels = new Set<(err: LinkmuxError) => void>();
+  private readonly drainWaiters: Array<() => void> = [];
+  private closedBytesIn = 0;
+  private closedBytesOut = 0;
+  private failures = 0;
+  private lastError: string | undefined;
+  private state: 'open' | 'closing' | 'destroyed' = 'open';
+
+  constructor(
+    readonly iface: NetInterface,
+    opts: LocalLinkOptions = {},
+  ) {
+    this.id = iface.name;
+    this.resolve = opts.resolve ?? systemResolver;
+    this.logger = opts.logger ?? silentLogger;
+    this.dialDevice = opts.dialDevice ?? connectThroughDevice;
+    const platform = opts.platform ?? process.platform;
+    const choice = chooseBindMode(opts.mode ?? 'auto', platform, iface.name, () =>
+      (opts.probeDevice ?? probeBindToDevice)(iface.name),
+    );
+    this.currentMode = choice.mode;
+    if (choice.warning) {
+      warnOnce(this.logger, platform === 'linux' ? `bind:${iface.name}` : 'bind:source-only', choice.warning);
+    }
+  }
+
+  /** The bind mode in force (it turns from 'device' to 'address' after an EPERM). */
+  get mode(): BindMode {
+    return this.currentMode;
+  }
+
+  get description(): string {
+    const addrs = this.usableAddresses().map((a) => a.address);
+    const via = this.iface.gateway ? ` via ${this.iface.gateway}` : '';
+    const how = this.currentMode === 'device' ? 'SO_BINDTODEVICE' : 'source address';
+    return `${this.id} ${addrs.join(' ') || '(no address)'}${via} (${how})`;
+  }
+
+  async connect(dst: Destination, opts: ConnectOptions = {}): Promise<Socket> {
+    const where = formatDestination(dst.host, dst.port);
+    if (this.state !== 'open') {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_CONNECT',
+        `link ${this.id} is shutting down; cannot connect to ${where}: pick another link`,
+      );
+    }
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const cancel = new AbortController();
+    const stop = (err: LinkmuxError) => {
+      if (!cancel.signal.aborted) cancel.abort(err);
+    };
+    const onAbort = () =>
+      stop(
+        new LinkmuxError(
+          'LINKMUX_ERR_ABORTED',
+          `connecting to ${where} through link ${this.id} was aborted`,
+          {
+            cause: opts.signal?.reason,
+          },
+        ),
+      );
+    const timer = setTimeout(
+      () =>
+        stop(
+          new LinkmuxError(
+            'LINKMUX_ERR_TIMEOUT',
+            `connecting to ${where} through link ${this.id} took longer than ${timeoutMs} ms: the link may be ` +
+              `down or the server unreachable through it; check \`linkmux links\` or raise the timeout`,
+          ),
+        ),
+      timeoutMs,
+    );
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    this.cancels.add(stop);
+
+    let socket: Socket | undefined;
+    let target: ResolvedAddress | undefined;
+    try {
+      target = await abortable(this.resolve(dst.host, this.families()), cancel.signal);
+      socket = this.openSocket(target, dst.port, where);
+      await once(socket, 'connect', { signal: cancel.signal });
+      if (socket.destroyed) throw new LinkmuxError('LINKMUX_ERR_ABORTED', `link ${this.id} was shut down`);
+      this.pending.delete(socket);
+      this.open.add(socket);
+      return socket;
+    } catch (err) {
+      socket?.destroy();
+      const reason: unknown = cancel.signal.aborted ? cancel.signal.reason : err;
+      const e = this.connectError(reason, dst, target);
+      if (e.code !== 'LINKMUX_ERR_ABORTED') {
+        this.failures++;
+        this.lastError = e.message;
+      }
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      this.cancels.delete(stop);
+    }
+  }
+
+  stats(): LinkStats {
+    let bytesIn = this.closedBytesIn;
+    let bytesOut = this.closedBytesOut;
+    for (const set of [this.pending, this.open]) {
+      for (const s of set) {
+        bytesIn += s.bytesRead;
+        bytesOut += s.bytesWritten;
+      }
+    }
+    return {
+      bytesIn,
+      bytesOut,
+      activeConnections: this.open.size,
+      connectFailures: this.failures,
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  close(): Promise<void> {
+    if (this.state === 'open') this.state = 'closing';
+    if (this.pending.size + this.open.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  destroy(): void {
+    this.state = 'destroyed';
+    const shutdown = new LinkmuxError('LINKMUX_ERR_ABORTED', `link ${this.id} was shut down`);
+    for (const stop of [...this.cancels]) stop(shutdown);
+    for (const s of [...this.pending, ...this.open]) s.destroy();
+  }
+
+  private usableAddresses() {
+    return this.iface.addresses.filter((a) => !isLinkLocal(a.address));
+  }
+
+  private families(): Set<4 | 6> {
+    return new Set(this.usableAddresses().map((a) => a.family));
+  }
+
+  private openSocket(target: ResolvedAddress, port: number, where: string): Socket {
+    const local = this.usableAddresses().find((a) => a.family === target.family);
+    if (!local) {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_CONNECT',
+        `link ${this.id} has no IPv${target.family} address, so it cannot reach ${where}: ` +
+          `use a link with IPv${target.family} or a host name with other records`,
+      );
+    }
+    if (this.currentMode === 'device') {
+      try {
+        return this.track(this.dialDevice(this.id, target.address, port));
+      } catch (err) {
+        if (!(err instanceof LinkmuxError && systemCode(err.cause) === 'EPERM')) throw err;
+        this.currentMode = 'address';
+        warnOnce(this.logger, `bind:${this.id}`, epermWarning(this.id));
+      }
+    }
+    return this.track(
+      net.connect({
+        host: target.address,
+        port,
+        localAddress: local.address,
+        family: target.family,
+        autoSelectFamily: false,
+      }),
+    );
+  }
+
+  /** Counts the socket's bytes into the link's totals when it closes; passive errors become lastError. */
+  private track(socket: Socket): Socket {
+    this.pending.add(socket);
+    socket.on('error', (err) => {
+      if (this.open.has(socket)) this.lastError = `link ${this.id}: ${describe(err)}`;
+    });
+    socket.once('close', () => {
+      this.closedBytesIn += socket.bytesRead;
+      this.closedBytesOut += socket.bytesWritten;
+      this.pending.delete(socket);
+      this.open.delete(socket);
+      if (this.pending.size + this.open.size === 0) {
+        for (const wake of this.drainWaiters.splice(0)) wake();
+      }
+    });
+    return socket;
+  }
+
+  private connectError(err: unknown, dst: Destination, target: ResolvedAddress | undefined): LinkmuxError {
+    if (err instanceof LinkmuxError) return err;
+    const where = formatDestination(dst.host, dst.port);
+    const to = target && target.address !== stripBrackets(dst.host) ? ` (${target.address})` : '';
+    const code = systemCode(err);
+    const prefix = `link ${this.id}: cannot connect to ${where}${to}`;
+    switch (code) {
+      case 'ECONNREFUSED':
+        return new LinkmuxError(
+          'LINKMUX_ERR_CONNECT',
+          `${prefix}: connection refused; check the host and port`,
+          {
+            cause: err,
+          },
+        );
+      case 'ENETUNREACH':
+      case 'EHOSTUNREACH':
+        return new LinkmuxError(
+          'LINKMUX_ERR_CONNECT',
+          `${prefix}: no route (${code}); check that ${this.id} is connected and has a default route ` +
+            `(\`linkmux links\`)`,
+          { cause: err },
+        );
+      case 'EADDRNOTAVAIL':
+        return new LinkmuxError(
+          'LINKMUX_ERR_CONNECT',
+          `${prefix}: the interface's address changed (${code}); rerun so linkmux picks up the new address`,
+          { cause: err },
+        );
+      case 'ETIMEDOUT':
+        return new LinkmuxError('LINKMUX_ERR_TIMEOUT', `${prefix}: the kernel gave up waiting (${code})`, {
+          cause: err,
+        });
+      default:
+        return new LinkmuxError('LINKMUX_ERR_CONNECT', `${prefix}: ${describe(err)}`, { cause: err });
+    }
+  }
+}
+
+/** "host:port", with IPv6 literals in brackets. */
+export function formatDestination(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function stripBrackets(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+/** The promise's outcome, or a rejection with the signal's reason as soon as it aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

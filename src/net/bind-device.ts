@@ -1,0 +1,180 @@
+/**
+ * SO_BINDTODEVICE for Node sockets on Linux, through the koffi FFI module.
+ *
+ * Node cannot set socket options before connect(), and binding only the source
+ * address does not choose the outgoing interface on Linux. So we create the
+ * socket ourselves in libc, bind it to the device, and hand the fd to
+ * `new net.Socket({ fd })`, which Node then connects.
+ *
+ * Guarantees:
+ * - koffi is loaded lazily, on first use; when it is missing, fails to load or
+ *   the platform is not Linux, `bindDeviceSupport()` says so and nothing throws
+ *   at import time.
+ * - A failed setsockopt never leaks the fd; the error is a LINKMUX_ERR_BIND_FAILED
+ *   whose `cause` carries the errno name as `code` (EPERM, ENODEV …), so callers
+ *   can use `systemCode(err.cause)`.
+ * - `connectThroughDevice` wraps and connects in the same tick (wrapping first and
+ *   connecting later makes Node start reading the unconnected fd → ENOTCONN), and
+ *   only to an IP literal (a host name would let Node's happy-eyeballs open fresh,
+ *   unbound sockets).
+ */
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import { LinkmuxError, describe } from '../util/errors.js';
+
+// Linux values, identical on every architecture koffi ships a Linux build for
+// (x64, ia32, arm, arm64, riscv64, loong64, ppc64).
+const AF_INET = 2;
+const AF_INET6 = 10;
+const SOCK_STREAM = 1;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_BINDTODEVICE = 25;
+/** IFNAMSIZ, including the terminating NUL. */
+const IFNAMSIZ = 16;
+
+export type BindDeviceSupport = { available: true } | { available: false; reason: string };
+
+interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  close(fd: number): number;
+  errno(): number;
+  errnoName(n: number): string;
+}
+
+let loaded: { libc: Libc } | { reason: string } | undefined;
+
+function loadLibc(platform: NodeJS.Platform = process.platform): { libc: Libc } | { reason: string } {
+  if (platform !== 'linux') return { reason: `SO_BINDTODEVICE exists only on Linux (this is ${platform})` };
+  if (loaded) return loaded;
+  try {
+    const require = createRequire(import.meta.url);
+    const koffi = require('koffi') as typeof import('koffi');
+    // The running process already has libc mapped: dlopen(NULL) finds it on glibc and musl alike.
+    const lib = koffi.load(null);
+    const names = new Map(Object.entries(koffi.os.errno).map(([name, n]) => [n, name]));
+    loaded = {
+      libc: {
+        socket: lib.func('int socket(int, int, int)'),
+        setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
+        close: lib.func('int close(int)'),
+        errno: () => koffi.errno(),
+        errnoName: (n) => names.get(n) ?? `errno ${n}`,
+      },
+    };
+  } catch (err) {
+    loaded = { reason: `the koffi FFI module could not be loaded (${describe(err)})` };
+  }
+  return loaded;
+}
+
+/** Whether SO_BINDTODEVICE can be used at all here (does not check permission: see probeBindToDevice). */
+export function bindDeviceSupport(platform: NodeJS.Platform = process.platform): BindDeviceSupport {
+  const l = loadLibc(platform);
+  return 'libc' in l ? { available: true } : { available: false, reason: l.reason };
+}
+
+/**
+ * Creates a non-blocking TCP socket bound to `device` and wraps it in a
+ * net.Socket. The caller MUST call `socket.connect({ host: <IP literal>, port })`
+ * in the same tick; prefer `connectThroughDevice`, which does.
+ * Throws LINKMUX_ERR_UNSUPPORTED_PLATFORM or LINKMUX_ERR_BIND_FAILED.
+ */
+export function createBoundSocket(device: string, family: 4 | 6): net.Socket {
+  const fd = openBoundFd(device, family);
+  try {
+    return new net.Socket({ fd, readable: true, writable: true });
+  } catch (err) {
+    closeFd(fd);
+    throw new LinkmuxError(
+      'LINKMUX_ERR_BIND_FAILED',
+      `cannot wrap the socket bound to ${device}: ${describe(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/** Opens a socket bound to `device` and starts connecting it to `ip:port` (an IP literal). */
+export function connectThroughDevice(device: string, ip: string, port: number): net.Socket {
+  const family = net.isIP(ip);
+  if (family !== 4 && family !== 6) {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_CONNECT',
+      `connectThroughDevice needs an IP address, got "${ip}": resolve the name first (this is a bug in the caller)`,
+    );
+  }
+  const socket = createBoundSocket(device, family);
+  socket.connect({ host: ip, port });
+  return socket;
+}
+
+/**
+ * Tries SO_BINDTODEVICE on a throwaway socket: undefined when it works, else the
+ * errno name (EPERM: no CAP_NET_RAW on a kernel older than 5.7; ENODEV: no such
+ * device) or 'UNAVAILABLE' when koffi or the platform lacks it.
+ */
+export function probeBindToDevice(device: string, family: 4 | 6 = 4): string | undefined {
+  try {
+    closeFd(openBoundFd(device, family));
+    return undefined;
+  } catch (err) {
+    if (err instanceof LinkmuxError && err.code === 'LINKMUX_ERR_UNSUPPORTED_PLATFORM') return 'UNAVAILABLE';
+    const cause = (err as { cause?: { code?: unknown } }).cause;
+    return typeof cause?.code === 'string' ? cause.code : 'UNKNOWN';
+  }
+}
+
+function openBoundFd(device: string, family: 4 | 6): number {
+  const l = loadLibc();
+  if (!('libc' in l)) {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_UNSUPPORTED_PLATFORM',
+      `cannot bind a socket to interface ${device}: ${l.reason}. Use --bind address together with ` +
+        `policy routes (\`linkmux route setup --apply\`)`,
+    );
+  }
+  const { libc } = l;
+  const name = Buffer.from(`${device}\0`, 'utf8');
+  if (device.length === 0 || device.includes('\0') || name.length > IFNAMSIZ) {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_BIND_FAILED',
+      `"${device}" is not a valid interface name (1 to ${IFNAMSIZ - 1} bytes): check it with \`linkmux links --all\``,
+    );
+  }
+  const fd = libc.socket(family === 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw bindError(device, 'socket()', libc.errnoName(libc.errno()));
+  // errno is only meaningful when the call failed: on success it holds a stale value.
+  if (libc.setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, name.length) !== 0) {
+    const code = libc.errnoName(libc.errno());
+    libc.close(fd);
+    throw bindError(device, 'setsockopt(SO_BINDTODEVICE)', code);
+  }
+  return fd;
+}
+
+function closeFd(fd: number): void {
+  const l = loadLibc();
+  if ('libc' in l) l.libc.close(fd);
+}
+
+function bindError(device: string, call: string, code: string): LinkmuxError {
+  const cause = Object.assign(new Error(`${call} failed: ${code}`), { code });
+  const hint =
+    code === 'EPERM'
+      ? 'binding a socket to an interface needs CAP_NET_RAW here: run as root, or install policy rules ' +
+        'with `linkmux route setup --apply` and use --bind address'
+      : code === 'ENODEV'
+        ? `there is no interface named ${device}: list them with \`linkmux links --all\``
+        : 'use --bind address together with policy routes (`linkmux route setup --apply`) instead';
+  return new LinkmuxError(
+    'LINKMUX_ERR_BIND_FAILED',
+    `cannot bind a socket to ${device}: ${call} ${code}; ${hint}`,
+    {
+      cause,
+    },
+  );
+}

@@ -1,0 +1,17 @@
+/** What linkmux knows about one network interface of this machine. */
+export interface InterfaceAddress {
+  address: string;
+  family: 4 | 6;
+  prefixLength: number;
+}
+
+export interface NetInterface {
+  name: string;
+  up: boolean;
+  loopback: boolean;
+  addresses: InterfaceAddress[];
+  /** Gateway of this interface's default route, when there is one. */
+  gateway?: string;
+  /** Metric of that default route (lower wins in the main table). */
+  metric?: number;
+}

@@ -1,0 +1,241 @@
+// The netns testbed itself, as root: 3 shaped uplinks, routing by metric, failures, ECMP, clean teardown.
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { createTestbed, removeLeftovers, type Testbed } from '../../src/testbed/testbed.js';
+import { ExecRunner } from '../../src/util/runner.js';
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) {
+  console.error(
+    '\n*** SKIPPED test/netns/testbed.test: netns tests need root (they create network namespaces) ***\n',
+  );
+}
+
+const MiB = 1024 * 1024;
+const BIG = '3m.bin';
+const SMALL = '256k.bin';
+const run = promisify(execFile);
+
+async function namespaces(): Promise<string[]> {
+  const { stdout } = await run('ip', ['netns', 'list']);
+  return stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0] ?? '')
+    .filter(Boolean);
+}
+
+describe('netns testbed', { skip: !isRoot, timeout: 90_000 }, () => {
+  let tb: Testbed | undefined;
+  let out: string;
+  let buildMs = 0;
+
+  /** curl in the client ns; resolves with its exit code instead of throwing. */
+  async function curl(args: string[]): Promise<{ code: number; stdout: string }> {
+    assert.ok(tb);
+    try {
+      const r = await tb.exec(tb.clientNs, 'curl', ['-sS', '--max-time', '10', ...args]);
+      return { code: 0, stdout: r.stdout };
+    } catch (err) {
+      const code = (err as { cause?: { code?: unknown } }).cause?.code;
+      return { code: typeof code === 'number' ? code : -1, stdout: '' };
+    }
+  }
+
+  async function rxDelta(fn: () => Promise<unknown>): Promise<Record<string, number>> {
+    assert.ok(tb);
+    const a = await tb.counters();
+    await fn();
+    const b = await tb.counters();
+    return Object.fromEntries(Object.keys(b).map((dev) => [dev, (b[dev]?.rx ?? 0) - (a[dev]?.rx ?? 0)]));
+  }
+
+  before(async () => {
+    out = await mkdtemp(path.join(tmpdir(), 'lmx-tb-test-'));
+    const t = performance.now();
+    tb = await createTestbed({
+      links: 3,
+      https: true,
+      files: [
+        { name: BIG, size: 3 * MiB },
+        { name: SMALL, size: 256 * 1024 },
+      ],
+    });
+    buildMs = performance.now() - t;
+  });
+
+  after(async () => {
+    await tb?.destroy();
+    await rm(out, { recursive: true, force: true });
+  });
+
+  it('builds the described topology', () => {
+    assert.ok(tb);
+    console.log(`testbed built in ${Math.round(buildMs)} ms`);
+    assert.match(tb.prefix, new RegExp(`^lmx-${process.pid}-[0-9a-f]{4}-$`));
+    assert.deepEqual(
+      tb.uplinks.map((u) => [u.dev, u.address, u.gateway, u.rateMbit]),
+      [
+        ['up0', '198.18.1.2', '198.18.1.1', 8],
+        ['up1', '198.18.2.2', '198.18.2.1', 8],
+        ['up2', '198.18.3.2', '198.18.3.1', 8],
+      ],
+    );
+    assert.equal(tb.url(BIG), 'http://198.19.0.10/files/3m.bin');
+    assert.ok(tb.caFile && existsSync(tb.caFile));
+  });
+
+  it('curl --interface up1 fetches a file intact at about the shaped rate, through up1 only', async () => {
+    assert.ok(tb);
+    const file = path.join(out, 'up1.bin');
+    let res = { code: -1, stdout: '' };
+    const delta = await rxDelta(async () => {
+      res = await curl([
+        '--interface',
+        'up1',
+        '-o',
+        file,
+        '-w',
+        '%{speed_download} %{local_ip}',
+        tb!.url(BIG),
+      ]);
+    });
+    assert.equal(res.code, 0);
+    const [speed, localIp] = res.stdout.split(' ');
+    assert.equal(localIp, '198.18.2.2');
+    const sha = createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
+    assert.equal(sha, tb.files[BIG]?.sha256);
+    const mbit = (Number(speed) * 8) / 1e6;
+    console.log(`single uplink through TBF 8 Mbit/s: ${mbit.toFixed(2)} Mbit/s`);
+    assert.ok(mbit > 0.5 * 8 && mbit < 1.2 * 8, `rate ${mbit} Mbit/s`);
+    assert.ok((delta.up1 ?? 0) >= 3 * MiB, `up1 rx grew by ${delta.up1}`);
+    assert.ok((delta.up0 ?? 0) < 64 * 1024, `up0 rx grew by ${delta.up0}`);
+    assert.ok((delta.up2 ?? 0) < 64 * 1024, `up2 rx grew by ${delta.up2}`);
+  });
+
+  it('plain curl leaves through up0, the lowest metric', async () => {
+    assert.ok(tb);
+    let res = { code: -1, stdout: '' };
+    const delta = await rxDelta(async () => {
+      res = await curl(['-o', '/dev/null', '-w', '%{local_ip}', tb!.url(SMALL)]);
+    });
+    assert.deepEqual(res, { code: 0, stdout: '198.18.1.2' });
+    assert.ok((delta.up0 ?? 0) >= 256 * 1024);
+    assert.ok((delta.up1 ?? 0) < 64 * 1024 && (delta.up2 ?? 0) < 64 * 1024);
+  });
+
+  it('binding only the source address does not choose the uplink (the ISP drops spoofed sources)', async () => {
+    assert.ok(tb);
+    const r = await curl(['--max-time', '2', '--interface', '198.18.2.2', '-o', '/dev/null', tb.url(SMALL)]);
+    assert.notEqual(r.code, 0);
+  });
+
+  it('serves https with the testbed CA', async () => {
+    assert.ok(tb?.caFile);
+    const file = path.join(out, 'tls.bin');
+    const r = await curl(['--cacert', tb.caFile, '-o', file, tb.url(SMALL, 'https')]);
+    assert.equal(r.code, 0);
+    const sha = createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
+    assert.equal(sha, tb.files[SMALL]?.sha256);
+  });
+
+  it('blackhole(i) silences uplink i only; unblackhole restores it', async () => {
+    assert.ok(tb);
+    const via = (dev: string, max = '2') =>
+      curl(['--max-time', max, '--interface', dev, '-o', '/dev/null', tb!.url(SMALL)]);
+    await tb.blackhole(2);
+    try {
+      const [dead, alive] = await Promise.all([via('up2'), via('up0', '5')]);
+      assert.equal(dead.code, 28, 'curl via the blackholed uplink times out');
+      assert.equal(alive.code, 0);
+      const links = await tb.exec(tb.clientNs, 'ip', ['-br', 'link', 'show', 'up2']);
+      assert.match(links.stdout, /\bUP\b/, 'the link itself stays up');
+    } finally {
+      await tb.unblackhole(2);
+    }
+    assert.equal((await via('up2', '5')).code, 0);
+  });
+
+  it('linkDown/linkUp take an uplink away and bring it back with its route', async () => {
+    assert.ok(tb);
+    const via = (dev: string) =>
+      curl(['--max-time', '2', '--interface', dev, '-o', '/dev/null', tb!.url(SMALL)]);
+    await tb.linkDown(1);
+    assert.notEqual((await via('up1')).code, 0);
+    assert.equal((await via('up0')).code, 0);
+    await tb.linkUp(1);
+    assert.equal((await via('up1')).code, 0);
+    const routes = await tb.exec(tb.clientNs, 'ip', ['route', 'show', 'default']);
+    assert.match(routes.stdout, /default via 198\.18\.2\.1 dev up1 metric 101/);
+
+    // Carrier loss on the default uplink: routes stay, unbound traffic has nowhere to go.
+    await tb.linkDown(0, 'carrier');
+    assert.notEqual((await curl(['--max-time', '2', '-o', '/dev/null', tb.url(SMALL)])).code, 0);
+    await tb.linkUp(0);
+    assert.equal((await curl(['-o', '/dev/null', tb.url(SMALL)])).code, 0);
+  });
+
+  it('ECMP mode spreads parallel connections over several uplinks, and turns off again', async () => {
+    assert.ok(tb);
+    await tb.setEcmp(true);
+    try {
+      const routes = await tb.exec(tb.clientNs, 'ip', ['route', 'show', 'default']);
+      assert.equal(routes.stdout.match(/nexthop via/g)?.length, 3);
+      const delta = await rxDelta(() =>
+        Promise.all(Array.from({ length: 9 }, () => curl(['-o', '/dev/null', tb!.url(SMALL)]))),
+      );
+      const used = Object.values(delta).filter((rx) => rx >= 200 * 1024).length;
+      console.log(`ECMP: 9 connections, rx per uplink ${JSON.stringify(delta)}`);
+      assert.ok(used > 1, `only ${used} uplink carried traffic`);
+    } finally {
+      await tb.setEcmp(false);
+    }
+    const r = await curl(['-o', '/dev/null', '-w', '%{local_ip}', tb.url(SMALL)]);
+    assert.equal(r.stdout, '198.18.1.2');
+  });
+
+  it('destroy() removes every namespace of the run, and may be called twice', async () => {
+    assert.ok(tb);
+    const t = performance.now();
+    await tb.destroy();
+    console.log(`testbed destroyed in ${Math.round(performance.now() - t)} ms`);
+    await tb.destroy();
+    const left = (await namespaces()).filter((n) => n.startsWith(tb!.prefix));
+    assert.deepEqual(left, []);
+    assert.equal(
+      existsSync(path.dirname(tb.files[BIG]?.path ?? '/nonexistent/x')),
+      false,
+      'temp files removed',
+    );
+  });
+
+  it('removeLeftovers() deletes namespaces of dead runs only', async () => {
+    // A pid that surely ended: a child we waited for.
+    const child = spawn('true');
+    const deadPid = await new Promise<number>((resolve) => child.once('exit', () => resolve(child.pid ?? 0)));
+    const dead = `lmx-${deadPid}-beef-c`;
+    const alive = `lmx-${process.pid}-beef-c`;
+    const runner = new ExecRunner();
+    try {
+      await runner.run('ip', ['netns', 'add', dead]);
+      await runner.run('ip', ['netns', 'add', alive]);
+      const removed = await removeLeftovers(runner);
+      assert.ok(removed.includes(dead));
+      assert.ok(!removed.includes(alive));
+      const names = await namespaces();
+      assert.ok(!names.includes(dead) && names.includes(alive));
+    } finally {
+      for (const n of [dead, alive]) await runner.run('ip', ['netns', 'del', n]).catch(() => {});
+    }
+  });
+});
