@@ -66,7 +66,10 @@ export async function download(opts: DownloadOptions): Promise<DownloadSummary> 
   const clock = opts.clock ?? systemClock;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
   const stallTimeoutMs = opts.stallTimeoutMs ?? 15_000;
-  const agents = opts.links.map((l) => createLinkAgent(l, { connectTimeoutMs, tls: opts.tls ?? {} }));
+  const shutdown = new AbortController();
+  const agents = opts.links.map((l) =>
+    createLinkAgent(l, { connectTimeoutMs, tls: opts.tls ?? {}, signal: shutdown.signal }),
+  );
   const probes: ProbeResult[] = [];
   try {
     const mirrors = await probeAll(urls, agents, opts, stallTimeoutMs, probes, progress);
@@ -131,11 +134,14 @@ export async function download(opts: DownloadOptions): Promise<DownloadSummary> 
       stallTimeoutMs,
       progress,
       clock,
+      shutdown,
     });
   } catch (err) {
     for (const p of probes) if (p.response) discard(p.response.body);
     throw err;
   } finally {
+    // A connect hanging on a dead link must not hold up the end of the job.
+    shutdown.abort();
     await Promise.allSettled(agents.map((a) => a.destroy()));
   }
 }
@@ -218,6 +224,8 @@ interface RangedJob {
   stallTimeoutMs: number;
   progress: ProgressSink;
   clock: Clock;
+  /** Aborts the links' pending connects. */
+  shutdown: AbortController;
 }
 
 async function runRanged(r: RangedJob): Promise<DownloadSummary> {
@@ -238,6 +246,9 @@ async function runRanged(r: RangedJob): Promise<DownloadSummary> {
     throw fileError(err, paths.part, resumedBytes > 0);
   }
   const stop = new AbortController();
+  // undici does not give up a request whose connect is still pending on a dead
+  // link; aborting the link's connect is what releases that slot at once.
+  stop.signal.addEventListener('abort', () => r.shutdown.abort(), { once: true });
   const onOuterAbort = () => stop.abort();
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
   let failure: unknown;

@@ -16,6 +16,8 @@ export interface TlsOptions {
 export interface LinkAgentOptions {
   connectTimeoutMs: number;
   tls: TlsOptions;
+  /** Aborts connects still in progress (undici's destroy() waits for them otherwise). */
+  signal?: AbortSignal;
 }
 
 export function createLinkAgent(link: Link, opts: LinkAgentOptions): Agent {
@@ -31,13 +33,18 @@ export function createLinkAgent(link: Link, opts: LinkAgentOptions): Agent {
       const port = options.port ? Number(options.port) : defaultPort;
       // undici passes IPv6 literals in brackets, as in URLs.
       const host = options.hostname.replace(/^\[(.*)\]$/, '$1');
-      link.connect({ host, port }, { timeoutMs: opts.connectTimeoutMs }).then(
-        (socket) => {
-          if (options.protocol === 'https:') tlsConnect({ ...options, httpSocket: socket }, callback);
-          else callback(null, socket);
-        },
-        (err: Error) => callback(err, null),
-      );
+      link
+        .connect(
+          { host, port },
+          { timeoutMs: opts.connectTimeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) },
+        )
+        .then(
+          (socket) => {
+            if (options.protocol === 'https:') tlsConnect({ ...options, httpSocket: socket }, callback);
+            else callback(null, socket);
+          },
+          (err: Error) => callback(err, null),
+        );
     },
   });
 }

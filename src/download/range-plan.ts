@@ -122,7 +122,8 @@ export class RangePlan {
     for (const p of this.pieces) {
       if (p.owner === undefined || p.owner === worker) continue;
       const left = p.end - p.pos;
-      if (left < 2 * this.minPiece && rateOf(p.owner) !== 0) continue;
+      // A stalled owner (rate 0) gives up even a crumb; a live one keeps it.
+      if (left <= 0 || (left < 2 * this.minPiece && rateOf(p.owner) !== 0)) continue;
       const rate = rateOf(p.owner);
       const finish = rate === 0 ? Infinity : left / (rate ?? 1);
       if (

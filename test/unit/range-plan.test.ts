@@ -172,3 +172,28 @@ test('normalizeRanges and complementRanges', () => {
   ]);
   assert.deepEqual(complementRanges([], 0), []);
 });
+
+test('regression: an emptied piece of a stalled owner does not hide the others from thieves', () => {
+  // Worker 1 stalled and lost its whole remainder to worker 0; worker 2 then finished.
+  // The empty piece still owned by the stalled worker must not be picked (it has nothing to give).
+  const plan = new RangePlan(9 * MiB, [], 3);
+  const a = plan.assign(0, () => undefined) as Piece;
+  const b = plan.assign(1, () => undefined) as Piece;
+  const c = plan.assign(2, () => undefined) as Piece;
+  plan.claim(b, 1 * MiB);
+  plan.markWritten(b, 1 * MiB);
+  for (const p of [a, c]) {
+    plan.claim(p, 3 * MiB);
+    plan.markWritten(p, 3 * MiB);
+    plan.finish(p);
+  }
+  const rates = [1e6, 0, 1e6];
+  const rest = plan.assign(0, (w) => rates[w]) as Piece; // takes all of b's remainder
+  assert.equal(b.end, b.pos);
+  assert.equal(rest.end - rest.start, 2 * MiB);
+  const restEnd = rest.end;
+  const half = plan.assign(2, (w) => rates[w]);
+  assert.ok(half, 'worker 2 steals from worker 0 instead of staying idle');
+  assert.equal(half.end, restEnd);
+  assert.equal(rest.end, half.start);
+});
