@@ -8,7 +8,7 @@
  */
 import { once } from 'node:events';
 import type { Command } from 'commander';
-import { createTestbed, removeLeftovers, type Testbed } from '../testbed/testbed.js';
+import type { Testbed } from '../testbed/testbed.js';
 import { LinkmuxError } from '../util/errors.js';
 import { formatRate } from '../util/format.js';
 import { intOption, numberOption } from './options.js';
@@ -41,6 +41,7 @@ export function registerDemo(program: Command): void {
 
 async function runDemo(flags: DemoFlags): Promise<void> {
   const say = (s: string) => process.stdout.write(`${s}\n`);
+  const { createTestbed, removeLeftovers } = await import('../testbed/testbed.js');
   await removeLeftovers();
   say(`building a testbed: ${flags.links} uplinks of ${flags.rate} Mbit/s each, one server address …`);
   const tb = await createTestbed({

@@ -1,7 +1,6 @@
 /** `linkmux get URL [MIRROR…]`: the one-shot multi-link download. */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { download } from '../download/downloader.js';
 import { parseChecksum } from '../download/checksum.js';
 import { nullProgress, type ProgressSink } from '../download/progress.js';
 import { LinkmuxError } from '../util/errors.js';
@@ -10,7 +9,6 @@ import { parseSize } from '../util/format.js';
 import { openLinks } from './open-links.js';
 import { choiceOption, collect, intOption, numberOption } from './options.js';
 import { jsonProgress, plainProgress } from './progress/plain-progress.js';
-import { ttyProgress } from './progress/tty-progress.js';
 
 interface GetFlags {
   output?: string;
@@ -98,7 +96,9 @@ Examples:
       const ca = flags.ca ? await readCa(flags.ca) : undefined;
       if (flags.insecure) logger.warn('--insecure: TLS certificates are not verified');
       const links = await openLinks(flags.link ?? [], flags.bind, logger);
-      const progress = chooseProgress(flags);
+      // Loaded here, not at the top: `linkmux --help` and the other commands start faster.
+      const { download } = await import('../download/downloader.js');
+      const progress = await chooseProgress(flags);
       const ctl = new AbortController();
       const onSignal = () => ctl.abort();
       process.once('SIGINT', onSignal);
@@ -129,10 +129,12 @@ Examples:
     });
 }
 
-function chooseProgress(flags: GetFlags): ProgressSink {
+async function chooseProgress(flags: GetFlags): Promise<ProgressSink> {
   if (flags.json) return jsonProgress();
   if (flags.quiet) return nullProgress;
-  return process.stderr.isTTY ? ttyProgress() : plainProgress();
+  if (!process.stderr.isTTY) return plainProgress();
+  const { ttyProgress } = await import('./progress/tty-progress.js');
+  return ttyProgress();
 }
 
 function parsePiece(text: string): number {

@@ -8,26 +8,31 @@
  */
 import { createHash } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { LinkmuxError, redactUrl, systemCode } from '../util/errors.js';
 import { normalizeRanges, type ByteRange } from './range-plan.js';
 import type { Validators } from './http-headers.js';
 
-const rangeSchema = z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]);
+/** zod is loaded only when a control file is read (a resume), to keep start-up short. */
+async function controlSchema() {
+  const { z } = await import('zod');
+  const range = z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]);
+  return z
+    .object({
+      format: z.literal('linkmux-download'),
+      version: z.literal(1),
+      url: z.string(),
+      urlHash: z.string().regex(/^[0-9a-f]{64}$/),
+      size: z.number().int().nonnegative(),
+      etag: z.string().optional(),
+      lastModified: z.string().optional(),
+      done: z.array(range),
+      updatedAt: z.string(),
+    })
+    .strict();
+}
 
-const controlSchema = z
-  .object({
-    format: z.literal('linkmux-download'),
-    version: z.literal(1),
-    url: z.string(),
-    urlHash: z.string().regex(/^[0-9a-f]{64}$/),
-    size: z.number().int().nonnegative(),
-    etag: z.string().optional(),
-    lastModified: z.string().optional(),
-    done: z.array(rangeSchema),
-    updatedAt: z.string(),
-  })
-  .strict();
+type ControlDoc = z.infer<Awaited<ReturnType<typeof controlSchema>>>;
 
 export interface ControlState {
   url: string;
@@ -45,7 +50,7 @@ export function urlHash(url: string): string {
 }
 
 export function encodeControl(state: ControlState, now = new Date()): string {
-  const doc: z.infer<typeof controlSchema> = {
+  const doc: ControlDoc = {
     format: 'linkmux-download',
     version: 1,
     url: redactUrl(state.url),
@@ -63,7 +68,7 @@ export function encodeControl(state: ControlState, now = new Date()): string {
  * Decodes a control file's text and checks it belongs to `url`. Throws
  * LINKMUX_ERR_CONTROL_FILE with what to do when corrupt or foreign.
  */
-export function decodeControl(text: string, path: string, url: string): ControlState {
+export async function decodeControl(text: string, path: string, url: string): Promise<ControlState> {
   const fix = `rerun with --overwrite to discard the partial download and start over, or delete ${path}`;
   let json: unknown;
   try {
@@ -74,7 +79,7 @@ export function decodeControl(text: string, path: string, url: string): ControlS
       `the control file ${path} is corrupt (not JSON): ${fix}`,
     );
   }
-  const parsed = controlSchema.safeParse(json);
+  const parsed = (await controlSchema()).safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue?.path.length ? ` at "${issue.path.join('.')}"` : '';

@@ -3,7 +3,7 @@
  * requests leave by that uplink. TLS runs over the link's socket with undici's
  * own connector (certificate checks, SNI and session reuse as usual).
  */
-import { Agent, buildConnector } from 'undici';
+import { Agent, buildConnector } from './undici-core.js';
 import type { Link } from '../links/link.js';
 
 export interface TlsOptions {

@@ -5,6 +5,7 @@
  * for open ones), `destroy()` aborts every open connection at once.
  */
 import type { Socket } from 'node:net';
+import type { Socket as UdpSocket } from 'node:dgram';
 
 export interface Destination {
   /** An IP literal or a host name; names are resolved by the link itself. */
@@ -34,6 +35,8 @@ export interface Link {
   readonly description: string;
   /** Opens a TCP connection forced out of this link. Rejects with a LinkmuxError. */
   connect(dst: Destination, opts?: ConnectOptions): Promise<Socket>;
+  /** A UDP socket (bound, ephemeral port) whose datagrams leave by this link. */
+  openUdp(family: 4 | 6): Promise<UdpSocket>;
   stats(): LinkStats;
   close(): Promise<void>;
   destroy(): void;

@@ -17,6 +17,7 @@
  * close() waits for open sockets to end, destroy() ends them at once; an EPERM
  * from SO_BINDTODEVICE switches this link to 'address' once, with one warning.
  */
+import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import type { Socket } from 'node:net';
@@ -26,7 +27,7 @@ import { silentLogger } from '../util/logger.js';
 import type { ConnectOptions, Destination, Link, LinkStats } from './link.js';
 import type { NetInterface } from '../net/interfaces-types.js';
 import { isLinkLocal } from '../net/interfaces.js';
-import { connectThroughDevice, probeBindToDevice } from '../net/bind-device.js';
+import { connectThroughDevice, createBoundUdpSocket, probeBindToDevice } from '../net/bind-device.js';
 import type { ResolvedAddress, Resolver } from '../net/resolve.js';
 import { systemResolver } from '../net/resolve.js';
 
@@ -133,6 +134,7 @@ export class LocalLink implements Link {
   private readonly dialDevice: (device: string, ip: string, port: number) => Socket;
   private readonly pending = new Set<Socket>();
   private readonly open = new Set<Socket>();
+  private readonly udp = new Set<dgram.Socket>();
   private readonly cancels = new Set<(err: LinkmuxError) => void>();
   private readonly drainWaiters: Array<() => void> = [];
   private closedBytesIn = 0;
@@ -235,6 +237,32 @@ export class LocalLink implements Link {
     }
   }
 
+  async openUdp(family: 4 | 6): Promise<dgram.Socket> {
+    if (this.state !== 'open') {
+      throw new LinkmuxError('LINKMUX_ERR_CONNECT', `link ${this.id} is shutting down: pick another link`);
+    }
+    const local = this.usableAddresses().find((a) => a.family === family);
+    if (!local) {
+      throw new LinkmuxError('LINKMUX_ERR_CONNECT', `link ${this.id} has no IPv${family} address for UDP`);
+    }
+    let socket: dgram.Socket;
+    if (this.currentMode === 'device') {
+      socket = await createBoundUdpSocket(this.id, family);
+    } else {
+      socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind({ address: local.address, port: 0 }, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+    }
+    this.udp.add(socket);
+    socket.once('close', () => this.udp.delete(socket));
+    return socket;
+  }
+
   stats(): LinkStats {
     let bytesIn = this.closedBytesIn;
     let bytesOut = this.closedBytesOut;
@@ -264,6 +292,7 @@ export class LocalLink implements Link {
     const shutdown = new LinkmuxError('LINKMUX_ERR_ABORTED', `link ${this.id} was shut down`);
     for (const stop of [...this.cancels]) stop(shutdown);
     for (const s of [...this.pending, ...this.open]) s.destroy();
+    for (const u of [...this.udp]) u.close();
   }
 
   private usableAddresses() {

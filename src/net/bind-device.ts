@@ -19,6 +19,7 @@
  *   unbound sockets).
  */
 import { createRequire } from 'node:module';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { LinkmuxError, describe } from '../util/errors.js';
 
@@ -27,6 +28,7 @@ import { LinkmuxError, describe } from '../util/errors.js';
 const AF_INET = 2;
 const AF_INET6 = 10;
 const SOCK_STREAM = 1;
+const SOCK_DGRAM = 2;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
@@ -128,7 +130,36 @@ export function probeBindToDevice(device: string, family: 4 | 6 = 4): string | u
   }
 }
 
-function openBoundFd(device: string, family: 4 | 6): number {
+/**
+ * A UDP socket bound to `device` (and to an ephemeral port), wrapped in a
+ * dgram.Socket: every datagram it sends leaves through that interface.
+ */
+export async function createBoundUdpSocket(device: string, family: 4 | 6): Promise<dgram.Socket> {
+  const fd = openBoundFd(device, family, SOCK_DGRAM);
+  const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind({ fd }, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    socket.close();
+    closeFd(fd);
+    throw new LinkmuxError(
+      'LINKMUX_ERR_BIND_FAILED',
+      `cannot open a UDP socket on ${device}: ${describe(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return socket;
+}
+
+function openBoundFd(device: string, family: 4 | 6, type = SOCK_STREAM): number {
   const l = loadLibc();
   if (!('libc' in l)) {
     throw new LinkmuxError(
@@ -145,7 +176,7 @@ function openBoundFd(device: string, family: 4 | 6): number {
       `"${device}" is not a valid interface name (1 to ${IFNAMSIZ - 1} bytes): check it with \`linkmux links --all\``,
     );
   }
-  const fd = libc.socket(family === 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const fd = libc.socket(family === 4 ? AF_INET : AF_INET6, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw bindError(device, 'socket()', libc.errnoName(libc.errno()));
   // errno is only meaningful when the call failed: on success it holds a stale value.
   if (libc.setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, name.length) !== 0) {

@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   LINKMUX_ERR_CHECKSUM: 'the downloaded file does not match the expected checksum',
   LINKMUX_ERR_ALL_LINKS_FAILED: 'every link failed; the download stopped and can be resumed',
   LINKMUX_ERR_ABORTED: 'the job was interrupted',
+  LINKMUX_ERR_CONFIG: 'the config file or a config value is malformed, unknown or unsafe',
+  LINKMUX_ERR_DENIED: 'a proxy rule or the relay policy refuses this destination',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

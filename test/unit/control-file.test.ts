@@ -18,10 +18,10 @@ const state = {
   ],
 };
 
-test('round trip keeps the state, merges ranges and stores no credentials', () => {
+test('round trip keeps the state, merges ranges and stores no credentials', async () => {
   const text = encodeControl(state);
   assert.ok(!text.includes('secret'), 'the password must not be on disk');
-  const back = decodeControl(text, 'f.linkmux', url);
+  const back = await decodeControl(text, 'f.linkmux', url);
   assert.equal(back.size, 1000);
   assert.deepEqual(back.validators, state.validators);
   assert.deepEqual(back.done, [
@@ -30,7 +30,7 @@ test('round trip keeps the state, merges ranges and stores no credentials', () =
   ]);
 });
 
-test('corrupt or foreign control files are refused with what to do', () => {
+test('corrupt or foreign control files are refused with what to do', async () => {
   const good = JSON.parse(encodeControl(state));
   const cases: [string, RegExp][] = [
     ['{not json', /corrupt \(not JSON\).*--overwrite/],
@@ -42,14 +42,14 @@ test('corrupt or foreign control files are refused with what to do', () => {
     [JSON.stringify({ ...good, size: -1 }), /corrupt at "size"/],
   ];
   for (const [text, re] of cases) {
-    assert.throws(
-      () => decodeControl(text, 'f.linkmux', url),
+    await assert.rejects(
+      decodeControl(text, 'f.linkmux', url),
       (err) => isLinkmuxError(err, 'LINKMUX_ERR_CONTROL_FILE') && re.test(err.message),
       text,
     );
   }
-  assert.throws(
-    () => decodeControl(encodeControl(state), 'f.linkmux', 'https://example.org/other.iso'),
+  await assert.rejects(
+    decodeControl(encodeControl(state), 'f.linkmux', 'https://example.org/other.iso'),
     (err) =>
       isLinkmuxError(err, 'LINKMUX_ERR_CONTROL_FILE') &&
       /another URL/.test(err.message) &&

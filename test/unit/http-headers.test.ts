@@ -72,3 +72,10 @@ test('file names from Content-Disposition and URLs are bare and safe', () => {
   assert.equal(urlFilename(new URL('http://h/')), undefined);
   assert.equal(urlFilename(new URL('http://h/a/%2e%2e')), undefined);
 });
+
+test('undici-core loads the same Agent and buildConnector as the undici index', async () => {
+  const core = await import('../../src/download/undici-core.js');
+  const undici = await import('undici');
+  assert.equal(core.Agent, undici.Agent);
+  assert.equal(core.buildConnector, undici.buildConnector);
+});

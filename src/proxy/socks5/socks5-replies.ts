@@ -1,0 +1,113 @@
+/**
+ * What a SOCKS5 server sends: method selection (RFC 1928 §3), the
+ * username/password status (RFC 1929 §2) and the reply to a request (RFC 1928
+ * §6), plus the choice of REP code for a failed dial.
+ *
+ * Guarantees: pure functions returning fresh buffers, byte-exact to the RFCs
+ * (tested against hex); a reply's BND address is IPv4 or IPv6 (IPv4-mapped
+ * IPv6 is sent as IPv4), 0.0.0.0:0 when the server has nothing to report.
+ */
+import { encodeAddress, unmapIPv4 } from './socks5-address.js';
+import { isLinkmuxError, systemCode } from '../../util/errors.js';
+import type { Socks5ErrorAnswer } from './socks5-parser.js';
+
+export const SOCKS_VERSION = 0x05;
+export const METHOD_NO_AUTH = 0x00;
+export const METHOD_USERNAME_PASSWORD = 0x02;
+export const METHOD_NONE_ACCEPTABLE = 0xff;
+export type Socks5AuthMethod =
+  typeof METHOD_NO_AUTH | typeof METHOD_USERNAME_PASSWORD | typeof METHOD_NONE_ACCEPTABLE;
+
+/** REP codes of RFC 1928 §6. */
+export const REP = {
+  SUCCEEDED: 0x00,
+  GENERAL_FAILURE: 0x01,
+  NOT_ALLOWED: 0x02,
+  NETWORK_UNREACHABLE: 0x03,
+  HOST_UNREACHABLE: 0x04,
+  CONNECTION_REFUSED: 0x05,
+  TTL_EXPIRED: 0x06,
+  COMMAND_NOT_SUPPORTED: 0x07,
+  ADDRESS_TYPE_NOT_SUPPORTED: 0x08,
+} as const;
+export type Socks5ReplyCode = (typeof REP)[keyof typeof REP];
+
+/** VER METHOD */
+export function encodeMethodSelection(method: Socks5AuthMethod): Buffer {
+  return Buffer.from([SOCKS_VERSION, method]);
+}
+
+/** VER(0x01) STATUS: 0x00 success, 0x01 failure (the server then closes). */
+export function encodeAuthStatus(ok: boolean): Buffer {
+  return Buffer.from([0x01, ok ? 0x00 : 0x01]);
+}
+
+/** VER REP RSV ATYP BND.ADDR BND.PORT; BND defaults to 0.0.0.0:0. */
+export function encodeReply(rep: Socks5ReplyCode, bnd?: { host: string; port: number }): Buffer {
+  const host = bnd ? unmapIPv4(bnd.host) : '0.0.0.0';
+  const address = encodeAddress(host, bnd?.port ?? 0);
+  return Buffer.concat([Buffer.from([SOCKS_VERSION, rep, 0x00]), address]);
+}
+
+/** The bytes answering a malformed message, or undefined when the connection just closes. */
+export function encodeErrorAnswer(answer: Socks5ErrorAnswer): Buffer | undefined {
+  switch (answer.kind) {
+    case 'close':
+      return undefined;
+    case 'no-acceptable-methods':
+      return encodeMethodSelection(METHOD_NONE_ACCEPTABLE);
+    case 'reply':
+      return encodeReply(answer.rep);
+  }
+}
+
+/**
+ * The REP code for a dial that failed. The dialer rejects with a LinkmuxError
+ * whose code says what kind of failure it was; the errno of its cause (walked
+ * a few levels, since failover wraps errors) refines LINKMUX_ERR_CONNECT:
+ * refused → 0x05, no route to the network → 0x03, to the host → 0x04. A
+ * timeout or a name that does not resolve is "host unreachable" (0x04), which
+ * clients show as such; no link at all is "network unreachable" (0x03); a
+ * destination refused by the dialer's own rules (LINKMUX_ERR_DENIED) is 0x02.
+ */
+export function replyCodeForDialError(err: unknown): Socks5ReplyCode {
+  const errno = findErrno(err);
+  switch (errno) {
+    case 'ECONNREFUSED':
+      return REP.CONNECTION_REFUSED;
+    case 'ENETUNREACH':
+    case 'ENETDOWN':
+      return REP.NETWORK_UNREACHABLE;
+    case 'EHOSTUNREACH':
+    case 'EHOSTDOWN':
+    case 'ETIMEDOUT':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return REP.HOST_UNREACHABLE;
+  }
+  if (isLinkmuxError(err)) {
+    switch (err.code) {
+      case 'LINKMUX_ERR_TIMEOUT':
+      case 'LINKMUX_ERR_DNS':
+        return REP.HOST_UNREACHABLE;
+      case 'LINKMUX_ERR_DENIED':
+        return REP.NOT_ALLOWED;
+      case 'LINKMUX_ERR_NO_LINKS':
+      case 'LINKMUX_ERR_ALL_LINKS_FAILED':
+        return REP.NETWORK_UNREACHABLE;
+      default:
+        return REP.GENERAL_FAILURE;
+    }
+  }
+  return REP.GENERAL_FAILURE;
+}
+
+function findErrno(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e !== undefined && e !== null; depth++) {
+    const code = systemCode(e);
+    if (code !== undefined && !code.startsWith('LINKMUX_ERR_')) return code;
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return undefined;
+}
