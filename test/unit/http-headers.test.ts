@@ -73,9 +73,14 @@ test('file names from Content-Disposition and URLs are bare and safe', () => {
   assert.equal(urlFilename(new URL('http://h/a/%2e%2e')), undefined);
 });
 
-test('undici-core loads the same Agent and buildConnector as the undici index', async () => {
-  const core = await import('../../src/download/undici-core.js');
-  const undici = await import('undici');
-  assert.equal(core.Agent, undici.Agent);
-  assert.equal(core.buildConnector, undici.buildConnector);
+test("undici-core: agents have request() without the index, and are the index's classes", async () => {
+  // A fresh process, so that nothing has loaded undici's index before undici-core.
+  const { execFileSync } = await import('node:child_process');
+  const core = new URL('../../src/download/undici-core.js', import.meta.url).href;
+  const script = `const c = await import(${JSON.stringify(core)});
+    const ok1 = typeof new c.Agent().request === 'function';
+    const u = await import('undici');
+    console.log(JSON.stringify([ok1, c.Agent === u.Agent, c.buildConnector === u.buildConnector]));`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.deepEqual(JSON.parse(out), [true, true, true]);
 });
