@@ -9,6 +9,9 @@ import { registerGet } from './get-command.js';
 import { registerLinks } from './links-command.js';
 import { registerRoute } from './route-command.js';
 import { registerDemo } from './demo-command.js';
+import { registerUp } from './up-command.js';
+import { registerStatus } from './status-command.js';
+import { registerConfig } from './config-command.js';
 import { reportError } from './report-error.js';
 import { VERSION } from '../version.js';
 
@@ -21,6 +24,9 @@ export function buildProgram(): Command {
   registerGet(program);
   registerLinks(program);
   registerRoute(program);
+  registerUp(program);
+  registerStatus(program);
+  registerConfig(program);
   registerDemo(program);
   return program;
 }

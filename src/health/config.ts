@@ -1,16 +1,22 @@
 /**
- * Health-check settings: types and defaults only (the zod schema of the daemon's
- * config will wrap these). Every field states its unit and default.
+ * Health-check settings: types and defaults only (the daemon's zod schema in
+ * src/config/schema.ts takes its defaults from here, so there is one truth).
+ * Every field states its unit and default.
  *
- * Detection bound: a link that stops answering is marked offline at most
- * `(failThreshold - 1) * intervalMs + timeoutMs` after the first missed probe was
- * sent — with the defaults (1 s interval, 1 s timeout, 3 failures) that is 2 s of
- * spacing plus the third probe's 1 s timeout = 3 s. The bound needs
- * `timeoutMs <= intervalMs` (probes then never overlap, so each interval yields
- * one verdict). Counted from the moment the link broke rather than from the first
- * missed probe, add up to one interval (the break may fall just after a probe
- * succeeded); passive signals (connect failures, stalls) mark the link degraded
- * sooner, which already moves new connections away while the probes confirm.
+ * Detection bound: the monitor (src/health/monitor.ts) re-probes at once after
+ * a failed round ("fast re-probe"), so a link that silently drops its traffic is
+ * offline at most max(interval, timeout) + failThreshold × timeout after the
+ * break: 1 s + 3 × 0.5 s = 2.5 s with the defaults, inside the 3 s the proxy
+ * promises (`detectionBoundMs` in monitor.ts). That is why the default timeout is
+ * 500 ms: with 1 s it would be 4 s.
+ * Passive signals (connect failures, stalls) mark the link degraded sooner,
+ * which already moves new connections away while the probes confirm.
+ *
+ * Slow probes: slowRttMs (500) is not below the timeout (500), so by default a
+ * probe is never "slow" and only failures move a link. On purpose: a link busy
+ * with our own downloads answers probes slowly (its queue), and marking it
+ * degraded would push traffic off exactly the links doing the work. Set
+ * slowRttMs below timeoutMs to turn the check on.
  */
 import type { HealthThresholds } from './state-machine.js';
 import { DEFAULT_THRESHOLDS } from './state-machine.js';
@@ -26,7 +32,11 @@ export type ProbeTarget =
 export interface HealthConfig extends HealthThresholds {
   /** Time between two probes of one link, in ms. Default 1000. */
   intervalMs: number;
-  /** A probe not answered within this many ms counts as failed. Default 1000; keep it <= intervalMs. */
+  /**
+   * A probe not answered within this many ms counts as failed. Default 500: a TCP
+   * handshake takes one RTT, and the detection bound grows by failThreshold × this.
+   * Raise it for links slower than that at rest (satellite).
+   */
   timeoutMs: number;
   /**
    * Probe targets. A probe round of a link succeeds when any target answers, so one
@@ -38,7 +48,7 @@ export interface HealthConfig extends HealthThresholds {
 
 export const DEFAULT_HEALTH_CONFIG: Readonly<HealthConfig> = Object.freeze({
   intervalMs: 1_000,
-  timeoutMs: 1_000,
+  timeoutMs: 500,
   ...DEFAULT_THRESHOLDS,
   targets: Object.freeze([
     { kind: 'tcp', host: '1.1.1.1', port: 443 },
@@ -49,16 +59,4 @@ export const DEFAULT_HEALTH_CONFIG: Readonly<HealthConfig> = Object.freeze({
 /** The defaults overlaid with whatever the caller set. */
 export function withHealthDefaults(partial: Partial<HealthConfig> = {}): HealthConfig {
   return { ...DEFAULT_HEALTH_CONFIG, ...partial };
-}
-
-/**
- * Longest time, in ms from sending the first missed probe, until a dead link is
- * offline (see the module comment). Infinity when the timeout exceeds the interval,
- * because overlapping probes make the bound depend on the prober's scheduling.
- */
-export function worstCaseOfflineMs(
-  cfg: Pick<HealthConfig, 'intervalMs' | 'timeoutMs' | 'failThreshold'>,
-): number {
-  if (cfg.timeoutMs > cfg.intervalMs) return Infinity;
-  return (Math.max(1, cfg.failThreshold) - 1) * cfg.intervalMs + cfg.timeoutMs;
 }

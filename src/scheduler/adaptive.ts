@@ -1,8 +1,16 @@
 /**
- * The default policy: a new connection goes to the eligible link with the most
- * spare measured capacity (capacity − current rate, never below 0). It is what
- * fixes ECMP's idle links: an idle link has all its capacity spare, so it is
- * chosen before any busy one.
+ * The default policy: a new connection goes to the eligible link where it can
+ * expect the most throughput: the link's learned capacity shared fairly with the
+ * connections already busy on it, capacity / (busy + 1). An idle link offers
+ * all of its capacity, so it is chosen before any busy one: that is what fixes
+ * ECMP's idle links.
+ *
+ * Why busy connections and not "capacity − measured rate": the rate is sampled
+ * once a second, so a burst of connections (a browser opening six, a download
+ * manager opening four) all saw the same stale spare and landed on one link
+ * (seen on the testbed: six downloads, one link). `active` in the snapshot is
+ * the number of connections that moved bytes in the last second or opened in
+ * the last two (the dialer counts them), so each pick sees the ones before it.
  *
  * Guarantees, beyond the shared ones (snapshot.ts):
  * - a link whose capacity is not learned yet counts as having the mean of the
@@ -40,8 +48,7 @@ export function rankBySpareCapacity(
   const spare = (l: LinkSnapshot): number => {
     if (mean === undefined) return 0; // nothing learned: every link ties
     const capacity = l.capacity !== undefined && l.capacity >= 0 ? l.capacity : mean;
-    const rate = Number.isFinite(l.rate) && l.rate > 0 ? l.rate : 0;
-    return Math.max(0, capacity - rate);
+    return capacity / (Math.max(0, l.active) + 1);
   };
 
   const rest = links.map((link) => ({ link, spare: spare(link) }));

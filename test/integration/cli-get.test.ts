@@ -37,7 +37,12 @@ function cli(args: string[]) {
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d));
   child.stderr.on('data', (d: Buffer) => (stderr += d));
-  const done = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal, stdout, stderr }));
+  const done = once(child, 'exit').then(([code, signal]) => ({
+    code: code as number | null,
+    signal,
+    stdout,
+    stderr,
+  }));
   return { child, done, out: () => stdout };
 }
 
@@ -68,7 +73,18 @@ test('kill -9 mid-download, then -c: byte-identical, finished ranges not fetched
 
   server.setBehaviour({});
   server.resetStats();
-  const second = await cli(['get', '--link', 'lo', '-x', '3', '-c', '--quiet', '-o', out, server.fileUrl('f.bin')]).done;
+  const second = await cli([
+    'get',
+    '--link',
+    'lo',
+    '-x',
+    '3',
+    '-c',
+    '--quiet',
+    '-o',
+    out,
+    server.fileUrl('f.bin'),
+  ]).done;
   assert.equal(second.code, 0, second.stderr);
   assert.equal(await sha256File(out), sum);
   const [, ...ranged] = server.stats().log; // the first is the probe
@@ -120,7 +136,10 @@ test('runtime errors exit 1 with the code: a non-http URL, an unknown link, a mi
   const table: [string[], RegExp][] = [
     [['get', '--link', 'lo', 'ftp://127.0.0.1/x'], /LINKMUX_ERR_URL/],
     [['get', '--link', 'nosuchif9', server.fileUrl('f.bin')], /LINKMUX_ERR_LINK_UNKNOWN/],
-    [['get', '--link', 'lo', '-o', join(root.dir, 'x'), server.fileUrl('missing.bin')], /404.*LINKMUX_ERR_HTTP_STATUS/],
+    [
+      ['get', '--link', 'lo', '-o', join(root.dir, 'x'), server.fileUrl('missing.bin')],
+      /404.*LINKMUX_ERR_HTTP_STATUS/,
+    ],
   ];
   for (const [args, re] of table) {
     const r = await cli(args).done;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_HEALTH_CONFIG, withHealthDefaults, worstCaseOfflineMs } from '../../src/health/config.js';
+import { DEFAULT_HEALTH_CONFIG, withHealthDefaults } from '../../src/health/config.js';
 import type {
   HealthEvent,
   HealthInput,
@@ -211,43 +211,9 @@ test('step is pure: the input status is not changed', () => {
   assert.equal(step(status, INPUT.fail!).change, undefined, 'no change: no event');
 });
 
-test('defaults: 1 s interval, 3 failures → offline within 3 s of the first missed probe', async (t) => {
+test('defaults: 1 s interval, 3 failures to go offline, 2 successes to come back', () => {
   assert.equal(DEFAULT_HEALTH_CONFIG.failThreshold, 3);
   assert.equal(DEFAULT_HEALTH_CONFIG.riseThreshold, 2);
-  assert.equal(worstCaseOfflineMs(DEFAULT_HEALTH_CONFIG), 3_000);
+  assert.equal(DEFAULT_HEALTH_CONFIG.intervalMs, 1_000);
   assert.deepEqual(withHealthDefaults({ intervalMs: 500 }), { ...DEFAULT_HEALTH_CONFIG, intervalMs: 500 });
-
-  await t.test('worstCaseOfflineMs table', () => {
-    const table = [
-      { intervalMs: 1_000, timeoutMs: 1_000, failThreshold: 3, want: 3_000 },
-      { intervalMs: 1_000, timeoutMs: 500, failThreshold: 3, want: 2_500 },
-      { intervalMs: 2_000, timeoutMs: 1_000, failThreshold: 1, want: 1_000 },
-      { intervalMs: 1_000, timeoutMs: 1_500, failThreshold: 3, want: Infinity },
-    ];
-    for (const { want, ...cfg } of table) assert.equal(worstCaseOfflineMs(cfg), want, JSON.stringify(cfg));
-  });
-
-  await t.test('simulated blackhole: probes every interval, each failing at its timeout', () => {
-    const { intervalMs, timeoutMs } = DEFAULT_HEALTH_CONFIG;
-    const clock = new FakeClock();
-    const events: HealthEvent[] = [];
-    const health = new LinkHealth('eth0', { clock, onEvent: (e) => events.push(e) });
-    const brokenAt = 10_250; // between two probes
-    let firstMissed: number | undefined;
-    // Each probe is sent at n * interval; its verdict arrives after the RTT or at the timeout.
-    for (let sent = 0; sent <= 20_000; sent += intervalMs) {
-      const dead = sent + 30 > brokenAt;
-      clock.advance(sent + (dead ? timeoutMs : 30) - clock.now());
-      if (dead) firstMissed ??= sent;
-      health.apply(dead ? INPUT.fail! : { type: 'probe-ok', rttMs: 30 });
-    }
-    const offline = events.find((e) => e.to === 'offline');
-    assert.ok(offline && firstMissed !== undefined);
-    assert.ok(
-      offline.at - firstMissed <= 3_000,
-      `offline ${offline.at - firstMissed} ms after the first missed probe`,
-    );
-    assert.equal(events[0]?.to, 'degraded', 'degraded as soon as the first probe missed');
-    assert.equal(events[0]?.at, firstMissed + timeoutMs);
-  });
 });

@@ -52,7 +52,7 @@ test('eligible: online links, else degraded ones, never offline; order kept', ()
   }
 });
 
-test('adaptive: most spare capacity, unknown = mean, ties → fewest connections → order', () => {
+test('adaptive: most expected share (capacity / (busy + 1)), unknown = mean, ties → fewest → order', () => {
   const table: { name: string; links: LinkSnapshot[]; want: string | undefined; tieTolerance?: number }[] = [
     { name: 'no links', links: [], want: undefined },
     {
@@ -61,29 +61,29 @@ test('adaptive: most spare capacity, unknown = mean, ties → fewest connections
       want: undefined,
     },
     {
-      name: 'most spare wins, not most capacity',
+      name: 'most expected share wins, not most capacity',
       links: [
-        link('a', { capacity: 2 * MB, rate: 1.9 * MB }),
-        link('b', { rate: 0.2 * MB }),
+        link('a', { capacity: 2 * MB, active: 3 }),
+        link('b', { active: 0 }),
         link('c', { capacity: 0.5 * MB }),
       ],
       want: 'b',
     },
     {
       name: 'offline link with all its capacity spare is never chosen',
-      links: [link('a', { state: 'offline', capacity: 10 * MB }), link('b', { rate: 0.9 * MB })],
+      links: [link('a', { state: 'offline', capacity: 10 * MB }), link('b', { active: 4 })],
       want: 'b',
     },
     {
       name: 'an online link beats a degraded one with more spare',
-      links: [link('a', { state: 'degraded', capacity: 10 * MB }), link('b', { rate: 0.9 * MB })],
+      links: [link('a', { state: 'degraded', capacity: 10 * MB }), link('b', { active: 4 })],
       want: 'b',
     },
     {
       name: 'degraded used when no link is online',
       links: [
         link('a', { state: 'offline' }),
-        link('b', { state: 'degraded', rate: 0.5 * MB }),
+        link('b', { state: 'degraded', active: 1 }),
         link('c', { state: 'degraded' }),
       ],
       want: 'c',
@@ -91,22 +91,22 @@ test('adaptive: most spare capacity, unknown = mean, ties → fewest connections
     {
       name: 'unknown capacity counts as the mean of the known ones (2 MB/s here)',
       links: [
-        link('a', { capacity: 1 * MB, rate: 0.5 * MB }),
-        link('b', { capacity: 3 * MB, rate: 2.9 * MB }),
-        link('c', { capacity: undefined, rate: 1 * MB }),
+        link('a', { capacity: 1 * MB }),
+        link('b', { capacity: 3 * MB, active: 2 }),
+        link('c', { capacity: undefined }),
       ],
       want: 'c',
     },
     {
       name: 'unknown capacity above its mean-based share loses',
-      links: [link('a', { capacity: 1 * MB, rate: 0 }), link('b', { capacity: undefined, rate: 0.5 * MB })],
+      links: [link('a', { capacity: 1 * MB }), link('b', { capacity: undefined, active: 1 })],
       want: 'a',
     },
     {
       name: 'nothing learned: all tie, fewest connections wins',
       links: [
-        link('a', { capacity: undefined, active: 2, rate: 0 }),
-        link('b', { capacity: undefined, active: 1, rate: 5 * MB }),
+        link('a', { capacity: undefined, active: 2 }),
+        link('b', { capacity: undefined, active: 1 }),
         link('c', { capacity: undefined, active: 1 }),
       ],
       want: 'b',
@@ -117,24 +117,24 @@ test('adaptive: most spare capacity, unknown = mean, ties → fewest connections
       want: 'a',
     },
     {
-      name: 'spares within 5 % of the mean tie: fewer connections wins',
-      links: [link('a', { active: 1 }), link('b', { capacity: 0.98 * MB })],
+      name: 'shares within 5 % of the mean capacity tie: fewer connections wins',
+      links: [link('a', { capacity: 2 * MB, active: 1 }), link('b', { capacity: 0.98 * MB })],
       want: 'b',
     },
     {
       name: 'with tieTolerance 0 the 2 % difference decides',
-      links: [link('a', { active: 1 }), link('b', { capacity: 0.98 * MB })],
+      links: [link('a', { capacity: 2 * MB, active: 1 }), link('b', { capacity: 0.98 * MB })],
       want: 'a',
       tieTolerance: 0,
     },
     {
       name: 'a difference beyond the band is not a tie',
-      links: [link('a', { active: 5 }), link('b', { capacity: 0.9 * MB })],
+      links: [link('a', { capacity: 3 * MB, active: 1 }), link('b', { capacity: 1 * MB })],
       want: 'a',
     },
     {
-      name: 'rate above the learned capacity counts as full, not below full',
-      links: [link('a', { rate: 1.5 * MB, active: 1 }), link('b', { rate: 1 * MB, active: 3 })],
+      name: 'the measured rate does not decide (it lags a burst of connections)',
+      links: [link('a', { rate: 0.9 * MB, active: 0 }), link('b', { rate: 0, active: 1 })],
       want: 'a',
     },
   ];
@@ -145,15 +145,10 @@ test('adaptive: most spare capacity, unknown = mean, ties → fewest connections
 });
 
 test('rankBySpareCapacity orders every link the way successive picks would', () => {
-  const links = [
-    link('a', { rate: 0.9 * MB }),
-    link('b', { active: 2 }),
-    link('c', { active: 1 }),
-    link('d', { rate: 0.5 * MB }),
-  ];
+  const links = [link('a', { active: 3 }), link('b', { active: 2 }), link('c', { active: 1 }), link('d')];
   assert.deepEqual(
     rankBySpareCapacity(links).map((l) => l.id),
-    ['c', 'b', 'd', 'a'],
+    ['d', 'c', 'b', 'a'],
   );
 });
 
@@ -472,7 +467,7 @@ test('orderForFailover: others, healthy first, ranked, bounded', () => {
         link('a', { state: 'degraded' }),
         link('b'),
         link('c', { state: 'offline' }),
-        link('d', { rate: 0.9 * MB }),
+        link('d', { active: 2 }),
         link('e'),
       ],
       first: 'b',

@@ -1,0 +1,81 @@
+/**
+ * The commented example that `linkmux config init` writes. Every key is shown
+ * with its default value, so the file parses to exactly the defaults (a unit
+ * test holds it to that) and a user edits values instead of looking up names.
+ * Optional sections without a default (auth, rules) are shown commented out.
+ * No imports: the CLI loads this module at start-up, zod and yaml it must not.
+ */
+
+/** Where `linkmux config init` writes and where the daemon looks when no -c is given. */
+export const DEFAULT_CONFIG_FILE = 'linkmux.yaml';
+
+export const EXAMPLE_CONFIG = `# linkmux configuration: \`linkmux up -c linkmux.yaml\`
+# Every value below is the default. Durations are in seconds; "500ms", "2s" and
+# "1m" work too. Unknown keys are errors. Check the result with
+# \`linkmux config show -c linkmux.yaml\`.
+
+# Where the daemon listens. HOST:PORT, or false to turn a listener off.
+# Anything but loopback (127.0.0.1, ::1) needs auth below, or allowOpen: true.
+listen:
+  socks: 127.0.0.1:1080      # SOCKS5 proxy (curl --socks5-hostname 127.0.0.1:1080)
+  http: 127.0.0.1:8080       # HTTP proxy (curl -x http://127.0.0.1:8080)
+  control: 127.0.0.1:9190    # status and /metrics; also a unix socket path
+  allowOpen: false           # true: allow non-loopback listeners without auth
+
+# Username and password required by both proxies when set (at most 255 bytes each).
+# auth:
+#   username: me
+#   password: change-me
+
+# The uplinks to use: interface names or addresses (see \`linkmux links\`).
+# Empty: every usable uplink.
+links: []
+
+# How a socket is forced out of its link: auto, device (SO_BINDTODEVICE,
+# Linux, root) or address (source address; on Linux needs \`linkmux route setup\`).
+bind: auto
+
+# Which link a new connection gets: adaptive (most spare measured capacity),
+# round-robin, weighted, least-connections, sticky (same destination, same
+# link) or hash (like ECMP).
+policy: adaptive
+
+# Relative weights for the weighted policy, by link id; unlisted links weigh 1.
+weights: {}
+#   eth0: 2
+#   wlan0: 1
+
+sticky:
+  ttl: 600                   # seconds an unused destination keeps its link
+  fallback: adaptive         # how new destinations are placed
+
+connectTimeout: 10           # seconds per connect attempt through one link
+
+failover:
+  attempts: 3                # links tried per connection (the first one included)
+  stagger: 2                 # seconds before the next link joins a slow connect
+
+# Probes through every link. A link that drops everything is offline after at
+# most interval + failThreshold x timeout (2.5 s with these values).
+health:
+  interval: 1                # seconds between probe rounds
+  timeout: 0.5               # seconds before a probe counts as failed
+  failThreshold: 3           # failed rounds in a row before offline
+  riseThreshold: 2           # good rounds in a row before back online
+  slowRtt: 0.5               # slower probes mark a link degraded (off while >= timeout)
+  targets:                   # tcp://HOST:PORT or http(s) URLs; any answer is enough
+    - tcp://1.1.1.1:443
+    - tcp://8.8.8.8:443
+
+# Destination rules, first match wins. Every field given in match must hold.
+# action: direct, deny, link:<link id> or policy:<policy name>.
+rules: []
+#  - match: { domain: .bank.example }       # the domain and its subdomains
+#    action: link:eth0                      # logins tied to one address
+#  - match: { cidr: 10.0.0.0/8, port: 443 }
+#    action: direct
+
+privateDirect: true          # loopback, LAN and link-local destinations go direct
+drainTimeout: 10             # seconds open connections get on SIGINT/SIGTERM
+log: info                    # debug, info, warn or error
+`;

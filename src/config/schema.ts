@@ -1,0 +1,230 @@
+/**
+ * The one schema of the daemon's configuration (`linkmux up`), from the YAML
+ * file and from flags. Defaults live inline, every object is strict (an
+ * unknown key is an error, so a typo never silently falls back to a default),
+ * and every field says its unit and default.
+ *
+ * Units: durations are SECONDS in the file and in the parsed `Config` (what
+ * users write and what `linkmux config show` prints); text with a unit
+ * ("500ms", "2m") is accepted and turned into seconds. `toRuntime` (runtime.ts)
+ * converts to the milliseconds the code uses, once, in one place.
+ *
+ * Safety: a front end listening beyond loopback without `auth` is refused unless
+ * `listen.allowOpen` is true — an open proxy lends your uplinks to anyone who
+ * finds it. The control API has no authentication, so the same applies to it.
+ */
+import { z } from 'zod';
+import { DEFAULT_HEALTH_CONFIG } from '../health/config.js';
+import { formatProbeTarget } from '../health/probe-target.js';
+import { DEFAULT_POLICY, POLICY_NAMES } from '../scheduler/policies.js';
+import type { PolicyName } from '../scheduler/policies.js';
+import {
+  cidrMatch,
+  domainMatch,
+  duration,
+  isLoopbackHost,
+  listenAddress,
+  parseHostPort,
+  portMatch,
+  probeTarget,
+  ruleAction,
+} from './fields.js';
+
+type FallbackPolicy = Exclude<PolicyName, 'sticky'>;
+const FALLBACK_POLICIES = POLICY_NAMES.filter((p): p is FallbackPolicy => p !== 'sticky') as [
+  FallbackPolicy,
+  ...FallbackPolicy[],
+];
+
+const count = (min: number, max: number) => z.number().int().min(min).max(max);
+
+/** RFC 1929 carries each of username and password in at most 255 bytes. */
+const credential = z
+  .string()
+  .min(1)
+  .refine((s) => Buffer.byteLength(s) <= 255, { message: 'must be at most 255 bytes (SOCKS5 limit)' });
+
+export const listenSchema = z
+  .strictObject({
+    /** SOCKS5 front end, HOST:PORT; false or "" disables it. Default "127.0.0.1:1080". */
+    socks: listenAddress(false).default('127.0.0.1:1080'),
+    /** HTTP proxy front end, HOST:PORT; false or "" disables it. Default "127.0.0.1:8080". */
+    http: listenAddress(false).default('127.0.0.1:8080'),
+    /** Control API (status, metrics): HOST:PORT or a unix socket path; false disables it. Default "127.0.0.1:9190". */
+    control: listenAddress(true).default('127.0.0.1:9190'),
+    /** Allow listening beyond loopback without auth (front ends) or at all (control). Default false. */
+    allowOpen: z.boolean().default(false),
+  })
+  .prefault({});
+
+export const authSchema = z.strictObject({
+  /** Required by both front ends when auth is set: SOCKS5 username/password (RFC 1929), HTTP Proxy-Authorization. */
+  username: credential,
+  /** Never printed: `linkmux config show` and the logs show "***". */
+  password: credential,
+});
+
+export const stickySchema = z
+  .strictObject({
+    /** How long an unused destination stays on its link, in seconds. Default 600. */
+    ttl: duration(1, 7 * 24 * 3600).default(600),
+    /** The policy placing destinations not seen yet. Default "adaptive". */
+    fallback: z.enum(FALLBACK_POLICIES).default('adaptive'),
+  })
+  .prefault({});
+
+export const failoverSchema = z
+  .strictObject({
+    /** Links tried per connection, the first pick included. Default 3. */
+    attempts: count(1, 16).default(3),
+    /** Seconds a link has alone before the next one joins the connect race. Default 2. */
+    stagger: duration(0, 60).default(2),
+  })
+  .prefault({});
+
+const healthDefaults = DEFAULT_HEALTH_CONFIG;
+
+export const healthSchema = z
+  .strictObject({
+    /** Seconds between two probe rounds of one link. Default 1. */
+    interval: duration(0.05, 3600).default(healthDefaults.intervalMs / 1000),
+    /**
+     * Seconds a probe may take before it counts as failed. Default 0.5. A dead link
+     * is offline at most interval + failThreshold × timeout after it broke (2.5 s).
+     */
+    timeout: duration(0.01, 60).default(healthDefaults.timeoutMs / 1000),
+    /** Consecutive failed rounds before a link is offline. Default 3. */
+    failThreshold: count(1, 100).default(healthDefaults.failThreshold),
+    /** Consecutive good rounds before a link is back. Default 2. */
+    riseThreshold: count(1, 100).default(healthDefaults.riseThreshold),
+    /** Seconds: a probe slower than this makes a link degraded; not below timeout = off. Default 0.5. */
+    slowRtt: duration(0.001, 60).default(healthDefaults.slowRttMs / 1000),
+    /** tcp://HOST:PORT or http(s) URLs; a round succeeds when any answers; [] = passive checks only. */
+    targets: z.array(probeTarget).default(healthDefaults.targets.map(formatProbeTarget)),
+  })
+  .prefault({});
+
+export const ruleSchema = z
+  .strictObject({
+    /** Every field given must hold; at least one is needed. */
+    match: z.strictObject({
+      /** ".example.org": the name and its subdomains; "example.org": that name only. */
+      domain: domainMatch.optional(),
+      /** Destination network, "10.0.0.0/8" or "2001:db8::/32". */
+      cidr: cidrMatch.optional(),
+      /** Destination port, 443, or a range "8000-8999". */
+      port: portMatch.optional(),
+    }),
+    /** direct | deny | link:<link id> | policy:<policy name>. */
+    action: ruleAction,
+  })
+  .superRefine((rule, ctx) => {
+    const m = rule.match;
+    if (m.domain === undefined && m.cidr === undefined && m.port === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['match'],
+        message: 'give at least one of domain, cidr, port (for everything else, set `policy`)',
+      });
+    }
+  });
+
+export const configSchema = z
+  .strictObject({
+    /** Where the daemon listens; loopback by default. */
+    listen: listenSchema,
+    /** Optional credentials, required by both front ends when set. Default: none. */
+    auth: authSchema.optional(),
+    /** Interface names or addresses to use as links; [] = every usable uplink. Default []. */
+    links: z.array(z.string().trim().min(1)).default([]),
+    /** How sockets are forced onto their link: auto | device | address. Default "auto". */
+    bind: z.enum(['auto', 'device', 'address']).default('auto'),
+    /** Which link a new connection gets. Default "adaptive". */
+    policy: z.enum(POLICY_NAMES).default(DEFAULT_POLICY),
+    /** Link id → relative weight (> 0), for the weighted policy; unlisted links weigh 1. Default {}. */
+    weights: z.record(z.string().min(1), z.number().positive().max(1_000_000)).default({}),
+    /** Settings of the sticky policy (and of rules using policy:sticky). */
+    sticky: stickySchema,
+    /** Seconds a connect through one link may take. Default 10. */
+    connectTimeout: duration(0.1, 300).default(10),
+    /** How a failed connect moves on to other links. */
+    failover: failoverSchema,
+    /** Active probes through each link and the thresholds that change its state. */
+    health: healthSchema,
+    /** Destination rules, first match wins; then privateDirect; then the policy. Default []. */
+    rules: z.array(ruleSchema).default([]),
+    /** Loopback, private and link-local destinations go direct, not through an uplink. Default true. */
+    privateDirect: z.boolean().default(true),
+    /** Seconds open connections get to finish after SIGINT/SIGTERM before they are cut. Default 10. */
+    drainTimeout: duration(0, 3600).default(10),
+    /** Log level on stdout: debug | info | warn | error. Default "info". */
+    log: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  })
+  .superRefine((cfg, ctx) => {
+    checkListeners(cfg, ctx);
+    if (cfg.links.length > 0) {
+      for (const id of Object.keys(cfg.weights)) {
+        if (!cfg.links.includes(id)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['weights', id],
+            message: `"${id}" is not in links (${cfg.links.join(', ')}): weights are keyed by link id`,
+          });
+        }
+      }
+    }
+    const seen = new Set<string>();
+    cfg.links.forEach((id, i) => {
+      if (seen.has(id))
+        ctx.addIssue({ code: 'custom', path: ['links', i], message: `"${id}" is listed twice` });
+      seen.add(id);
+    });
+  });
+
+type Ctx = z.core.$RefinementCtx<z.output<typeof configSchema>>;
+
+/** Open listeners need auth (front ends) or allowOpen; two listeners cannot share an address. */
+function checkListeners(cfg: z.output<typeof configSchema>, ctx: Ctx): void {
+  const used = new Map<string, string>();
+  for (const name of ['socks', 'http', 'control'] as const) {
+    const text = cfg.listen[name];
+    if (text === false || text.startsWith('/')) continue;
+    const hp = parseHostPort(text);
+    if (!hp) continue;
+    if (hp.port !== 0) {
+      const key = `${hp.host.toLowerCase()}:${hp.port}`;
+      const other = used.get(key);
+      if (other) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listen', name],
+          message: `${text} is already used by listen.${other}: give each listener its own port`,
+        });
+      }
+      used.set(key, name);
+    }
+    if (isLoopbackHost(hp.host) || cfg.listen.allowOpen) continue;
+    const message =
+      name === 'control'
+        ? `${text} is reachable from other machines and the control API has no authentication: ` +
+          'listen on 127.0.0.1 or a unix socket, or set listen.allowOpen: true if a firewall guards it'
+        : cfg.auth
+          ? undefined
+          : `${text} is reachable from other machines and no auth is set, so anyone could use your links: ` +
+            'set auth.username and auth.password, or listen.allowOpen: true to run an open proxy';
+    if (message) ctx.addIssue({ code: 'custom', path: ['listen', name], message });
+  }
+}
+
+/** Deeply read-only: the parsed config is frozen, and its type says so. */
+export type DeepReadonly<T> = T extends (infer E)[]
+  ? ReadonlyArray<DeepReadonly<E>>
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+/** The parsed, validated, frozen configuration: durations in seconds, defaults filled in. */
+export type Config = DeepReadonly<z.output<typeof configSchema>>;
+
+/** What a file or flags may contain before parsing (every field optional). */
+export type ConfigInput = z.input<typeof configSchema>;

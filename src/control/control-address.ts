@@ -1,0 +1,50 @@
+/**
+ * The address of the control API, as the user writes it: "HOST:PORT" (an IPv4
+ * address, a bracketed IPv6 address or a host name) or a unix socket path (any
+ * text starting with "/"). Parsed in this one place so the daemon and
+ * `linkmux status` accept exactly the same syntax. Pure: no sockets, no DNS.
+ */
+import { isIP, isIPv4 } from 'node:net';
+import { LinkmuxError } from '../util/errors.js';
+
+/** Where `linkmux up` serves its control API and `linkmux status` looks for it by default. */
+export const DEFAULT_CONTROL_ADDRESS = '127.0.0.1:9190';
+
+export type ControlAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+/**
+ * "127.0.0.1:9190", "[::1]:9190", "localhost:9190" or "/run/linkmux.sock".
+ * Port 0 asks the OS for a free port (tests). Throws LINKMUX_ERR_USAGE naming `flag`.
+ */
+export function parseControlAddress(text: string, flag = '--control'): ControlAddress {
+  const value = text.trim();
+  if (value.startsWith('/')) return { kind: 'unix', path: value };
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/]+)):(\d{1,5})$/.exec(value);
+  const port = Number(m?.[3]);
+  const host = m?.[1] ?? m?.[2];
+  if (!m || host === undefined || port > 65535 || (m[1] !== undefined && isIP(host) !== 6)) {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_USAGE',
+      `${flag} takes HOST:PORT (e.g. ${DEFAULT_CONTROL_ADDRESS} or [::1]:9190) or an absolute unix socket path, not "${text}"`,
+    );
+  }
+  return { kind: 'tcp', host, port };
+}
+
+/** The inverse of parseControlAddress: brackets IPv6 hosts so the text parses back. */
+export function formatControlAddress(addr: ControlAddress): string {
+  if (addr.kind === 'unix') return addr.path;
+  return isIP(addr.host) === 6 ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
+}
+
+/**
+ * True for hosts that can only be reached from this machine: 127.0.0.0/8, ::1
+ * (and its IPv4-mapped form) and "localhost". Any other name is treated as
+ * remote, since what it resolves to is outside our control.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return isIPv4(v4) && v4.startsWith('127.');
+}

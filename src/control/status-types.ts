@@ -1,0 +1,47 @@
+/**
+ * What the daemon reports about itself: the JSON of the control API's
+ * GET /status, read by `linkmux status` and turned into Prometheus metrics.
+ * Rates are bytes per second; times are ISO-8601 strings or seconds.
+ */
+import type { LinkState } from '../health/state-machine.js';
+
+export interface LinkStatus {
+  id: string;
+  /** "eth0 198.18.1.2 via 198.18.1.1 (SO_BINDTODEVICE)" */
+  description: string;
+  state: LinkState;
+  /** When the link entered its state. */
+  since: string;
+  /** Last probe round-trip time, ms. */
+  rttMs?: number;
+  /** Measured rate received through the link (bytes/s); "in" is towards this machine. */
+  rateIn: number;
+  /** Measured rate sent through the link (bytes/s). */
+  rateOut: number;
+  /** Capacity learned from observed throughput (bytes/s), when known. */
+  capacity?: number;
+  activeConnections: number;
+  /**
+   * Bytes received / sent through the link since the daemon started. Must never
+   * decrease while the daemon runs: /metrics exports them as Prometheus counters.
+   */
+  bytesIn: number;
+  bytesOut: number;
+  /** Failed connects through the link since the daemon started (never decreases; a counter). */
+  connectFailures: number;
+  lastFailure?: { at: string; reason: string };
+}
+
+export interface DaemonStatus {
+  version: string;
+  startedAt: string;
+  uptimeSeconds: number;
+  policy: string;
+  listen: { socks?: string; http?: string; control?: string };
+  /**
+   * Client connections: open now; accepted since start; never connected to their
+   * destination since start. `total` and `failed` never decrease (counters).
+   */
+  connections: { active: number; total: number; failed: number };
+  links: LinkStatus[];
+}

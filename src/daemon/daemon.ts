@@ -1,0 +1,239 @@
+/**
+ * `linkmux up`: the proxy daemon's lifecycle. It wires one link pool, one
+ * health monitor, one policy and one dialer under the front ends:
+ *
+ *   app ─► SOCKS5 / HTTP proxy ─► PoolDialer ─► policy(pool snapshot) ─► link ─► uplink
+ *                                      ▲                 ▲
+ *                  passive signals ────┘   HealthMonitor ┘ (probes out of each link)
+ *
+ * start() listens on every configured address (loopback by default) or throws
+ * with the address named; stop() stops accepting, lets open connections finish
+ * for up to `drainMs`, then closes everything, so the process exits cleanly.
+ */
+import type { Server } from 'node:net';
+import type { Link } from '../links/link.js';
+import { LinkPool } from '../links/link-pool.js';
+import { HealthMonitor } from '../health/monitor.js';
+import type { HealthConfig } from '../health/config.js';
+import { createPolicy } from '../scheduler/policies.js';
+import type { Policy } from '../scheduler/snapshot.js';
+import { PoolDialer } from '../proxy/pool-dialer.js';
+import { RuleSet, type Rule } from '../proxy/rules.js';
+import { createSocks5Server, type Socks5Server } from '../proxy/socks5/socks5-server.js';
+import { createHttpProxyServer } from '../proxy/http/http-proxy-server.js';
+import { startControlServer, type ControlServer } from '../control/control-server.js';
+import type { DaemonStatus, LinkStatus } from '../control/status-types.js';
+import { parseControlAddress, formatControlAddress, isLoopbackHost } from '../control/control-address.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { LinkmuxError, systemCode } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { VERSION } from '../version.js';
+
+export interface DaemonOptions {
+  links: Link[];
+  listen: { socks?: string | undefined; http?: string | undefined; control?: string | undefined };
+  auth?: { username: string; password: string } | undefined;
+  /** Listen beyond loopback without credentials (an open proxy): refused unless true. */
+  allowOpen?: boolean;
+  policy: string;
+  weights?: Record<string, number>;
+  stickyTtlMs?: number;
+  connectTimeoutMs: number;
+  failoverAttempts: number;
+  staggerMs?: number;
+  health: HealthConfig;
+  rules: Rule[];
+  privateDirect: boolean;
+  logger: Logger;
+  clock?: Clock;
+}
+
+export class Daemon {
+  readonly pool: LinkPool;
+  readonly health: HealthMonitor;
+  readonly dialer: PoolDialer;
+  private readonly policy: Policy;
+  private readonly clock: Clock;
+  private socks: Socks5Server | undefined;
+  private http: Server | undefined;
+  private control: ControlServer | undefined;
+  private readonly bound: { socks?: string; http?: string; control?: string } = {};
+  private readonly startedAt = new Date();
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.clock = opts.clock ?? systemClock;
+    checkExposure(opts);
+    this.health = new HealthMonitor({
+      links: opts.links,
+      config: opts.health,
+      clock: this.clock,
+      logger: opts.logger,
+    });
+    this.pool = new LinkPool(opts.links, {
+      clock: this.clock,
+      stateOf: (id) => this.health.state(id),
+      ...(opts.weights ? { weights: opts.weights } : {}),
+    });
+    this.policy = createPolicy(opts.policy, opts.stickyTtlMs ? { ttlMs: opts.stickyTtlMs } : {});
+    this.dialer = new PoolDialer({
+      pool: this.pool,
+      policy: this.policy,
+      policies: {
+        sticky: createPolicy('sticky', opts.stickyTtlMs ? { ttlMs: opts.stickyTtlMs } : {}),
+        'round-robin': createPolicy('round-robin'),
+        'least-connections': createPolicy('least-connections'),
+        adaptive: createPolicy('adaptive'),
+      },
+      rules: new RuleSet(opts.rules, opts.privateDirect),
+      report: (id, input) => this.health.report(id, input),
+      connectTimeoutMs: opts.connectTimeoutMs,
+      attempts: opts.failoverAttempts,
+      ...(opts.staggerMs !== undefined ? { staggerMs: opts.staggerMs } : {}),
+      clock: this.clock,
+      logger: opts.logger,
+    });
+  }
+
+  /** Where each front end really listens (with the port picked when 0 was asked). */
+  get addresses(): { socks?: string; http?: string; control?: string } {
+    return { ...this.bound };
+  }
+
+  async start(): Promise<void> {
+    const { listen, logger, auth } = this.opts;
+    try {
+      if (listen.socks) {
+        this.socks = createSocks5Server({ dialer: this.dialer, auth, logger });
+        this.bound.socks = await listenOn(this.socks, listen.socks, 'SOCKS5');
+      }
+      if (listen.http) {
+        this.http = createHttpProxyServer({ dialer: this.dialer, logger, ...(auth ? { auth } : {}) });
+        this.bound.http = await listenOn(this.http, listen.http, 'HTTP proxy');
+      }
+      if (listen.control) {
+        this.control = await startControlServer({
+          listen: listen.control,
+          status: () => this.status(),
+          logger,
+        });
+        this.bound.control = this.control.address;
+      }
+    } catch (err) {
+      await this.stop(0);
+      throw err;
+    }
+    this.pool.start();
+    this.health.start();
+    const links = this.opts.links.map((l) => l.description).join('; ');
+    logger.info(
+      `up: ${[
+        this.bound.socks && `SOCKS5 on ${this.bound.socks}`,
+        this.bound.http && `HTTP on ${this.bound.http}`,
+        this.bound.control && `control on ${this.bound.control}`,
+      ]
+        .filter(Boolean)
+        .join(', ')}; policy ${this.policy.name}; links: ${links}`,
+    );
+  }
+
+  /** Stops accepting, waits up to drainMs for open connections, then closes everything. */
+  async stop(drainMs: number): Promise<void> {
+    this.socks?.close();
+    const deadline = Date.now() + drainMs;
+    while (this.dialer.stats().active > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const left = this.dialer.stats().active;
+    if (left > 0) this.opts.logger.info(`closing ${left} connection(s) still open after the drain timeout`);
+    this.socks?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
+    this.health.stop();
+    this.pool.stop();
+    await this.control?.close();
+    for (const link of this.opts.links) link.destroy();
+  }
+
+  status(): DaemonStatus {
+    const now = this.clock.now();
+    const wall = Date.now();
+    const links: LinkStatus[] = this.opts.links.map((link) => {
+      const h = this.health.status(link.id);
+      const s = link.stats();
+      const r = this.pool.rates(link.id);
+      const toIso = (t: number) => new Date(wall - (now - t)).toISOString();
+      return {
+        id: link.id,
+        description: link.description,
+        state: h.state,
+        since: toIso(h.since),
+        ...(h.lastRttMs !== undefined ? { rttMs: h.lastRttMs } : {}),
+        rateIn: r.rateIn,
+        rateOut: r.rateOut,
+        ...(r.capacity !== undefined ? { capacity: r.capacity } : {}),
+        activeConnections: this.dialer.connectionsOn(link.id),
+        bytesIn: s.bytesIn,
+        bytesOut: s.bytesOut,
+        connectFailures: s.connectFailures,
+        ...(h.lastFailure
+          ? { lastFailure: { at: toIso(h.lastFailure.at), reason: h.lastFailure.reason } }
+          : {}),
+      };
+    });
+    return {
+      version: VERSION,
+      startedAt: this.startedAt.toISOString(),
+      uptimeSeconds: Math.round((wall - this.startedAt.getTime()) / 1000),
+      policy: this.policy.name,
+      listen: { ...this.bound },
+      connections: this.dialer.stats(),
+      links,
+    };
+  }
+}
+
+/** No open proxy: a front end beyond loopback needs credentials, or an explicit allowOpen. */
+function checkExposure(opts: DaemonOptions): void {
+  for (const [name, addr] of [
+    ['socks', opts.listen.socks],
+    ['http', opts.listen.http],
+  ] as const) {
+    if (!addr) continue;
+    const a = parseControlAddress(addr, `listen.${name}`);
+    if (a.kind === 'tcp' && !isLoopbackHost(a.host) && !opts.auth && !opts.allowOpen) {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_USAGE',
+        `listen.${name} is ${addr}, beyond loopback, without auth: that would be an open proxy. ` +
+          'Set auth.username and auth.password, or listen on 127.0.0.1',
+      );
+    }
+  }
+}
+
+async function listenOn(server: Server, address: string, what: string): Promise<string> {
+  const a = parseControlAddress(address, what);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const done = () => {
+      server.off('error', reject);
+      resolve();
+    };
+    if (a.kind === 'unix') server.listen(a.path, done);
+    else server.listen({ host: a.host, port: a.port }, done);
+  }).catch((err: unknown) => {
+    const code = systemCode(err);
+    const why =
+      code === 'EADDRINUSE'
+        ? 'the address is in use (another linkmux or proxy?): stop it or choose another port'
+        : code === 'EADDRNOTAVAIL'
+          ? 'no interface has that address'
+          : code === 'EACCES'
+            ? 'ports below 1024 need root'
+            : String(err);
+    throw new LinkmuxError('LINKMUX_ERR_USAGE', `cannot listen for ${what} on ${address}: ${why}`, {
+      cause: err,
+    });
+  });
+  const info = server.address();
+  if (typeof info === 'string' || info === null) return address;
+  return formatControlAddress({ kind: 'tcp', host: info.address, port: info.port });
+}

@@ -1,0 +1,119 @@
+/**
+ * The HTTP proxy front end of `linkmux up`: Node's own HTTP server (its parser,
+ * keep-alive and framing) with three entry points wired to the handlers:
+ *
+ *   CONNECT host:port             -> connect-tunnel.ts   (tunnel via pipeSockets)
+ *   GET http://host:port/path     -> forward-request.ts  (absolute-URI forwarding)
+ *   bytes Node cannot parse       -> 'clientError'       (400 / 408, then close)
+ *
+ * Every outbound connection comes from the injected Dialer; this module never
+ * opens a socket. Guarantees: Proxy-Authorization Basic is checked in constant
+ * time when `auth` is set (407 otherwise) and never logged; a malformed request
+ * costs only its own connection; `close()` stops listening AND destroys every
+ * client socket (tunnels and their targets follow through pipeSockets, pooled
+ * origin connections through their DialerAgent), so no socket outlives it;
+ * `closeAllConnections()` does the second half alone (tunnels included), for a
+ * caller that drains before closing.
+ */
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Destination } from '../../links/link.js';
+import { systemCode } from '../../util/errors.js';
+import type { Logger } from '../../util/logger.js';
+import type { Dialer } from '../dialer.js';
+import { handleConnect } from './connect-tunnel.js';
+import { replyAndClose } from './error-reply.js';
+import { handleRequest } from './forward-request.js';
+import type { BasicCredentials } from './proxy-auth.js';
+import { createBasicAuthCheck } from './proxy-auth.js';
+import type { HttpProxyContext, RuleVerdict } from './proxy-context.js';
+
+export interface HttpProxyOptions {
+  /** Opens every outbound connection (link choice and failover live behind it). */
+  dialer: Dialer;
+  /** When set, every request must carry these in Proxy-Authorization: Basic. */
+  auth?: BasicCredentials;
+  logger: Logger;
+  /** Decides per destination before any dial; 'deny' is answered 403. Default: allow all. */
+  rules?: (dst: Destination) => RuleVerdict;
+  /**
+   * Milliseconds without a byte in either direction after which a tunnel, a
+   * forwarded exchange or a client connection is closed. Default 300 000 (5 min);
+   * 0 disables it. Idle keep-alive connections between requests follow Node's
+   * keepAliveTimeout (5 s) instead.
+   */
+  idleTimeoutMs?: number;
+}
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
+
+/** http.Server whose close() also ends the connections it holds (Node's waits for them). */
+class HttpProxyServer extends http.Server {
+  readonly #sockets = new Set<Socket>();
+
+  constructor(ctx: HttpProxyContext) {
+    // requestTimeout is off: an upload through a proxy may take longer than Node's
+    // 5 min, and idleness is what matters (server.timeout below); headersTimeout stays.
+    super({ requestTimeout: 0 }, (req, res) => handleRequest(ctx, req, res, false));
+    this.timeout = ctx.idleTimeoutMs;
+    this.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) =>
+      handleRequest(ctx, req, res, true),
+    );
+    this.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      handleConnect(ctx, req, socket, head),
+    );
+    this.on('clientError', (err: Error, socket: Duplex) => onClientError(ctx, err, socket));
+    this.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+  }
+
+  override close(callback?: (err?: Error) => void): this {
+    super.close(callback);
+    this.closeAllConnections();
+    return this;
+  }
+
+  /** Node's version misses CONNECT tunnels (no longer HTTP connections to it): this ends them too. */
+  override closeAllConnections(): void {
+    super.closeAllConnections();
+    for (const socket of this.#sockets) socket.destroy();
+  }
+}
+
+export function createHttpProxyServer(options: HttpProxyOptions): http.Server {
+  const { auth } = options;
+  const check = auth ? createBasicAuthCheck(auth) : undefined;
+  const ctx: HttpProxyContext = {
+    dialer: options.dialer,
+    logger: options.logger,
+    rules: options.rules ?? (() => 'allow'),
+    authorize: (header) => check === undefined || check(header),
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+  };
+  return new HttpProxyServer(ctx);
+}
+
+/** Sockets already answered: Node may report more parse errors for the same bytes. */
+const answered = new WeakSet<Duplex>();
+
+function onClientError(ctx: HttpProxyContext, err: Error, socket: Duplex): void {
+  const code = systemCode(err);
+  const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (answered.has(socket) || code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    // Nothing sensible can be written: a reply would corrupt a response already under way.
+    socket.destroy();
+    return;
+  }
+  answered.add(socket);
+  ctx.logger.debug(`http: malformed request: ${code ?? err.message}`);
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    replyAndClose(socket, 408, 'linkmux: the request headers did not arrive in time');
+  } else if (code === 'HPE_HEADER_OVERFLOW') {
+    replyAndClose(socket, 400, 'linkmux: the request headers are too large');
+  } else {
+    replyAndClose(socket, 400, 'linkmux: malformed HTTP request');
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * What the HTTP proxy's handlers share: the dialer they must open every
+ * outbound connection through, the rules and credentials check, the logger and
+ * the idle timeout. Built once per server from its options.
+ */
+import type { Destination } from '../../links/link.js';
+import type { Logger } from '../../util/logger.js';
+import type { Dialer } from '../dialer.js';
+
+export type RuleVerdict = 'allow' | 'deny';
+
+export interface HttpProxyContext {
+  dialer: Dialer;
+  logger: Logger;
+  rules: (dst: Destination) => RuleVerdict;
+  /** True when the Proxy-Authorization value is acceptable (always true without auth). */
+  authorize: (proxyAuthorization: string | undefined) => boolean;
+  /** Milliseconds without a byte either way before a tunnel or exchange is closed; 0 = never. */
+  idleTimeoutMs: number;
+}
+
+/** "address:port" of a client socket, for logs and the dialer's sticky rules. */
+export function clientLabel(socket: { remoteAddress?: string; remotePort?: number }): string {
+  const addr = socket.remoteAddress ?? '?';
+  return addr.includes(':') ? `[${addr}]:${socket.remotePort ?? 0}` : `${addr}:${socket.remotePort ?? 0}`;
+}

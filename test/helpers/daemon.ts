@@ -1,0 +1,82 @@
+/**
+ * Runs `linkmux up` inside a testbed's client namespace for the netns tier and
+ * the benchmarks: writes a config file, spawns the daemon, waits until its
+ * control API answers, and reads /status.
+ */
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import type { Testbed } from '../../src/testbed/testbed.js';
+import type { DaemonStatus } from '../../src/control/status-types.js';
+
+export interface RunningDaemon {
+  child: ChildProcess;
+  socks: string;
+  http: string;
+  control: string;
+  log: () => string;
+  status(): Promise<DaemonStatus>;
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(tb: Testbed, cli: string, yaml: string): Promise<RunningDaemon> {
+  const configPath = `/tmp/${tb.prefix}linkmux.yaml`;
+  await writeFile(configPath, yaml);
+  const child = tb.spawn(tb.clientNs, process.execPath, [cli, 'up', '--config', configPath]);
+  let log = '';
+  child.stdout?.on('data', (d: Buffer) => (log += d));
+  child.stderr?.on('data', (d: Buffer) => (log += d));
+  const control = /control: "?([\d.:]+)"?/.exec(yaml)?.[1] ?? '127.0.0.1:9190';
+  const status = async (): Promise<DaemonStatus> => {
+    const { stdout } = await tb.exec(tb.clientNs, 'curl', [
+      '-sS',
+      '--max-time',
+      '2',
+      `http://${control}/status`,
+    ]);
+    return JSON.parse(stdout) as DaemonStatus;
+  };
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`linkmux up exited (${child.exitCode}):\n${log}`);
+    try {
+      await status();
+      break;
+    } catch (err) {
+      if (i >= 100)
+        throw new Error(`linkmux up did not answer on ${control} within 10 s:\n${log}\n${String(err)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    child,
+    socks: /socks: "?([\d.:]+)"?/.exec(yaml)?.[1] ?? '127.0.0.1:1080',
+    http: /http: "?([\d.:]+)"?/.exec(yaml)?.[1] ?? '127.0.0.1:8080',
+    control,
+    log: () => log,
+    status,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await once(child, 'exit');
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Polls until `check` holds or `ms` pass; returns the elapsed ms, or throws with the last value seen. */
+export async function waitFor<T>(
+  what: string,
+  ms: number,
+  probe: () => Promise<T>,
+  check: (v: T) => boolean,
+) {
+  const started = Date.now();
+  let last: T | undefined;
+  while (Date.now() - started < ms) {
+    last = await probe();
+    if (check(last)) return Date.now() - started;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what}: not within ${ms} ms (last: ${JSON.stringify(last)?.slice(0, 500)})`);
+}
