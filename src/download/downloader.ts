@@ -334,7 +334,8 @@ async function runRanged(r: RangedJob): Promise<DownloadSummary> {
     clearInterval(saver);
     await saving;
     if (!plan.complete()) {
-      await save();
+      // Best effort: when the disk is full this fails too, and the last control file written stays valid.
+      await save().catch(() => {});
       if (failure) throw failure;
       if (opts.signal?.aborted) throw aborted();
       throw new LinkmuxError(
