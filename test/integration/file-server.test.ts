@@ -1,6 +1,5 @@
 // The test file server over real HTTP on 127.0.0.1: Range semantics, and every bad-server switch.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -8,13 +7,13 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import {
   makeTestFile,
   startFileServer,
   type Behaviour,
   type FileServer,
 } from '../../src/testbed/file-server.js';
+import { makeSelfSignedCert } from '../../src/testbed/self-signed-cert.js';
 
 interface Reply {
   status: number;
@@ -419,33 +418,9 @@ describe('file server', { timeout: 60_000 }, () => {
       }));
   });
 
-  it('serves HTTPS with the given key and certificate', async (t) => {
-    try {
-      await promisify(execFile)('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        path.join(dir, 'key.pem'),
-        '-out',
-        path.join(dir, 'cert.pem'),
-      ]);
-    } catch {
-      t.skip('openssl is not installed');
-      return;
-    }
-    const cert = await readFile(path.join(dir, 'cert.pem'), 'utf8');
-    const s = await startFileServer({ root, tls: { key: await readFile(path.join(dir, 'key.pem')), cert } });
+  it('serves HTTPS with the given key and certificate', async () => {
+    const { key, cert } = await makeSelfSignedCert(dir);
+    const s = await startFileServer({ root, tls: { key, cert } });
     try {
       assert.match(s.url, /^https:\/\//);
       const r = await request(s.fileUrl('small.bin'), { ca: cert, headers: { range: 'bytes=-10' } });

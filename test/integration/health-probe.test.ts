@@ -5,16 +5,15 @@
 // on 127.0.0.1: nothing leaves the machine.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { makeSelfSignedCert } from '../../src/testbed/self-signed-cert.js';
 import { LocalLink } from '../../src/links/local-link.js';
 import type { NetInterface } from '../../src/net/interfaces-types.js';
 import { createProber, probeHttp, probeRound, probeTcp } from '../../src/health/prober.js';
@@ -138,29 +137,8 @@ test('HTTP probe through the link: any status counts, the body is not read', { s
 test('HTTPS probe: TLS over the link, certificates checked', { skip }, async (t) => {
   const dir = await mkdtemp(path.join(tmpdir(), 'lmx-probe-tls-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  try {
-    // A throwaway self-signed certificate for 127.0.0.1, as in file-server.test.ts.
-    await promisify(execFile)('openssl', [
-      ...[
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-      ],
-      ...['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
-      ...['-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')],
-    ]);
-  } catch {
-    t.skip('openssl is not installed');
-    return;
-  }
-  const cert = await readFile(path.join(dir, 'cert.pem'), 'utf8');
-  const server = https.createServer({ key: await readFile(path.join(dir, 'key.pem')), cert }, (_req, res) => {
+  const { key, cert } = await makeSelfSignedCert(dir);
+  const server = https.createServer({ key, cert }, (_req, res) => {
     res.writeHead(204).end();
   });
   const port = await listen(server);
