@@ -10,6 +10,7 @@
  * with the address named; stop() stops accepting, lets open connections finish
  * for up to `drainMs`, then closes everything, so the process exits cleanly.
  */
+import type { Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import type { Link } from '../links/link.js';
 import { LinkPool } from '../links/link-pool.js';
@@ -55,7 +56,7 @@ export class Daemon {
   private readonly policy: Policy;
   private readonly clock: Clock;
   private socks: Socks5Server | undefined;
-  private http: Server | undefined;
+  private http: HttpServer | undefined;
   private control: ControlServer | undefined;
   private readonly bound: { socks?: string; http?: string; control?: string } = {};
   private readonly startedAt = new Date();
@@ -138,7 +139,11 @@ export class Daemon {
 
   /** Stops accepting, waits up to drainMs for open connections, then closes everything. */
   async stop(drainMs: number): Promise<void> {
+    // Both front ends stop accepting now; their open connections may finish until the deadline.
     this.socks?.close();
+    const httpClosed = new Promise<void>((resolve) =>
+      this.http ? this.http.close(() => resolve()) : resolve(),
+    );
     const deadline = Date.now() + drainMs;
     while (this.dialer.stats().active > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
@@ -146,7 +151,8 @@ export class Daemon {
     const left = this.dialer.stats().active;
     if (left > 0) this.opts.logger.info(`closing ${left} connection(s) still open after the drain timeout`);
     this.socks?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
+    this.http?.closeAllConnections();
+    await httpClosed;
     this.health.stop();
     this.pool.stop();
     await this.control?.close();

@@ -195,17 +195,21 @@ export class PoolDialer implements Dialer {
       let lastError: unknown;
       let timer: NodeJS.Timeout | undefined;
       const attempts: AbortController[] = [];
+      let winner: AbortController | undefined;
       const finish = (fn: () => void) => {
         settled = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        for (const a of attempts) a.abort();
+        // The losers are aborted; the winner's signal must stay quiet (a link may tie its socket to it).
+        for (const a of attempts) if (a !== winner) a.abort();
         fn();
       };
       const onAbort = () =>
         finish(() =>
           reject(new LinkmuxError('LINKMUX_ERR_ABORTED', `the client went away while connecting`)),
         );
+      // 'abort' never fires for a signal aborted already (the client left during the DNS lookup).
+      if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
       const launch = () => {
         clearTimeout(timer);
@@ -242,6 +246,7 @@ export class PoolDialer implements Dialer {
             }
             held.socket = socket;
             socket.once('close', () => this.drop(id, held));
+            winner = ctl;
             finish(() => resolve({ socket, link: id }));
           })
           .catch((err: unknown) => {

@@ -101,7 +101,7 @@ function compile(rule: Rule, index: number): CompiledRule {
   const m = rule.match;
   if (m.domain !== undefined) {
     const d = m.domain.trim().toLowerCase();
-    if (!/^\.?[a-z0-9*_-]+(\.[a-z0-9_-]+)*\.?$/.test(d)) {
+    if (!/^\.?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$/.test(d)) {
       throw new LinkmuxError(
         'LINKMUX_ERR_CONFIG',
         `${where}.match.domain: "${m.domain}" is not a domain name`,
@@ -110,10 +110,12 @@ function compile(rule: Rule, index: number): CompiledRule {
     out.domain = { suffix: d.startsWith('.'), name: d.replace(/^\./, '').replace(/\.$/, '') };
   }
   if (m.cidr !== undefined) {
-    const [net, bits] = m.cidr.split('/');
+    const [net, bits, extra] = m.cidr.split('/');
     const family = isIP(net ?? '');
-    const prefix = Number(bits ?? (family === 6 ? 128 : 32));
-    if (!family || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128)) {
+    // Digits only, as the config schema requires: Number('') is 0, and "10.0.0.0/" must not mean /0.
+    const prefix =
+      bits === undefined ? (family === 6 ? 128 : 32) : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+    if (!family || extra !== undefined || !(prefix >= 0 && prefix <= (family === 4 ? 32 : 128))) {
       throw new LinkmuxError(
         'LINKMUX_ERR_CONFIG',
         `${where}.match.cidr: "${m.cidr}" is not a network like 10.0.0.0/8`,

@@ -145,8 +145,12 @@ export async function startProxy(options: Partial<HttpProxyOptions> & { dialer: 
   return { server, port: (server.address() as AddressInfo).port };
 }
 
+/** Stops the server and ends every connection it holds (tunnels included). */
 export function closeServer(server: net.Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+  });
 }
 
 export function connections(server: net.Server): Promise<number> {

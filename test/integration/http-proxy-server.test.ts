@@ -492,7 +492,7 @@ test('an idle tunnel is closed after idleTimeoutMs on both sides', async () => {
   }
 });
 
-test('close() destroys open tunnels, kept-alive clients and their origin connections', async () => {
+test('close() + closeAllConnections() end open tunnels, kept-alive clients and their origin connections', async () => {
   const closeDialer = fakeDialer();
   const p = await startProxy({ dialer: closeDialer });
   const agent = new http.Agent({ keepAlive: true });

@@ -48,7 +48,11 @@ export interface HttpProxyOptions {
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
 
-/** http.Server whose close() also ends the connections it holds (Node's waits for them). */
+/**
+ * http.Server with the SOCKS server's shutdown semantics: close() stops accepting
+ * and ends idle keep-alive connections while busy ones finish (the daemon's
+ * drain); closeAllConnections() ends everything, CONNECT tunnels included.
+ */
 class HttpProxyServer extends http.Server {
   readonly #sockets = new Set<Socket>();
 
@@ -72,7 +76,7 @@ class HttpProxyServer extends http.Server {
 
   override close(callback?: (err?: Error) => void): this {
     super.close(callback);
-    this.closeAllConnections();
+    this.closeIdleConnections();
     return this;
   }
 
