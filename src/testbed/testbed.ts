@@ -32,6 +32,7 @@ import {
   type Command,
   type LinkDownMode,
   type TopologyPlan,
+  type UplinkPlan,
 } from './topology.js';
 
 export interface TestbedOptions {
@@ -50,17 +51,8 @@ export interface TestbedOptions {
   log?: (s: string) => void;
 }
 
-export interface Uplink {
-  index: number;
-  /** 'up0'.. inside the client ns. */
-  dev: string;
-  address: string;
-  gateway: string;
-  ispNs: string;
-  rateMbit: number;
-  /** Metric of this uplink's default route (100, 101, …). */
-  metric: number;
-}
+/** An uplink of the client namespace, as tests and benchmarks see it. */
+export type Uplink = Omit<UplinkPlan, 'ispServerAddress'>;
 
 export interface Testbed {
   prefix: string;
