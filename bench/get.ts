@@ -109,6 +109,7 @@ async function scenario(rates: number[]): Promise<{ rows: Row[]; target: number;
       });
     } finally {
       await tb.setEcmp(false);
+      await tb.exec(tb.clientNs, 'rm', ['-rf', `/tmp/${tb.prefix}aria`]);
     }
     return { rows, target: rates.every((r) => r === rates[0]) ? 0.95 : 0.93, sum };
   } finally {

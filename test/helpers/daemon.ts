@@ -4,7 +4,7 @@
  * control API answers, and reads /status.
  */
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import type { ChildProcess } from 'node:child_process';
 import type { Testbed } from '../../src/testbed/testbed.js';
 import type { DaemonStatus } from '../../src/control/status-types.js';
@@ -55,11 +55,15 @@ export async function startDaemon(tb: Testbed, cli: string, yaml: string): Promi
     log: () => log,
     status,
     async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await once(child, 'exit');
-      clearTimeout(timer);
+      try {
+        if (child.exitCode !== null) return;
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        await once(child, 'exit');
+        clearTimeout(timer);
+      } finally {
+        await rm(configPath, { force: true });
+      }
     },
   };
 }
