@@ -19,6 +19,7 @@ import { createSocks5Server } from '../../src/proxy/socks5/socks5-server.js';
 import type { Socks5ServerOptions } from '../../src/proxy/socks5/socks5-server.js';
 import { LinkmuxError } from '../../src/util/errors.js';
 import { createLogger } from '../../src/util/logger.js';
+import { RawClient } from '../helpers/proxy-clients.js';
 
 const run = promisify(execFile);
 const h = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -149,56 +150,6 @@ async function canListenOnIPv6(): Promise<boolean> {
   }
 }
 
-/** A TCP client that reads exact byte counts, for hand-made handshakes. */
-class RawClient {
-  private buf = Buffer.alloc(0);
-  private waiter: (() => void) | undefined;
-  ended = false;
-  readonly socket: net.Socket;
-  readonly closed: Promise<void>;
-
-  constructor(port: number, host = '127.0.0.1') {
-    this.socket = net.connect({ port, host });
-    this.socket.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.waiter?.();
-    });
-    const ended = () => {
-      this.ended = true;
-      this.waiter?.();
-    };
-    this.socket.on('end', ended);
-    this.socket.on('close', ended);
-    this.socket.on('error', () => {});
-    this.closed = once(this.socket, 'close').then(() => undefined);
-  }
-
-  write(bytes: Buffer | string): void {
-    this.socket.write(bytes);
-  }
-
-  /** Exactly n bytes (fewer only if the server closes first), or everything until it closes. */
-  async read(n?: number, timeoutMs = 5000): Promise<Buffer> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.ended && (n === undefined || this.buf.length < n)) {
-      if (Date.now() > deadline) {
-        throw new Error(`timed out reading ${n ?? 'to the end'}; have ${this.buf.toString('hex')}`);
-      }
-      await new Promise<void>((r) => {
-        this.waiter = r;
-        setTimeout(r, 50);
-      });
-    }
-    const take = n === undefined ? this.buf.length : Math.min(n, this.buf.length);
-    const out = this.buf.subarray(0, take);
-    this.buf = this.buf.subarray(take);
-    return out;
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-}
 
 /** Connects through SOCKS with no auth to 127.0.0.1:port; returns the client after a success reply. */
 async function socksConnect(socksPort: number, targetPort: number): Promise<RawClient> {
