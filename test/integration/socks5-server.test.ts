@@ -150,7 +150,6 @@ async function canListenOnIPv6(): Promise<boolean> {
   }
 }
 
-
 /** Connects through SOCKS with no auth to 127.0.0.1:port; returns the client after a success reply. */
 async function socksConnect(socksPort: number, targetPort: number): Promise<RawClient> {
   const c = new RawClient(socksPort);
