@@ -30,7 +30,6 @@ export interface Mirror {
   validators: Validators;
   /** False once it answered something retrying cannot fix. */
   alive: boolean;
-  lastError?: LinkmuxError;
 }
 
 /** State shared by all slots of one download. */
@@ -122,7 +121,6 @@ export class PieceWorker {
     const mirror = job.mirrors[this.mirror];
     if (isFatal(err) && mirror) {
       mirror.alive = false;
-      mirror.lastError = err as LinkmuxError;
       const next = job.mirrors.findIndex((m) => m.alive);
       if (next < 0) {
         job.fail(err);

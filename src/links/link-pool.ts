@@ -96,13 +96,19 @@ export class LinkPool {
     return { rateIn: e?.rateIn ?? 0, rateOut: e?.rateOut ?? 0, capacity: e?.capacity.capacity };
   }
 
-  snapshot(): LinkSnapshot[] {
+  /**
+   * What the policies see. `activeOf` counts a link's connections; the default
+   * (open sockets) walks the link's stats, so the dialer passes its own O(1)-ish count.
+   */
+  snapshot(
+    activeOf: (id: string) => number = (id) => this.get(id)?.stats().activeConnections ?? 0,
+  ): LinkSnapshot[] {
     return [...this.entries.values()].map((e) => ({
       id: e.link.id,
       state: this.stateOf(e.link.id),
       capacity: e.capacity.capacity,
       rate: e.rateIn + e.rateOut,
-      active: e.link.stats().activeConnections,
+      active: activeOf(e.link.id),
       weight: e.weight,
     }));
   }

@@ -164,7 +164,7 @@ export class PoolDialer implements Dialer {
   }
 
   private snapshot() {
-    return this.opts.pool.snapshot().map((s) => ({ ...s, active: this.busyOn(s.id) }));
+    return this.opts.pool.snapshot((id) => this.busyOn(id));
   }
 
   private hold(id: string): Tracked {
