@@ -1,7 +1,9 @@
 /**
  * The shared netns testbed: a client with N shaped uplinks through N NAT-ing ISP
  * namespaces to one server namespace running the test file server (see topology.ts
- * for the picture). Used by the netns tests, the benchmarks and `linkmux demo`.
+ * for the picture). Optionally a LAN: node machines that own some of the uplinks
+ * (for `linkmux node`) and LAN-only hosts routed through the client (for `linkmux
+ * gateway`). Used by the netns tests, the benchmarks and `linkmux demo`.
  *
  * Guarantees: needs root and says so; touches nothing outside its own namespaces
  * (all named `<prefix>…`, prefix `lmx-<pid>-<random>-` by default, so leftovers of a
@@ -23,6 +25,7 @@ import {
   blackholeCommands,
   certCommands,
   formatCommands,
+  gatewayMasqueradeCommands,
   isTolerant,
   linkStateCommands,
   planTopology,
@@ -42,6 +45,14 @@ export interface TestbedOptions {
   links?: number;
   /** Mbit/s per uplink, one for all or one per link. Default 8. */
   rateMbit?: number | number[];
+  /**
+   * Owner of each uplink (one entry per link): 0 = the client, k ≥ 1 = node machine
+   * k on the LAN, numbered without gaps. Default all 0 (no nodes). `links` defaults
+   * to its length.
+   */
+  machines?: number[];
+  /** LAN-only hosts whose default route is the client (0–9). Default 0. */
+  lanHosts?: number;
   /** Also serve HTTPS on 443 with a self-signed certificate (see `caFile`). */
   https?: boolean;
   /** Files generated into a temp dir and served at /files/<name>. Default: 1m.bin (1 MiB), 4m.bin (4 MiB). */
@@ -51,34 +62,68 @@ export interface TestbedOptions {
   log?: (s: string) => void;
 }
 
-/** An uplink of the client namespace, as tests and benchmarks see it. */
+/** An uplink of a machine (`hostNs`, the client's unless nodes were asked for), as tests and benchmarks see it. */
 export type Uplink = Omit<UplinkPlan, 'ispServerAddress'>;
+
+/** A machine with uplinks of its own: the client (machines[0]) or a node (machines[k]). */
+export interface TestbedMachine {
+  ns: string;
+  /** 198.18.100.(1+k) on its lan0; '' when the testbed has no LAN. */
+  lanAddress: string;
+  /** Indexes into `uplinks` of the uplinks it owns. */
+  uplinks: number[];
+}
+
+/** A LAN-only host: lan0 at 198.18.100.(100+k), default route via the client's LAN address. */
+export interface TestbedLanHost {
+  ns: string;
+  lanAddress: string;
+}
+
+/** Bytes received and sent, by device name. */
+export type ByteCounters = Record<string, { rx: number; tx: number }>;
 
 export interface Testbed {
   prefix: string;
   clientNs: string;
   serverNs: string;
   uplinks: Uplink[];
+  /** Index 0 is the client (also without a LAN), k the node machine k. */
+  machines: TestbedMachine[];
+  lanHosts: TestbedLanHost[];
+  /** The namespace of the LAN's bridge, when there is a LAN. */
+  lanNs?: string;
   /** The one server address, 198.19.0.10. */
   serverAddress: string;
   url(name: string, scheme?: 'http' | 'https'): string;
   /** Certificate to trust for https (self-signed, it is its own CA), when `https` was asked for. */
   caFile?: string;
   files: Record<string, { path: string; size: number; sha256: string }>;
-  /** Runs `cmd args…` inside namespace `ns` through the runner. */
+  /** Runs `cmd args…` inside `ns`, any namespace of this testbed (others are refused), through the runner. */
   exec(ns: string, cmd: string, args: string[]): Promise<RunResult>;
-  /** Starts `cmd args…` inside `ns`; killed by destroy(). */
+  /** Starts `cmd args…` inside `ns`, any namespace of this testbed; killed by destroy(). */
   spawn(ns: string, cmd: string, args: string[], opts?: SpawnOptions): ChildProcess;
-  /** Bytes received and sent per uplink device of the client ns. */
-  counters(): Promise<Record<string, { rx: number; tx: number }>>;
+  /**
+   * Bytes per device of `ns` (default the client ns), lo excluded: a machine's up<i>
+   * (and lan0 on a LAN), an ISP's cl/sv, …
+   */
+  counters(ns?: string): Promise<ByteCounters>;
+  /** Bytes per uplink device (up0, up1, …) of every machine. */
+  uplinkCounters(): Promise<ByteCounters>;
   /** Drops all traffic in ISP i's namespace; the link stays up. */
   blackhole(i: number): Promise<void>;
   unblackhole(i: number): Promise<void>;
-  /** 'admin' (default): the client's device goes down; 'carrier': the ISP's end does. */
+  /** 'admin' (default): the owning machine's device goes down; 'carrier': the ISP's end does. */
   linkDown(i: number, mode?: LinkDownMode): Promise<void>;
   linkUp(i: number): Promise<void>;
-  /** One multipath default route over all uplinks, L4 hash; off restores per-uplink routes. */
+  /** Per machine, one multipath default route over its uplinks, L4 hash; off restores per-uplink routes. */
   setEcmp(on: boolean): Promise<void>;
+  /**
+   * The plain-kernel gateway baseline: on adds nft table `inet lmxtb_masq` in the
+   * client ns, masquerading LAN sources out of each of its uplinks; off removes it.
+   * Needs lanHosts > 0. Idempotent.
+   */
+  gatewayMasquerade(on: boolean): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -119,8 +164,10 @@ export async function createTestbed(opts: TestbedOptions = {}): Promise<Testbed>
 
   const plan = planTopology({
     prefix: opts.prefix ?? `lmx-${process.pid}-${randomBytes(2).toString('hex')}-`,
-    links: opts.links ?? 3,
+    links: opts.links ?? opts.machines?.length ?? 3,
     rateMbit: opts.rateMbit ?? 8,
+    machines: opts.machines,
+    lanHosts: opts.lanHosts,
   });
   const tb = new NetnsTestbed(plan, runner, log);
   try {
@@ -139,6 +186,9 @@ class NetnsTestbed implements Testbed {
   readonly serverNs: string;
   readonly serverAddress: string;
   readonly uplinks: Uplink[];
+  readonly machines: TestbedMachine[];
+  readonly lanHosts: TestbedLanHost[];
+  readonly lanNs?: string;
   caFile?: string;
   files: Record<string, { path: string; size: number; sha256: string }> = {};
 
@@ -147,6 +197,7 @@ class NetnsTestbed implements Testbed {
   private readonly children = new Set<ChildProcess>();
   private ecmp = false;
   private readonly down = new Map<number, LinkDownMode>();
+  private readonly namespaces: ReadonlySet<string>;
   private destroying?: Promise<void>;
   private readonly onExit = () => this.destroySync();
 
@@ -159,15 +210,23 @@ class NetnsTestbed implements Testbed {
     this.clientNs = plan.clientNs;
     this.serverNs = plan.serverNs;
     this.serverAddress = plan.serverAddress;
-    this.uplinks = plan.uplinks.map(({ index, dev, address, gateway, ispNs, rateMbit, metric }) => ({
-      index,
-      dev,
-      address,
-      gateway,
-      ispNs,
-      rateMbit,
-      metric,
-    }));
+    this.uplinks = plan.uplinks.map(
+      ({ index, dev, machine, hostNs, address, gateway, ispNs, rateMbit, metric }) => ({
+        index,
+        dev,
+        machine,
+        hostNs,
+        address,
+        gateway,
+        ispNs,
+        rateMbit,
+        metric,
+      }),
+    );
+    this.machines = plan.machines.map(({ ns, lanAddress, uplinks }) => ({ ns, lanAddress, uplinks }));
+    this.lanHosts = plan.lanHosts.map(({ ns, lanAddress }) => ({ ns, lanAddress }));
+    if (plan.lan) this.lanNs = plan.lan.ns;
+    this.namespaces = new Set(allNamespaces(plan));
   }
 
   async build(opts: TestbedOptions): Promise<void> {
@@ -181,7 +240,10 @@ class NetnsTestbed implements Testbed {
     }
     if ((opts.files ?? DEFAULT_FILES).length === 0) await makeTestFile(filesDir, '.keep', 0);
 
-    this.log(`building ${this.plan.uplinks.length} uplinks under ${this.prefix}`);
+    const lan = this.plan.lan
+      ? `, a LAN of ${this.machines.length} machines and ${this.lanHosts.length} LAN hosts`
+      : '';
+    this.log(`building ${this.plan.uplinks.length} uplinks${lan} under ${this.prefix}`);
     await this.apply(setupCommands(this.plan));
 
     const serverArgs = ['--root', filesDir, '--host', '0.0.0.0'];
@@ -208,12 +270,14 @@ class NetnsTestbed implements Testbed {
     return `${scheme}://${this.serverAddress}/files/${encodeURIComponent(name)}`;
   }
 
-  exec(ns: string, cmd: string, args: string[]): Promise<RunResult> {
+  async exec(ns: string, cmd: string, args: string[]): Promise<RunResult> {
+    this.checkOwn(ns);
     return this.runner.run('ip', ['netns', 'exec', ns, cmd, ...args]);
   }
 
   spawn(ns: string, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
     if (this.destroying) throw new LinkmuxError('LINKMUX_ERR_USAGE', 'testbed: spawn after destroy');
+    this.checkOwn(ns);
     // `ip netns exec` execs the command in place, so the child's pid is the command's.
     const child = spawnChild('ip', ['netns', 'exec', ns, cmd, ...args], opts);
     this.children.add(child);
@@ -222,12 +286,23 @@ class NetnsTestbed implements Testbed {
     return child;
   }
 
-  async counters(): Promise<Record<string, { rx: number; tx: number }>> {
-    const { stdout } = await this.runner.run('ip', ['-n', this.clientNs, '-j', '-s', 'link', 'show']);
-    const out: Record<string, { rx: number; tx: number }> = {};
-    const devs = new Set(this.uplinks.map((u) => u.dev));
+  async counters(ns: string = this.clientNs): Promise<ByteCounters> {
+    this.checkOwn(ns);
+    const { stdout } = await this.runner.run('ip', ['-n', ns, '-j', '-s', 'link', 'show']);
+    const out: ByteCounters = {};
     for (const l of JSON.parse(stdout) as IpLinkJson[]) {
-      if (devs.has(l.ifname)) out[l.ifname] = { rx: l.stats64?.rx.bytes ?? 0, tx: l.stats64?.tx.bytes ?? 0 };
+      if (l.ifname !== 'lo') out[l.ifname] = { rx: l.stats64?.rx.bytes ?? 0, tx: l.stats64?.tx.bytes ?? 0 };
+    }
+    return out;
+  }
+
+  async uplinkCounters(): Promise<ByteCounters> {
+    const owners = this.machines.filter((m) => m.uplinks.length > 0);
+    const all = await Promise.all(owners.map((m) => this.counters(m.ns)));
+    const out: ByteCounters = {};
+    for (const u of this.uplinks) {
+      const c = all[owners.findIndex((m) => m.ns === u.hostNs)]?.[u.dev];
+      if (c) out[u.dev] = c;
     }
     return out;
   }
@@ -267,6 +342,11 @@ class NetnsTestbed implements Testbed {
     await this.apply(routeCommands(this.plan, this.routeState()));
   }
 
+  gatewayMasquerade(on: boolean): Promise<void> {
+    this.log(`gateway masquerade ${on ? 'on' : 'off'}`);
+    return this.apply(gatewayMasqueradeCommands(this.plan, on));
+  }
+
   destroy(): Promise<void> {
     this.destroying ??= this.teardown();
     return this.destroying;
@@ -278,17 +358,28 @@ class NetnsTestbed implements Testbed {
    */
   private async waitOperUp(i: number): Promise<void> {
     const dev = this.uplinks[i]?.dev ?? '';
+    const ns = this.uplinks[i]?.hostNs ?? this.clientNs;
     let state = '';
     for (let attempt = 0; attempt < OPERSTATE_POLLS; attempt++) {
-      const { stdout } = await this.runner.run('ip', ['-n', this.clientNs, '-j', 'link', 'show', dev]);
+      const { stdout } = await this.runner.run('ip', ['-n', ns, '-j', 'link', 'show', dev]);
       state = (JSON.parse(stdout) as { operstate?: string }[])[0]?.operstate ?? '';
       if (state === 'UP') return;
       await new Promise((r) => setTimeout(r, OPERSTATE_POLL_MS));
     }
     throw new LinkmuxError(
       'LINKMUX_ERR_COMMAND_FAILED',
-      `testbed: ${dev} in ${this.clientNs} still ${state} ${OPERSTATE_POLLS * OPERSTATE_POLL_MS} ms after link up`,
+      `testbed: ${dev} in ${ns} still ${state} ${OPERSTATE_POLLS * OPERSTATE_POLL_MS} ms after link up`,
     );
+  }
+
+  /** The guard that keeps exec/spawn/counters inside this testbed's own namespaces. */
+  private checkOwn(ns: string): void {
+    if (!this.namespaces.has(ns)) {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_USAGE',
+        `testbed: "${ns}" is not a namespace of testbed ${this.prefix} (${[...this.namespaces].join(' ')})`,
+      );
+    }
   }
 
   private routeState() {
@@ -345,7 +436,10 @@ class NetnsTestbed implements Testbed {
     this.log(`file server up in ${this.serverNs}: ${args.join(' ')}`);
   }
 
-  /** Checks, from the client ns through the default uplink, that the server answers (bounded). */
+  /**
+   * Checks, from every machine that owns uplinks through its default uplink, that the
+   * server answers (bounded; machines in parallel).
+   */
   private async waitReachable(): Promise<void> {
     const first = Object.keys(this.files)[0] ?? '.keep';
     const script = `
@@ -362,15 +456,18 @@ class NetnsTestbed implements Testbed {
         req.end();
       };
       attempt();`;
-    try {
-      await this.exec(this.clientNs, process.execPath, ['-e', script, this.url(first)]);
-    } catch (err) {
-      throw new LinkmuxError(
-        'LINKMUX_ERR_CONNECT',
-        `testbed: the server ${this.serverAddress} does not answer from ${this.clientNs}: ${describe(err)}`,
-        { cause: err },
-      );
-    }
+    const check = async (ns: string) => {
+      try {
+        await this.exec(ns, process.execPath, ['-e', script, this.url(first)]);
+      } catch (err) {
+        throw new LinkmuxError(
+          'LINKMUX_ERR_CONNECT',
+          `testbed: the server ${this.serverAddress} does not answer from ${ns}: ${describe(err)}`,
+          { cause: err },
+        );
+      }
+    };
+    await Promise.all(this.machines.filter((m) => m.uplinks.length > 0).map((m) => check(m.ns)));
   }
 
   private async teardown(): Promise<void> {

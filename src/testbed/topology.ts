@@ -13,6 +13,17 @@
  * metrics 100, 101, … and no source rules, so unbound traffic leaves through up0.
  * Each ISP drops client packets whose source is not its own client subnet, as real
  * ISPs do (BCP 38): binding only a source address does not pick an uplink here either.
+ *
+ * Optionally a LAN of several machines (one bridge, like a home switch):
+ *
+ *   bridge ns "l": bridge lan ── lan0 of each machine and LAN host, 198.18.100.0/24
+ *   client "c" .1 (machine 0)    node "n<k>" .(1+k)    LAN host "h<k>" .(100+k)
+ *
+ * Each uplink lives in the machine that owns it (`machines` option), keeping its name
+ * up<i> and address; every machine gets default routes through its own uplinks only.
+ * LAN hosts have no uplink: their default route is the client (then a gateway, with
+ * ip_forward on but no NAT, which the product under test or `gatewayMasqueradeCommands`
+ * adds; un-NATed LAN sources are dropped by the ISPs' BCP 38 filter).
  * Every address is in 198.18.0.0/15; nothing touches the root namespace.
  */
 import { LinkmuxError } from '../util/errors.js';
@@ -26,18 +37,48 @@ export interface Command {
 
 export interface UplinkPlan {
   index: number;
-  /** Device in the client ns: up0, up1, … */
+  /** Device in its machine's ns: up0, up1, … (unique across machines). */
   dev: string;
-  /** Client address on dev. */
+  /** Which machine owns it: 0 = the client, k ≥ 1 = node k. */
+  machine: number;
+  /** The namespace of that machine, where `dev` lives. */
+  hostNs: string;
+  /** The machine's address on dev. */
   address: string;
   /** The ISP's address on the client side, the default route's gateway. */
   gateway: string;
   ispNs: string;
   rateMbit: number;
-  /** Route metric of this uplink's default route. */
+  /** Route metric of this uplink's default route: 100, 101, … in order within its machine. */
   metric: number;
   /** The ISP's address on the server-side bridge. */
   ispServerAddress: string;
+}
+
+/** A machine on the LAN with uplinks of its own: the client (index 0) or a node. */
+export interface MachinePlan {
+  index: number;
+  ns: string;
+  /** Address on its lan0; '' when the testbed has no LAN. */
+  lanAddress: string;
+  /** Indexes of the uplinks it owns, ascending. */
+  uplinks: number[];
+}
+
+/** A LAN-only host: no uplink, default route via the client's LAN address. */
+export interface LanHostPlan {
+  index: number;
+  ns: string;
+  lanAddress: string;
+}
+
+export interface LanPlan {
+  /** The namespace holding the bridge (the switch, not a machine). */
+  ns: string;
+  bridge: string;
+  subnet: string;
+  /** The client's LAN address: LAN hosts' default gateway. */
+  gateway: string;
 }
 
 export interface TopologyPlan {
@@ -46,6 +87,11 @@ export interface TopologyPlan {
   serverNs: string;
   serverAddress: string;
   uplinks: UplinkPlan[];
+  /** Index 0 is the client; always present, also without a LAN. */
+  machines: MachinePlan[];
+  lanHosts: LanHostPlan[];
+  /** Present when there is more than one machine or any LAN host. */
+  lan?: LanPlan;
 }
 
 export interface TopologyOptions {
@@ -55,6 +101,13 @@ export interface TopologyOptions {
   links?: number;
   /** Shaped rate per uplink in Mbit/s, one number for all or one per link. Default 8. */
   rateMbit?: number | number[];
+  /**
+   * Owner of each uplink, one entry per link: 0 = the client ns, k ≥ 1 = node machine
+   * k ("<prefix>n<k>"). Nodes are numbered 1, 2, … without gaps. Default: all 0.
+   */
+  machines?: number[];
+  /** LAN-only hosts "<prefix>h1", …, 0–9. Default 0. */
+  lanHosts?: number;
 }
 
 export const SERVER_ADDRESS = '198.19.0.10';
@@ -63,10 +116,18 @@ export const MAX_LINKS = 9;
 export const ISP_CLIENT_DEV = 'cl';
 export const ISP_SERVER_DEV = 'sv';
 export const SERVER_BRIDGE = 'br0';
+/** The bridge of the LAN namespace, and each machine's and host's device on it. */
+export const LAN_BRIDGE = 'lan';
+export const LAN_DEV = 'lan0';
+export const LAN_SUBNET = '198.18.100.0/24';
+export const MAX_LAN_HOSTS = 9;
+/** nft table that `gatewayMasqueradeCommands` adds in the client ns. */
+export const GATEWAY_MASQ_TABLE = 'lmxtb_masq';
 const BASE_METRIC = 100;
+const lanAddress = (host: number) => `198.18.100.${host}`;
 
 export function planTopology(opts: TopologyOptions): TopologyPlan {
-  const links = opts.links ?? 3;
+  const links = opts.links ?? opts.machines?.length ?? 3;
   if (!Number.isInteger(links) || links < 1 || links > MAX_LINKS) {
     throw new LinkmuxError('LINKMUX_ERR_USAGE', `testbed: links must be 1–${MAX_LINKS}, got ${links}`);
   }
@@ -81,6 +142,23 @@ export function planTopology(opts: TopologyOptions): TopologyPlan {
   if (rates.length !== links) {
     throw new LinkmuxError('LINKMUX_ERR_USAGE', `testbed: ${rates.length} rates given for ${links} links`);
   }
+  const owners = planOwners(opts.machines, links);
+  const hosts = opts.lanHosts ?? 0;
+  if (!Number.isInteger(hosts) || hosts < 0 || hosts > MAX_LAN_HOSTS) {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_USAGE',
+      `testbed: lanHosts must be 0–${MAX_LAN_HOSTS}, got ${opts.lanHosts}`,
+    );
+  }
+  const machineCount = Math.max(...owners) + 1;
+  const hasLan = machineCount > 1 || hosts > 0;
+  const machineNs = (k: number) => (k === 0 ? `${opts.prefix}c` : `${opts.prefix}n${k}`);
+  const machines = Array.from({ length: machineCount }, (_, k): MachinePlan => ({
+    index: k,
+    ns: machineNs(k),
+    lanAddress: hasLan ? lanAddress(1 + k) : '',
+    uplinks: owners.flatMap((m, i) => (m === k ? [i] : [])),
+  }));
   const uplinks = rates.map((r, index): UplinkPlan => {
     const rateMbit = r;
     if (!(rateMbit > 0 && rateMbit <= 10000)) {
@@ -89,28 +167,76 @@ export function planTopology(opts: TopologyOptions): TopologyPlan {
         `testbed: rate of link ${index} must be in (0, 10000] Mbit/s`,
       );
     }
+    const machine = owners[index] ?? 0;
     return {
       index,
       dev: `up${index}`,
+      machine,
+      hostNs: machineNs(machine),
       address: `198.18.${index + 1}.2`,
       gateway: `198.18.${index + 1}.1`,
       ispNs: `${opts.prefix}i${index}`,
       rateMbit,
-      metric: BASE_METRIC + index,
+      metric: BASE_METRIC + (machines[machine]?.uplinks.indexOf(index) ?? 0),
       ispServerAddress: `198.19.0.${index + 1}`,
     };
   });
+  const lanHosts = Array.from({ length: hosts }, (_, j): LanHostPlan => ({
+    index: j + 1,
+    ns: `${opts.prefix}h${j + 1}`,
+    lanAddress: lanAddress(101 + j),
+  }));
   return {
     prefix: opts.prefix,
-    clientNs: `${opts.prefix}c`,
+    clientNs: machineNs(0),
     serverNs: `${opts.prefix}s`,
     serverAddress: SERVER_ADDRESS,
     uplinks,
+    machines,
+    lanHosts,
+    ...(hasLan && {
+      lan: { ns: `${opts.prefix}l`, bridge: LAN_BRIDGE, subnet: LAN_SUBNET, gateway: lanAddress(1) },
+    }),
   };
 }
 
+/** The machine owning each uplink; node numbers must run 1, 2, … without gaps. */
+function planOwners(machines: number[] | undefined, links: number): number[] {
+  const owners = machines ?? Array.from({ length: links }, () => 0);
+  if (owners.length !== links) {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_USAGE',
+      `testbed: ${owners.length} machines given for ${links} links`,
+    );
+  }
+  for (const m of owners) {
+    if (!Number.isInteger(m) || m < 0 || m >= MAX_LINKS) {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_USAGE',
+        `testbed: machine numbers must be 0–${MAX_LINKS - 1}, got ${m}`,
+      );
+    }
+  }
+  for (let k = 1; k <= Math.max(...owners); k++) {
+    if (!owners.includes(k)) {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_USAGE',
+        `testbed: node machine ${k} owns no uplink; number nodes 1, 2, … without gaps`,
+      );
+    }
+  }
+  return owners;
+}
+
+/** Machines (client first), LAN hosts, the LAN bridge, the server, the ISPs. */
 export function allNamespaces(plan: TopologyPlan): string[] {
-  return [plan.clientNs, plan.serverNs, ...plan.uplinks.map((u) => u.ispNs)];
+  return [
+    ...plan.machines.map((m) => m.ns),
+    ...plan.lanHosts.map((h) => h.ns),
+    ...(plan.lan ? [plan.lan.ns] : []),
+    plan.serverNs,
+    ...plan.uplinks.map((u) => u.ispNs),
+  ];
 }
 
 const ip = (...args: string[]): Command => ({ cmd: 'ip', args });
@@ -152,7 +278,7 @@ export function ispRuleset(u: UplinkPlan): string {
 
 /** Every command that builds the topology, in order. Routes come last: they need their links up. */
 export function setupCommands(plan: TopologyPlan): Command[] {
-  const { clientNs: c, serverNs: s } = plan;
+  const { serverNs: s, lan } = plan;
   const cmds: Command[] = [];
   for (const ns of allNamespaces(plan)) cmds.push(ip('netns', 'add', ns));
   for (const ns of allNamespaces(plan)) {
@@ -163,6 +289,8 @@ export function setupCommands(plan: TopologyPlan): Command[] {
     cmds.push(sysctl(ns, 'net.ipv4.conf.all.rp_filter=0'), sysctl(ns, 'net.ipv4.conf.default.rp_filter=0'));
   }
   for (const u of plan.uplinks) cmds.push(sysctl(u.ispNs, 'net.ipv4.ip_forward=1'));
+  // The client routes for the LAN hosts; NAT is left to the product under test.
+  if (plan.lanHosts.length > 0) cmds.push(sysctl(plan.clientNs, 'net.ipv4.ip_forward=1'));
 
   cmds.push(
     ip('-n', s, 'link', 'add', SERVER_BRIDGE, 'type', 'bridge'),
@@ -170,7 +298,7 @@ export function setupCommands(plan: TopologyPlan): Command[] {
     ip('-n', s, 'link', 'set', SERVER_BRIDGE, 'up'),
   );
   for (const u of plan.uplinks) {
-    const i = u.ispNs;
+    const [c, i] = [u.hostNs, u.ispNs];
     const port = `isp${u.index}`;
     cmds.push(
       ip('-n', c, 'link', 'add', u.dev, 'type', 'veth', 'peer', 'name', ISP_CLIENT_DEV, 'netns', i),
@@ -191,7 +319,37 @@ export function setupCommands(plan: TopologyPlan): Command[] {
       { ...nsExec(i, 'nft', '-f', '-'), input: ispRuleset(u) },
     );
   }
+  if (lan) cmds.push(...lanCommands(plan, lan));
   cmds.push(...routeCommands(plan, { ecmp: false, down: new Set() }));
+  if (lan) {
+    for (const h of plan.lanHosts) {
+      cmds.push(ip('-n', h.ns, 'route', 'replace', 'default', 'via', lan.gateway, 'dev', LAN_DEV));
+    }
+  }
+  return cmds;
+}
+
+/**
+ * The LAN: a bridge in its own namespace and one unshaped veth per machine and host
+ * (lan0 inside, the bridge port named after the namespace's suffix: c, n1, h1, …).
+ */
+function lanCommands(plan: TopologyPlan, lan: LanPlan): Command[] {
+  const l = lan.ns;
+  const cmds = [
+    ip('-n', l, 'link', 'add', lan.bridge, 'type', 'bridge'),
+    ip('-n', l, 'link', 'set', lan.bridge, 'up'),
+  ];
+  const prefixLen = lan.subnet.slice(lan.subnet.indexOf('/'));
+  for (const m of [...plan.machines, ...plan.lanHosts]) {
+    const port = m.ns.slice(plan.prefix.length);
+    cmds.push(
+      ip('-n', m.ns, 'link', 'add', LAN_DEV, 'type', 'veth', 'peer', 'name', port, 'netns', l),
+      ip('-n', l, 'link', 'set', port, 'master', lan.bridge),
+      ip('-n', l, 'link', 'set', port, 'up'),
+      ip('-n', m.ns, 'addr', 'add', `${m.lanAddress}${prefixLen}`, 'dev', LAN_DEV),
+      ip('-n', m.ns, 'link', 'set', LAN_DEV, 'up'),
+    );
+  }
   return cmds;
 }
 
@@ -203,14 +361,22 @@ export interface RouteState {
 }
 
 /**
- * Commands that bring the client's default routes to `state`, from any earlier state.
- * `replace` keeps a default route in place throughout, so open connections survive the
- * switch. Deleting a route that is already gone fails harmlessly: callers run the
- * `del` commands tolerantly (see `isTolerant`).
+ * Commands that bring every machine's default routes to `state`, from any earlier
+ * state; each machine routes over its own uplinks only (the client first, then the
+ * nodes; a machine without uplinks gets nothing). `replace` keeps a default route in
+ * place throughout, so open connections survive the switch. Deleting a route that is
+ * already gone fails harmlessly: callers run the `del` commands tolerantly (see
+ * `isTolerant`).
  */
 export function routeCommands(plan: TopologyPlan, state: RouteState): Command[] {
-  const c = plan.clientNs;
-  const up = plan.uplinks.filter((u) => !state.down.has(u.index));
+  return plan.machines.flatMap((m) => {
+    const own = m.uplinks.map((i) => uplinkAt(plan, i));
+    return own.length === 0 ? [] : machineRouteCommands(m.ns, own, state);
+  });
+}
+
+function machineRouteCommands(c: string, uplinks: UplinkPlan[], state: RouteState): Command[] {
+  const up = uplinks.filter((u) => !state.down.has(u.index));
   const cmds: Command[] = [];
   if (state.ecmp) {
     cmds.push(sysctl(c, 'net.ipv4.fib_multipath_hash_policy=1'));
@@ -218,14 +384,14 @@ export function routeCommands(plan: TopologyPlan, state: RouteState): Command[] 
       const hops = up.flatMap((u) => ['nexthop', 'via', u.gateway, 'dev', u.dev, 'weight', '1']);
       cmds.push(ip('-n', c, 'route', 'replace', 'default', 'metric', String(BASE_METRIC), ...hops));
     }
-    for (const u of plan.uplinks) {
+    for (const u of uplinks) {
       if (u.metric !== BASE_METRIC)
         cmds.push(ip('-n', c, 'route', 'del', 'default', 'metric', String(u.metric)));
     }
     if (up.length === 0) cmds.push(ip('-n', c, 'route', 'del', 'default', 'metric', String(BASE_METRIC)));
     return cmds;
   }
-  for (const u of plan.uplinks) {
+  for (const u of uplinks) {
     cmds.push(
       state.down.has(u.index)
         ? ip('-n', c, 'route', 'del', 'default', 'metric', String(u.metric))
@@ -275,9 +441,9 @@ export function blackholeCommands(plan: TopologyPlan, index: number, on: boolean
 }
 
 /**
- * How a link goes down: 'admin' sets the client's device down (the kernel removes its
+ * How a link goes down: 'admin' sets its machine's device down (the kernel removes its
  * routes, sockets bound to it fail at once); 'carrier' sets the ISP's end down, so
- * the client's device loses carrier but keeps its routes, like a pulled cable on a
+ * the machine's device loses carrier but keeps its routes, like a pulled cable on a
  * host without a network manager.
  */
 export type LinkDownMode = 'admin' | 'carrier';
@@ -292,17 +458,48 @@ export function linkStateCommands(
   const state = up ? 'up' : 'down';
   const cmds =
     mode === 'admin'
-      ? [ip('-n', plan.clientNs, 'link', 'set', u.dev, state)]
+      ? [ip('-n', u.hostNs, 'link', 'set', u.dev, state)]
       : [ip('-n', u.ispNs, 'link', 'set', ISP_CLIENT_DEV, state)];
   if (up) {
     // ARP entries left INCOMPLETE/FAILED by the outage would delay or refuse the first
     // connections after the link returns (up to ~1 s, or EHOSTUNREACH): start afresh.
     cmds.push(
-      ip('-n', plan.clientNs, 'neigh', 'flush', 'dev', u.dev),
+      ip('-n', u.hostNs, 'neigh', 'flush', 'dev', u.dev),
       ip('-n', u.ispNs, 'neigh', 'flush', 'dev', ISP_CLIENT_DEV),
     );
   }
   return cmds;
+}
+
+/**
+ * The plain-kernel gateway baseline: masquerade LAN sources out of every uplink of the
+ * client, in nft table `inet lmxtb_masq`, so forwarded traffic passes the ISPs' BCP 38
+ * filter. Only LAN sources, so the client's own traffic behaves as without it. Both
+ * directions are idempotent.
+ */
+export function gatewayMasqueradeCommands(plan: TopologyPlan, on: boolean): Command[] {
+  const client = plan.machines[0];
+  if (!plan.lan || plan.lanHosts.length === 0 || !client || client.uplinks.length === 0) {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_USAGE',
+      'testbed: gateway masquerade needs LAN hosts (lanHosts > 0) and a client with uplinks',
+    );
+  }
+  const t = GATEWAY_MASQ_TABLE;
+  const devs = client.uplinks.map((i) => `"${uplinkAt(plan, i).dev}"`).join(', ');
+  const reset = `table inet ${t} {}\ndelete table inet ${t}\n`;
+  const table = on
+    ? [
+        `table inet ${t} {`,
+        '  chain postrouting {',
+        '    type nat hook postrouting priority srcnat; policy accept;',
+        `    ip saddr ${plan.lan.subnet} oifname { ${devs} } masquerade`,
+        '  }',
+        '}',
+        '',
+      ].join('\n')
+    : '';
+  return [{ ...nsExec(plan.clientNs, 'nft', '-f', '-'), input: reset + table }];
 }
 
 /** Removes every namespace of the plan (processes inside must be killed first). */

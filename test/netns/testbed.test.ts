@@ -1,4 +1,5 @@
-// The netns testbed itself, as root: 3 shaped uplinks, routing by metric, failures, ECMP, clean teardown.
+// The netns testbed itself, as root: 3 shaped uplinks, routing by metric, failures, ECMP, clean teardown;
+// then a LAN of three machines with an uplink each and a LAN host behind the client as gateway.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -8,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { createTestbed, removeLeftovers, type Testbed } from '../../src/testbed/testbed.js';
+import { createTestbed, removeLeftovers, type Testbed, type Uplink } from '../../src/testbed/testbed.js';
 import { ExecRunner } from '../../src/util/runner.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -22,6 +23,17 @@ const MiB = 1024 * 1024;
 const BIG = '3m.bin';
 const SMALL = '256k.bin';
 const run = promisify(execFile);
+
+/** curl in namespace `ns`; resolves with its exit code instead of throwing. */
+async function curlIn(tb: Testbed, ns: string, args: string[]): Promise<{ code: number; stdout: string }> {
+  try {
+    const r = await tb.exec(ns, 'curl', ['-sS', '--max-time', '10', ...args]);
+    return { code: 0, stdout: r.stdout };
+  } catch (err) {
+    const code = (err as { cause?: { code?: unknown } }).cause?.code;
+    return { code: typeof code === 'number' ? code : -1, stdout: '' };
+  }
+}
 
 async function namespaces(): Promise<string[]> {
   const { stdout } = await run('ip', ['netns', 'list']);
@@ -37,15 +49,9 @@ describe('netns testbed', { skip: !isRoot, timeout: 90_000 }, () => {
   let buildMs = 0;
 
   /** curl in the client ns; resolves with its exit code instead of throwing. */
-  async function curl(args: string[]): Promise<{ code: number; stdout: string }> {
+  function curl(args: string[]): Promise<{ code: number; stdout: string }> {
     assert.ok(tb);
-    try {
-      const r = await tb.exec(tb.clientNs, 'curl', ['-sS', '--max-time', '10', ...args]);
-      return { code: 0, stdout: r.stdout };
-    } catch (err) {
-      const code = (err as { cause?: { code?: unknown } }).cause?.code;
-      return { code: typeof code === 'number' ? code : -1, stdout: '' };
-    }
+    return curlIn(tb, tb.clientNs, args);
   }
 
   async function rxDelta(fn: () => Promise<unknown>): Promise<Record<string, number>> {
@@ -239,3 +245,155 @@ describe('netns testbed', { skip: !isRoot, timeout: 90_000 }, () => {
     }
   });
 });
+
+describe(
+  'netns testbed LAN: node machines with their own uplinks, a LAN host behind the gateway',
+  {
+    skip: !isRoot,
+    timeout: 60_000,
+  },
+  () => {
+    let tb: Testbed | undefined;
+
+    /**
+     * A TCP "ping" (ping is not installed everywhere): a connect to a closed port is
+     * answered by a RST from the address itself (ECONNREFUSED); silence or no route is not.
+     */
+    async function reach(ns: string, address: string): Promise<string> {
+      assert.ok(tb);
+      const script = `
+      const s = require('node:net').connect({ host: process.argv[1], port: 9 });
+      const done = (what) => { console.log(what); process.exit(0); };
+      s.setTimeout(1500, () => done('timeout'));
+      s.on('connect', () => done('open'));
+      s.on('error', (e) => done(e.code));`;
+      return (await tb.exec(ns, process.execPath, ['-e', script, address])).stdout.trim();
+    }
+
+    /** Packets ISP `i` dropped for a source address not its client's (BCP 38). */
+    async function spoofDrops(i: number): Promise<number> {
+      assert.ok(tb);
+      const { stdout } = await tb.exec(tb.uplinks[i]?.ispNs ?? '', 'nft', [
+        'list',
+        'chain',
+        'ip',
+        'linkmux_isp',
+        'isp_forward',
+      ]);
+      return Number(/counter packets (\d+)/.exec(stdout)?.[1] ?? NaN);
+    }
+
+    before(async () => {
+      const t = performance.now();
+      tb = await createTestbed({
+        machines: [0, 1, 2],
+        lanHosts: 1,
+        files: [{ name: SMALL, size: 256 * 1024 }],
+      });
+      console.log(`LAN testbed built in ${Math.round(performance.now() - t)} ms`);
+    });
+
+    after(async () => {
+      await tb?.destroy();
+    });
+
+    it('describes its machines, LAN host and uplink owners', () => {
+      assert.ok(tb);
+      const p = tb.prefix;
+      assert.deepEqual(tb.machines, [
+        { ns: `${p}c`, lanAddress: '198.18.100.1', uplinks: [0] },
+        { ns: `${p}n1`, lanAddress: '198.18.100.2', uplinks: [1] },
+        { ns: `${p}n2`, lanAddress: '198.18.100.3', uplinks: [2] },
+      ]);
+      assert.deepEqual(tb.lanHosts, [{ ns: `${p}h1`, lanAddress: '198.18.100.101' }]);
+      assert.equal(tb.lanNs, `${p}l`);
+      assert.deepEqual(
+        tb.uplinks.map((u) => [u.dev, u.hostNs, u.address]),
+        [
+          ['up0', `${p}c`, '198.18.1.2'],
+          ['up1', `${p}n1`, '198.18.2.2'],
+          ['up2', `${p}n2`, '198.18.3.2'],
+        ],
+      );
+    });
+
+    it('refuses to run anything outside its own namespaces', async () => {
+      assert.ok(tb);
+      await assert.rejects(tb.exec('lmx-elsewhere', 'true', []), /not a namespace of testbed/);
+      await assert.rejects(tb.counters('lmx-elsewhere'), /not a namespace of testbed/);
+    });
+
+    it('every machine reaches every other one over the LAN', async () => {
+      assert.ok(tb);
+      const machines = tb.machines;
+      const pairs = machines.flatMap((a) => machines.filter((b) => b !== a).map((b) => [a, b] as const));
+      const results = await Promise.all(pairs.map(([a, b]) => reach(a.ns, b.lanAddress)));
+      pairs.forEach(([a, b], k) => assert.equal(results[k], 'ECONNREFUSED', `${a.ns} -> ${b.lanAddress}`));
+    });
+
+    it('every machine fetches from the server through its own uplink', async () => {
+      assert.ok(tb);
+      for (const m of tb.machines) {
+        const own: Uplink | undefined = tb.uplinks.find((u) => u.hostNs === m.ns);
+        assert.ok(own);
+        const a = await tb.uplinkCounters();
+        const r = await curlIn(tb, m.ns, ['-o', '/dev/null', '-w', '%{local_ip}', tb.url(SMALL)]);
+        const b = await tb.uplinkCounters();
+        assert.deepEqual(r, { code: 0, stdout: own.address }, m.ns);
+        for (const u of tb.uplinks) {
+          const rx = (b[u.dev]?.rx ?? 0) - (a[u.dev]?.rx ?? 0);
+          if (u === own) assert.ok(rx >= 256 * 1024, `${m.ns}: ${u.dev} rx grew by ${rx}`);
+          else assert.ok(rx < 64 * 1024, `${m.ns}: ${u.dev} of ${u.hostNs} rx grew by ${rx}`);
+        }
+        const mine = await tb.counters(m.ns);
+        assert.deepEqual(Object.keys(mine).sort(), [own.dev, 'lan0'].sort());
+      }
+    });
+
+    it('the LAN host reaches the client’s LAN address', async () => {
+      assert.ok(tb?.lanHosts[0] && tb.machines[0]);
+      assert.equal(await reach(tb.lanHosts[0].ns, tb.machines[0].lanAddress), 'ECONNREFUSED');
+    });
+
+    it('the LAN host reaches the server through the gateway only with gatewayMasquerade on (BCP 38)', async () => {
+      assert.ok(tb?.lanHosts[0]);
+      const host = tb.lanHosts[0].ns;
+      const fetch = (maxTime: string) =>
+        curlIn(tb!, host, [
+          '--max-time',
+          maxTime,
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{size_download}',
+          tb!.url(SMALL),
+        ]);
+
+      const drops = await spoofDrops(0);
+      assert.notEqual((await fetch('2')).code, 0, 'un-NATed LAN source');
+      assert.ok((await spoofDrops(0)) > drops, 'ISP 0 dropped the LAN source');
+
+      await tb.gatewayMasquerade(true);
+      await tb.gatewayMasquerade(true); // idempotent
+      try {
+        const a = await tb.counters();
+        const r = await fetch('10');
+        const b = await tb.counters();
+        assert.deepEqual(r, { code: 0, stdout: String(256 * 1024) });
+        const rx = (b.up0?.rx ?? 0) - (a.up0?.rx ?? 0);
+        const lanTx = (b.lan0?.tx ?? 0) - (a.lan0?.tx ?? 0);
+        assert.ok(rx >= 256 * 1024 && lanTx >= 256 * 1024, `up0 rx +${rx}, lan0 tx +${lanTx}`);
+      } finally {
+        await tb.gatewayMasquerade(false);
+      }
+      assert.notEqual((await fetch('2')).code, 0, 'masquerade removed');
+    });
+
+    it('destroy() leaves no namespace of the run', async () => {
+      assert.ok(tb);
+      await tb.destroy();
+      const left = (await namespaces()).filter((n) => n.startsWith(tb!.prefix));
+      assert.deepEqual(left, []);
+    });
+  },
+);
