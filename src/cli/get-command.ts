@@ -6,7 +6,7 @@ import { nullProgress, type ProgressSink } from '../download/progress.js';
 import { LinkmuxError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
 import { parseSize } from '../util/format.js';
-import { openLinks } from './open-links.js';
+import { openLinks, parseLinkFlags } from './open-links.js';
 import { choiceOption, collect, intOption, numberOption } from './options.js';
 import { jsonProgress, plainProgress } from './progress/plain-progress.js';
 
@@ -16,6 +16,7 @@ interface GetFlags {
   continue?: boolean;
   overwrite?: boolean;
   link?: string[];
+  join?: string[];
   connectionsPerLink: number;
   checksum?: string;
   quiet?: boolean;
@@ -40,10 +41,11 @@ export function registerGet(program: Command): void {
     .option('-c, --continue', 'continue a partial download from its control file (<output>.linkmux)')
     .option('--overwrite', 'replace an existing output file or discard a partial download')
     .option(
-      '-l, --link <name|address>',
-      'use this uplink (repeatable; default: every usable uplink)',
+      '-l, --link <name|address|socks5://…>',
+      'use this uplink or SOCKS5 upstream (repeatable; default: every usable uplink)',
       collect,
     )
+    .option('--join <token>', "use a linkmux node's uplinks too (its join token; repeatable)", collect)
     .option(
       '-x, --connections-per-link <n>',
       'parallel connections on each link',
@@ -95,7 +97,7 @@ Examples:
       const minPiece = flags.minPiece !== undefined ? parsePiece(flags.minPiece) : undefined;
       const ca = flags.ca ? await readCa(flags.ca) : undefined;
       if (flags.insecure) logger.warn('--insecure: TLS certificates are not verified');
-      const links = await openLinks(flags.link ?? [], flags.bind, logger);
+      const links = await openLinks(parseLinkFlags(flags.link ?? [], flags.join ?? []), flags.bind, logger);
       // Loaded here, not at the top: `linkmux --help` and the other commands start faster.
       const { download } = await import('../download/downloader.js');
       const progress = await chooseProgress(flags);

@@ -10,6 +10,7 @@ import { registerLinks } from './links-command.js';
 import { registerRoute } from './route-command.js';
 import { registerDemo } from './demo-command.js';
 import { registerUp } from './up-command.js';
+import { registerNode } from './node-command.js';
 import { registerStatus } from './status-command.js';
 import { registerConfig } from './config-command.js';
 import { reportError } from './report-error.js';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerLinks(program);
   registerRoute(program);
   registerUp(program);
+  registerNode(program);
   registerStatus(program);
   registerConfig(program);
   registerDemo(program);

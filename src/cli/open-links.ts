@@ -1,12 +1,67 @@
-/** Shared by every command that uses links: discover interfaces, apply --link, build LocalLinks. */
+/**
+ * Shared by every command that uses links: local interfaces (discovered, then
+ * chosen with --link), SOCKS5 upstreams (--link socks5://…) and linkmux nodes
+ * (--join TOKEN).
+ *
+ * Which local interfaces: the ones named; with none named, every usable uplink
+ * — and when upstreams or nodes are given, a machine without any uplink of its
+ * own is fine (it uses only theirs). Link ids must be unique.
+ */
 import { discoverInterfaces } from '../net/interfaces.js';
-import { createLocalLinks, selectUplinks } from '../links/select.js';
+import { createLocalLinks, selectUplinks, splitLinkRequests } from '../links/select.js';
+import { isUsableUplink } from '../net/interfaces.js';
 import type { BindModeRequest } from '../links/local-link.js';
 import type { Link } from '../links/link.js';
+import { Socks5Link } from '../links/socks5-link.js';
+import type { Socks5LinkOptions } from '../links/socks5-link.js';
+import { isSocks5LinkRequest, nodeLinkOptions, parseSocks5Link } from '../links/remote-links.js';
+import { decodeJoinToken } from '../relay/join-token.js';
+import type { JoinToken } from '../relay/join-token.js';
 import { ExecRunner } from '../util/runner.js';
+import { LinkmuxError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 
-export async function openLinks(requested: string[], mode: BindModeRequest, logger: Logger): Promise<Link[]> {
+export interface LinkRequests {
+  /** Interface names or addresses; [] = every usable uplink. */
+  local: readonly string[];
+  upstreams: readonly Socks5LinkOptions[];
+  join: readonly JoinToken[];
+}
+
+/** Splits raw --link and --join flag values (comma lists allowed for --link) into requests. */
+export function parseLinkFlags(links: readonly string[], join: readonly string[]): LinkRequests {
+  const all = splitLinkRequests(links);
+  return {
+    local: all.filter((l) => !isSocks5LinkRequest(l)),
+    upstreams: all.filter(isSocks5LinkRequest).map((l) => parseSocks5Link(l)),
+    join: join.map((t) => decodeJoinToken(t)),
+  };
+}
+
+export async function openLinks(
+  requests: LinkRequests,
+  mode: BindModeRequest,
+  logger: Logger,
+): Promise<Link[]> {
+  const remote: Link[] = [...requests.upstreams, ...requests.join.flatMap((t) => nodeLinkOptions(t))].map(
+    (o) => new Socks5Link(o),
+  );
   const interfaces = await discoverInterfaces(new ExecRunner());
-  return createLocalLinks(selectUplinks(interfaces, requested), { mode, logger });
+  const local =
+    requests.local.length === 0 && remote.length > 0
+      ? interfaces.filter((i) => isUsableUplink(i, process.platform))
+      : selectUplinks(interfaces, requests.local);
+  const links: Link[] = [...createLocalLinks(local, { mode, logger }), ...remote];
+  const seen = new Set<string>();
+  for (const l of links) {
+    if (seen.has(l.id)) {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_USAGE',
+        `two links are called ${l.id}: name SOCKS5 upstreams with #name (socks5://host:port#name), ` +
+          'or join each node once',
+      );
+    }
+    seen.add(l.id);
+  }
+  return links;
 }

@@ -4,10 +4,8 @@
  * YAML file (-c, or ./linkmux.yaml), with flags laid over it.
  */
 import type { Command } from 'commander';
-import { formatControlAddress } from '../control/control-address.js';
-import { createLogger } from '../util/logger.js';
 import { collect, choiceOption } from './options.js';
-import { openLinks } from './open-links.js';
+import { runDaemon } from './run-daemon.js';
 import { POLICY_NAMES } from '../scheduler/policies.js';
 
 interface UpFlags {
@@ -16,6 +14,8 @@ interface UpFlags {
   http?: string;
   control?: string;
   link?: string[];
+  join?: string[];
+  node?: boolean;
   policy?: string;
   bind?: 'auto' | 'device' | 'address';
 }
@@ -35,10 +35,12 @@ export function registerUp(program: Command): void {
       'control API address (host:port or a unix socket path), or "off" (default 127.0.0.1:9190)',
     )
     .option(
-      '-l, --link <name|address>',
-      'use this uplink (repeatable; default: every usable uplink)',
+      '-l, --link <name|address|socks5://…>',
+      'use this uplink or SOCKS5 upstream (repeatable; default: every usable uplink)',
       collect,
     )
+    .option('--join <token>', "use a linkmux node's uplinks too (its join token; repeatable)", collect)
+    .option('--node', "also lend this machine's uplinks to the LAN as a node (node: in the config)")
     .option(
       '--policy <name>',
       `link choice for new connections: ${POLICY_NAMES.join(', ')}`,
@@ -60,53 +62,16 @@ Examples:
     )
     .action(async (flags: UpFlags) => {
       const { loadConfig, mergeFlags } = await import('../config/load.js');
-      const { toRuntime } = await import('../config/runtime.js');
-      const { Daemon } = await import('../daemon/daemon.js');
       const loaded = await loadConfig(flags.config !== undefined ? { file: flags.config } : {});
       const off = (v: string | undefined) => (v === undefined ? undefined : v === 'off' ? false : v);
       const config = mergeFlags(loaded.config, {
         listen: { socks: off(flags.socks), http: off(flags.http), control: off(flags.control) },
         ...(flags.link ? { links: flags.link } : {}),
+        ...(flags.join ? { join: flags.join } : {}),
+        ...(flags.node ? { node: { enabled: true } } : {}),
         ...(flags.policy ? { policy: flags.policy as never } : {}),
         ...(flags.bind ? { bind: flags.bind } : {}),
       });
-      const rt = toRuntime(config);
-      const logger = createLogger(rt.log);
-      logger.info(`config: ${loaded.source}`);
-      const links = await openLinks([...rt.links], rt.bind, logger);
-      const daemon = new Daemon({
-        links,
-        listen: {
-          socks: rt.listen.socks && formatControlAddress(rt.listen.socks),
-          http: rt.listen.http && formatControlAddress(rt.listen.http),
-          control: rt.listen.control && formatControlAddress(rt.listen.control),
-        },
-        auth: rt.auth,
-        allowOpen: config.listen.allowOpen,
-        policy: rt.policy,
-        weights: { ...rt.weights },
-        ...(rt.policyOptions.ttlMs !== undefined ? { stickyTtlMs: rt.policyOptions.ttlMs } : {}),
-        connectTimeoutMs: rt.connectTimeoutMs,
-        failoverAttempts: rt.failover.attempts,
-        staggerMs: rt.failover.staggerMs,
-        health: rt.health,
-        rules: rt.rules.map((r) => ({ match: { ...r.match }, action: r.action })),
-        privateDirect: rt.privateDirect,
-        logger,
-      });
-      await daemon.start();
-      await new Promise<void>((resolve) => {
-        const stop = (sig: string) => {
-          logger.info(`${sig}: draining (up to ${rt.drainTimeoutMs / 1000} s), then exiting`);
-          process.off('SIGINT', onInt);
-          process.off('SIGTERM', onTerm);
-          void daemon.stop(rt.drainTimeoutMs).then(resolve);
-        };
-        const onInt = () => stop('SIGINT');
-        const onTerm = () => stop('SIGTERM');
-        process.on('SIGINT', onInt);
-        process.on('SIGTERM', onTerm);
-      });
-      logger.info('stopped');
+      await runDaemon(config, loaded.source);
     });
 }

@@ -27,9 +27,24 @@ listen:
 #   username: me
 #   password: change-me
 
-# The uplinks to use: interface names or addresses (see \`linkmux links\`).
-# Empty: every usable uplink.
+# The uplinks to use: interface names or addresses (see \`linkmux links\`), and
+# SOCKS5 upstreams as socks5://user:pass@host:port#name (a router, \`ssh -D\`).
+# With no interface named, every usable uplink is used.
 links: []
+
+# linkmux nodes on the LAN whose uplinks join the pool: their join tokens
+# (\`linkmux node --init\` on each prints one). A token is a secret.
+join: []
+
+# Lend this machine's uplinks to the other machines (\`linkmux node\` runs only
+# this; \`linkmux up --node\` or enabled: true runs it with the proxy).
+node:
+  enabled: false
+  listen: lan:7300           # every private (LAN) address here; or HOST:PORT
+  allow: []                  # private networks the node may relay to (CIDRs)
+  # advertise: 192.168.1.20  # the address written into join tokens
+  # name: office-pc          # default: the host name
+  # stateDir: /var/lib/linkmux   # certificate, key and secret
 
 # How a socket is forced out of its link: auto, device (SO_BINDTODEVICE,
 # Linux, root) or address (source address; on Linux needs \`linkmux route setup\`).

@@ -8,6 +8,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseProbeTarget } from '../health/probe-target.js';
+import { parseCidr } from '../proxy/ip-ranges.js';
 import { POLICY_NAMES, isPolicyName } from '../scheduler/policies.js';
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
@@ -139,11 +140,7 @@ export const domainMatch = field<string>((value) => {
 /** "10.0.0.0/8", "2001:db8::/32", or one address (a /32 or /128). */
 export const cidrMatch = field<string>((value) => {
   const text = typeof value === 'string' ? value.trim() : '';
-  const [addr, bits, extra] = text.split('/');
-  const family = isIP(addr ?? '');
-  const max = family === 6 ? 128 : 32;
-  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
-  if (!family || extra !== undefined || !(prefix >= 0 && prefix <= max)) {
+  if (!parseCidr(text)) {
     return { ok: false, message: `expected a network like 10.0.0.0/8 or 2001:db8::/32, got ${show(value)}` };
   }
   return { ok: true, value: text };
@@ -185,4 +182,31 @@ export const ruleAction = field<RuleActionText>((value) => {
     ok: false,
     message: `expected direct, deny, link:<link id> or policy:<policy name>, got ${show(value)}`,
   };
+});
+
+export const DEFAULT_NODE_PORT = 7300;
+
+/**
+ * Where a node listens: "lan" or "lan:PORT" (every private address of this
+ * machine: the LAN, never the uplinks' public side), HOST:PORT, or a port
+ * (= lan:PORT). Canonical output: "lan:7300" or "HOST:PORT".
+ */
+export const nodeListen = field<string>((value) => {
+  const expected = `expected "lan" or "lan:PORT" (this machine's LAN addresses), HOST:PORT or a port number, got ${show(value)}`;
+  const text = typeof value === 'number' ? `lan:${value}` : typeof value === 'string' ? value.trim() : '';
+  const lan = /^lan(?::(\d{1,5}))?$/i.exec(/^\d+$/.test(text) ? `lan:${text}` : text);
+  if (lan) {
+    const port = lan[1] === undefined ? DEFAULT_NODE_PORT : Number(lan[1]);
+    return port >= 1 && port <= 65535 ? { ok: true, value: `lan:${port}` } : { ok: false, message: expected };
+  }
+  const hp = parseHostPort(text);
+  return hp ? { ok: true, value: formatHostPort(hp) } : { ok: false, message: expected };
+});
+
+/** A node's name: what clients call its links. */
+export const nodeName = field<string>((value) => {
+  const text = typeof value === 'string' ? value.trim() : '';
+  return /^[A-Za-z0-9._-]{1,32}$/.test(text)
+    ? { ok: true, value: text }
+    : { ok: false, message: `expected 1-32 letters, digits, ".", "_" or "-", got ${show(value)}` };
 });

@@ -13,6 +13,21 @@ import type { LogLevel } from '../util/logger.js';
 import type { HostPort, RuleActionText } from './fields.js';
 import { parseHostPort } from './fields.js';
 import type { Config } from './schema.js';
+import { decodeJoinToken } from '../relay/join-token.js';
+import type { JoinToken } from '../relay/join-token.js';
+import { isSocks5LinkRequest, parseSocks5Link } from '../links/remote-links.js';
+import type { Socks5LinkOptions } from '../links/socks5-link.js';
+
+/** The node's settings as the code uses them. */
+export interface RuntimeNode {
+  enabled: boolean;
+  /** 'lan': every private address of this machine, on `port`. */
+  listen: { kind: 'lan'; port: number } | ({ kind: 'tcp' } & HostPort);
+  advertise: string | undefined;
+  name: string | undefined;
+  allow: readonly string[];
+  stateDir: string | undefined;
+}
 
 /** Same shape as the control API's ControlAddress. */
 export type ListenAddress = ({ kind: 'tcp' } & HostPort) | { kind: 'unix'; path: string };
@@ -30,7 +45,13 @@ export interface RuntimeConfig {
     control: ListenAddress | undefined;
   };
   auth: { username: string; password: string } | undefined;
+  /** Local interfaces named (names or addresses); [] = every usable uplink. */
   links: readonly string[];
+  /** SOCKS5 upstreams used as links. */
+  upstreams: readonly Socks5LinkOptions[];
+  /** Nodes joined with their tokens. */
+  join: readonly JoinToken[];
+  node: RuntimeNode;
   bind: 'auto' | 'device' | 'address';
   policy: PolicyName;
   policyOptions: PolicyOptions;
@@ -54,7 +75,10 @@ export function toRuntime(config: Config): RuntimeConfig {
       control: controlListen(config.listen.control),
     },
     auth: config.auth ? { username: config.auth.username, password: config.auth.password } : undefined,
-    links: [...config.links],
+    links: config.links.filter((l) => !isSocks5LinkRequest(l)),
+    upstreams: config.links.filter(isSocks5LinkRequest).map((l) => parseSocks5Link(l)),
+    join: config.join.map((t) => decodeJoinToken(t)),
+    node: toNode(config.node),
     bind: config.bind,
     policy: config.policy,
     policyOptions: { ttlMs: ms(config.sticky.ttl), fallback: config.sticky.fallback },
@@ -92,6 +116,19 @@ function tcpListen(text: string | false): (ListenAddress & { kind: 'tcp' }) | un
 function controlListen(text: string | false): ListenAddress | undefined {
   if (text === false) return undefined;
   return text.startsWith('/') ? { kind: 'unix', path: text } : tcpListen(text);
+}
+
+function toNode(node: Config['node']): RuntimeNode {
+  const lan = /^lan:(\d+)$/.exec(node.listen);
+  const hp = parseHostPort(node.listen);
+  return {
+    enabled: node.enabled,
+    listen: lan ? { kind: 'lan', port: Number(lan[1]) } : { kind: 'tcp', host: hp!.host, port: hp!.port },
+    advertise: node.advertise,
+    name: node.name,
+    allow: [...node.allow],
+    stateDir: node.stateDir,
+  };
 }
 
 function toTarget(text: string): ProbeTarget {

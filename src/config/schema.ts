@@ -18,12 +18,17 @@ import { DEFAULT_HEALTH_CONFIG } from '../health/config.js';
 import { formatProbeTarget } from '../health/probe-target.js';
 import { DEFAULT_POLICY, POLICY_NAMES } from '../scheduler/policies.js';
 import type { PolicyName } from '../scheduler/policies.js';
+import { decodeJoinToken, encodeJoinToken } from '../relay/join-token.js';
+import { isSocks5LinkRequest, nodeLinkOptions, parseSocks5Link } from '../links/remote-links.js';
+import { LinkmuxError } from '../util/errors.js';
 import {
   cidrMatch,
   domainMatch,
   duration,
   isLoopbackHost,
   listenAddress,
+  nodeListen,
+  nodeName,
   parseHostPort,
   portMatch,
   probeTarget,
@@ -129,14 +134,63 @@ export const ruleSchema = z
     }
   });
 
+/** A join token (lmx1_…) from `linkmux node`, checked whole: version, checksum, fields. */
+const joinToken = z.string().transform((text, ctx) => {
+  try {
+    // Stored in its canonical form: quotes and line breaks from a terminal's wrapping removed.
+    return encodeJoinToken(decodeJoinToken(text));
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: err instanceof LinkmuxError ? err.message : String(err) });
+    return z.NEVER;
+  }
+});
+
+/** An interface name or address, or a SOCKS5 upstream URL (checked here, never echoing its password). */
+const linkRequest = z
+  .string()
+  .trim()
+  .min(1)
+  .superRefine((text, ctx) => {
+    if (!isSocks5LinkRequest(text)) return;
+    try {
+      parseSocks5Link(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof LinkmuxError ? err.message : String(err) });
+    }
+  });
+
+export const nodeSchema = z
+  .strictObject({
+    /** Lend this machine's uplinks to other linkmux machines; `linkmux node` and `up --node` set it. Default false. */
+    enabled: z.boolean().default(false),
+    /** "lan:PORT" (every private address of this machine), HOST:PORT or a port. Default "lan:7300". */
+    listen: nodeListen.default('lan:7300'),
+    /** The host (or HOST:PORT) written into join tokens; default: the first address listened on. */
+    advertise: z.string().trim().min(1).optional(),
+    /** The node's name in tokens; clients name its links after it. Default: this machine's host name. */
+    name: nodeName.optional(),
+    /** Private, loopback or link-local destinations the node may relay to anyway (CIDRs). Default []. */
+    allow: z.array(cidrMatch).default([]),
+    /** Certificate, key and secret live here. Default: /var/lib/linkmux as root, else ~/.local/state/linkmux. */
+    stateDir: z.string().trim().min(1).optional(),
+  })
+  .prefault({});
+
 export const configSchema = z
   .strictObject({
     /** Where the daemon listens; loopback by default. */
     listen: listenSchema,
     /** Optional credentials, required by both front ends when set. Default: none. */
     auth: authSchema.optional(),
-    /** Interface names or addresses to use as links; [] = every usable uplink. Default []. */
-    links: z.array(z.string().trim().min(1)).default([]),
+    /**
+     * Interface names or addresses, and SOCKS5 upstreams (socks5://user:pass@host:port#name),
+     * to use as links; with no interface named, every usable uplink is used too. Default [].
+     */
+    links: z.array(linkRequest).default([]),
+    /** Join tokens of linkmux nodes (`linkmux node` prints one); each adds the node's uplinks as links. Default []. */
+    join: z.array(joinToken).default([]),
+    /** Lend this machine's uplinks to the LAN as a linkmux node. */
+    node: nodeSchema,
     /** How sockets are forced onto their link: auto | device | address. Default "auto". */
     bind: z.enum(['auto', 'device', 'address']).default('auto'),
     /** Which link a new connection gets. Default "adaptive". */
@@ -162,13 +216,14 @@ export const configSchema = z
   })
   .superRefine((cfg, ctx) => {
     checkListeners(cfg, ctx);
-    if (cfg.links.length > 0) {
+    if (cfg.links.some((l) => !isSocks5LinkRequest(l))) {
+      const ids = knownLinkIds(cfg);
       for (const id of Object.keys(cfg.weights)) {
-        if (!cfg.links.includes(id)) {
+        if (!ids.includes(id)) {
           ctx.addIssue({
             code: 'custom',
             path: ['weights', id],
-            message: `"${id}" is not in links (${cfg.links.join(', ')}): weights are keyed by link id`,
+            message: `"${id}" is not a link id (${ids.join(', ')}): weights are keyed by link id`,
           });
         }
       }
@@ -182,6 +237,27 @@ export const configSchema = z
   });
 
 type Ctx = z.core.$RefinementCtx<z.output<typeof configSchema>>;
+
+/** The ids of the links the config names: interfaces, SOCKS5 upstreams, nodes' links. */
+function knownLinkIds(cfg: { links: readonly string[]; join: readonly string[] }): string[] {
+  const ids: string[] = [];
+  for (const l of cfg.links) {
+    if (!isSocks5LinkRequest(l)) ids.push(l);
+    else ids.push(safely(() => parseSocks5Link(l).id) ?? l);
+  }
+  for (const t of cfg.join) {
+    for (const o of safely(() => nodeLinkOptions(decodeJoinToken(t))) ?? []) ids.push(o.id);
+  }
+  return ids;
+}
+
+function safely<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
 
 /** Open listeners need auth (front ends) or allowOpen; two listeners cannot share an address. */
 function checkListeners(cfg: z.output<typeof configSchema>, ctx: Ctx): void {

@@ -37,11 +37,27 @@ export interface DaemonStatus {
   startedAt: string;
   uptimeSeconds: number;
   policy: string;
-  listen: { socks?: string; http?: string; control?: string };
+  listen: { socks?: string; http?: string; control?: string; node?: string[] };
   /**
    * Client connections: open now; accepted since start; never connected to their
    * destination since start. `total` and `failed` never decrease (counters).
    */
   connections: { active: number; total: number; failed: number };
   links: LinkStatus[];
+  /** Present when this machine lends its uplinks as a linkmux node. */
+  node?: NodeStatus;
+}
+
+export interface NodeStatus {
+  /** Where the node listens (TLS + SOCKS5). */
+  listen: string[];
+  /** SHA-256 of its certificate (what join tokens pin). */
+  fingerprint: string;
+  /** Ids of the links it lends. */
+  lends: string[];
+  /** Connections relayed for other machines: open now, accepted, failed (counters). */
+  relayed: { active: number; total: number; failed: number };
+  /** TLS handshakes that failed (garbage, wrong protocol) and clients refused at authentication (counters). */
+  tlsFailures: number;
+  authFailures: number;
 }

@@ -23,7 +23,9 @@ import { RuleSet, type Rule } from '../proxy/rules.js';
 import { createSocks5Server, type Socks5Server } from '../proxy/socks5/socks5-server.js';
 import { createHttpProxyServer } from '../proxy/http/http-proxy-server.js';
 import { startControlServer, type ControlServer } from '../control/control-server.js';
-import type { DaemonStatus, LinkStatus } from '../control/status-types.js';
+import type { DaemonStatus, LinkStatus, NodeStatus } from '../control/status-types.js';
+import { NodeServer } from '../relay/node-server.js';
+import { DestinationPolicy } from '../relay/destination-policy.js';
 import { parseControlAddress, formatControlAddress, isLoopbackHost } from '../control/control-address.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { LinkmuxError, systemCode } from '../util/errors.js';
@@ -47,6 +49,21 @@ export interface DaemonOptions {
   privateDirect: boolean;
   logger: Logger;
   clock?: Clock;
+  /** Also lend this machine's own links to the LAN as a linkmux node. */
+  node?: DaemonNodeOptions | undefined;
+}
+
+export interface DaemonNodeOptions {
+  /** HOST:PORT addresses to listen on. */
+  listen: readonly string[];
+  certPem: string;
+  keyPem: string;
+  fingerprint: string;
+  secret: string;
+  /** CIDRs of private destinations the node relays to anyway. */
+  allow: readonly string[];
+  /** Ids of this machine's own links: the only ones lent (relayed links never are, so no loops). */
+  lend: readonly string[];
 }
 
 export class Daemon {
@@ -58,7 +75,10 @@ export class Daemon {
   private socks: Socks5Server | undefined;
   private http: HttpServer | undefined;
   private control: ControlServer | undefined;
-  private readonly bound: { socks?: string; http?: string; control?: string } = {};
+  private readonly nodeServers: NodeServer[] = [];
+  private readonly nodePool: LinkPool | undefined;
+  private readonly nodeDialer: PoolDialer | undefined;
+  private readonly bound: { socks?: string; http?: string; control?: string; node?: string[] } = {};
   private readonly startedAt = new Date();
 
   constructor(private readonly opts: DaemonOptions) {
@@ -93,10 +113,27 @@ export class Daemon {
       clock: this.clock,
       logger: opts.logger,
     });
+    if (opts.node) {
+      const lent = opts.links.filter((l) => opts.node?.lend.includes(l.id));
+      const guard = new DestinationPolicy(opts.node.allow);
+      this.nodePool = new LinkPool(lent, { clock: this.clock, stateOf: (id) => this.health.state(id) });
+      this.nodeDialer = new PoolDialer({
+        pool: this.nodePool,
+        policy: createPolicy('adaptive'),
+        rules: new RuleSet([], false),
+        guard: (ip) => guard.check(ip),
+        report: (id, input) => this.health.report(id, input),
+        connectTimeoutMs: opts.connectTimeoutMs,
+        attempts: opts.failoverAttempts,
+        ...(opts.staggerMs !== undefined ? { staggerMs: opts.staggerMs } : {}),
+        clock: this.clock,
+        logger: opts.logger,
+      });
+    }
   }
 
   /** Where each front end really listens (with the port picked when 0 was asked). */
-  get addresses(): { socks?: string; http?: string; control?: string } {
+  get addresses(): { socks?: string; http?: string; control?: string; node?: string[] } {
     return { ...this.bound };
   }
 
@@ -111,6 +148,22 @@ export class Daemon {
         this.http = createHttpProxyServer({ dialer: this.dialer, logger, ...(auth ? { auth } : {}) });
         this.bound.http = await listenOn(this.http, listen.http, 'HTTP proxy');
       }
+      if (this.opts.node && this.nodeDialer) {
+        const node = this.opts.node;
+        this.bound.node = [];
+        for (const address of node.listen) {
+          const server = new NodeServer({
+            certPem: node.certPem,
+            keyPem: node.keyPem,
+            secret: node.secret,
+            dialer: this.nodeDialer,
+            links: node.lend,
+            logger,
+          });
+          this.nodeServers.push(server);
+          this.bound.node.push(await listenOn(server, address, 'the node'));
+        }
+      }
       if (listen.control) {
         this.control = await startControlServer({
           listen: listen.control,
@@ -124,6 +177,7 @@ export class Daemon {
       throw err;
     }
     this.pool.start();
+    this.nodePool?.start();
     this.health.start();
     const links = this.opts.links.map((l) => l.description).join('; ');
     logger.info(
@@ -131,6 +185,7 @@ export class Daemon {
         this.bound.socks && `SOCKS5 on ${this.bound.socks}`,
         this.bound.http && `HTTP on ${this.bound.http}`,
         this.bound.control && `control on ${this.bound.control}`,
+        this.bound.node && `node on ${this.bound.node.join(', ')}`,
       ]
         .filter(Boolean)
         .join(', ')}; policy ${this.policy.name}; links: ${links}`,
@@ -141,20 +196,24 @@ export class Daemon {
   async stop(drainMs: number): Promise<void> {
     // Both front ends stop accepting now; their open connections may finish until the deadline.
     this.socks?.close();
+    for (const n of this.nodeServers) n.close();
     const httpClosed = new Promise<void>((resolve) =>
       this.http ? this.http.close(() => resolve()) : resolve(),
     );
     const deadline = Date.now() + drainMs;
-    while (this.dialer.stats().active > 0 && Date.now() < deadline) {
+    const active = () => this.dialer.stats().active + (this.nodeDialer?.stats().active ?? 0);
+    while (active() > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    const left = this.dialer.stats().active;
+    const left = active();
     if (left > 0) this.opts.logger.info(`closing ${left} connection(s) still open after the drain timeout`);
     this.socks?.closeAllConnections();
     this.http?.closeAllConnections();
+    for (const n of this.nodeServers) n.closeAllConnections();
     await httpClosed;
     this.health.stop();
     this.pool.stop();
+    this.nodePool?.stop();
     await this.control?.close();
     for (const link of this.opts.links) link.destroy();
   }
@@ -176,7 +235,8 @@ export class Daemon {
         rateIn: r.rateIn,
         rateOut: r.rateOut,
         ...(r.capacity !== undefined ? { capacity: r.capacity } : {}),
-        activeConnections: this.dialer.connectionsOn(link.id),
+        activeConnections:
+          this.dialer.connectionsOn(link.id) + (this.nodeDialer?.connectionsOn(link.id) ?? 0),
         bytesIn: s.bytesIn,
         bytesOut: s.bytesOut,
         connectFailures: s.connectFailures,
@@ -193,6 +253,22 @@ export class Daemon {
       listen: { ...this.bound },
       connections: this.dialer.stats(),
       links,
+      ...(this.opts.node && this.nodeDialer
+        ? { node: this.nodeStatus(this.opts.node, this.nodeDialer) }
+        : {}),
+    };
+  }
+
+  private nodeStatus(node: DaemonNodeOptions, dialer: PoolDialer): NodeStatus {
+    const tls = this.nodeServers.reduce((n, s) => n + s.stats().tlsFailures, 0);
+    const auth = this.nodeServers.reduce((n, s) => n + s.stats().authFailures, 0);
+    return {
+      listen: [...(this.bound.node ?? [])],
+      fingerprint: node.fingerprint,
+      lends: [...node.lend],
+      relayed: dialer.stats(),
+      tlsFailures: tls,
+      authFailures: auth,
     };
   }
 }

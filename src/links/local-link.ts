@@ -27,6 +27,7 @@ import { silentLogger } from '../util/logger.js';
 import type { ConnectOptions, Destination, Link, LinkStats } from './link.js';
 import type { NetInterface } from '../net/interfaces-types.js';
 import { isLinkLocal } from '../net/interfaces.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, LinkSockets, abortable } from './link-sockets.js';
 import { connectThroughDevice, createBoundUdpSocket, probeBindToDevice } from '../net/bind-device.js';
 import type { ResolvedAddress, Resolver } from '../net/resolve.js';
 import { systemResolver } from '../net/resolve.js';
@@ -34,7 +35,7 @@ import { systemResolver } from '../net/resolve.js';
 export type BindMode = 'device' | 'address';
 export type BindModeRequest = BindMode | 'auto';
 
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export { DEFAULT_CONNECT_TIMEOUT_MS };
 
 export interface LocalLinkOptions {
   /** How sockets are forced onto the interface (default 'auto'). */
@@ -132,15 +133,8 @@ export class LocalLink implements Link {
   private readonly resolve: Resolver;
   private readonly logger: Logger;
   private readonly dialDevice: (device: string, ip: string, port: number) => Socket;
-  private readonly pending = new Set<Socket>();
-  private readonly open = new Set<Socket>();
   private readonly udp = new Set<dgram.Socket>();
-  private readonly cancels = new Set<(err: LinkmuxError) => void>();
-  private readonly drainWaiters: Array<() => void> = [];
-  private closedBytesIn = 0;
-  private closedBytesOut = 0;
-  private failures = 0;
-  private lastError: string | undefined;
+  private readonly sockets: LinkSockets;
   private state: 'open' | 'closing' | 'destroyed' = 'open';
 
   constructor(
@@ -148,6 +142,7 @@ export class LocalLink implements Link {
     opts: LocalLinkOptions = {},
   ) {
     this.id = iface.name;
+    this.sockets = new LinkSockets(iface.name);
     this.resolve = opts.resolve ?? systemResolver;
     this.logger = opts.logger ?? silentLogger;
     this.dialDevice = opts.dialDevice ?? connectThroughDevice;
@@ -181,60 +176,28 @@ export class LocalLink implements Link {
         `link ${this.id} is shutting down; cannot connect to ${where}: pick another link`,
       );
     }
-    const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const cancel = new AbortController();
-    const stop = (err: LinkmuxError) => {
-      if (!cancel.signal.aborted) cancel.abort(err);
-    };
-    const onAbort = () =>
-      stop(
-        new LinkmuxError(
-          'LINKMUX_ERR_ABORTED',
-          `connecting to ${where} through link ${this.id} was aborted`,
-          {
-            cause: opts.signal?.reason,
-          },
-        ),
-      );
-    const timer = setTimeout(
-      () =>
-        stop(
-          new LinkmuxError(
-            'LINKMUX_ERR_TIMEOUT',
-            `connecting to ${where} through link ${this.id} took longer than ${timeoutMs} ms: the link may be ` +
-              `down or the server unreachable through it; check \`linkmux links\` or raise the timeout`,
-          ),
-        ),
-      timeoutMs,
-    );
-    if (opts.signal?.aborted) onAbort();
-    else opts.signal?.addEventListener('abort', onAbort, { once: true });
-    this.cancels.add(stop);
-
-    let socket: Socket | undefined;
     let target: ResolvedAddress | undefined;
-    try {
-      target = await abortable(this.resolve(dst.host, this.families()), cancel.signal);
-      socket = this.openSocket(target, dst.port, where);
-      await once(socket, 'connect', { signal: cancel.signal });
-      if (socket.destroyed) throw new LinkmuxError('LINKMUX_ERR_ABORTED', `link ${this.id} was shut down`);
-      this.pending.delete(socket);
-      this.open.add(socket);
-      return socket;
-    } catch (err) {
-      socket?.destroy();
-      const reason: unknown = cancel.signal.aborted ? cancel.signal.reason : err;
-      const e = this.connectError(reason, dst, target);
-      if (e.code !== 'LINKMUX_ERR_ABORTED') {
-        this.failures++;
-        this.lastError = e.message;
-      }
-      throw e;
-    } finally {
-      clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
-      this.cancels.delete(stop);
-    }
+    return this.sockets.withDeadline(
+      opts,
+      where,
+      'the link may be down or the server unreachable through it; check `linkmux links` or raise the timeout',
+      async (signal) => {
+        let socket: Socket | undefined;
+        try {
+          target = await abortable(this.resolve(dst.host, this.families()), signal);
+          socket = this.openSocket(target, dst.port, where);
+          await once(socket, 'connect', { signal });
+          if (socket.destroyed)
+            throw new LinkmuxError('LINKMUX_ERR_ABORTED', `link ${this.id} was shut down`);
+          this.sockets.opened(socket);
+          return socket;
+        } catch (err) {
+          socket?.destroy();
+          throw err;
+        }
+      },
+      (err) => this.connectError(err, dst, target),
+    );
   }
 
   async openUdp(family: 4 | 6): Promise<dgram.Socket> {
@@ -264,34 +227,17 @@ export class LocalLink implements Link {
   }
 
   stats(): LinkStats {
-    let bytesIn = this.closedBytesIn;
-    let bytesOut = this.closedBytesOut;
-    for (const set of [this.pending, this.open]) {
-      for (const s of set) {
-        bytesIn += s.bytesRead;
-        bytesOut += s.bytesWritten;
-      }
-    }
-    return {
-      bytesIn,
-      bytesOut,
-      activeConnections: this.open.size,
-      connectFailures: this.failures,
-      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
-    };
+    return this.sockets.stats();
   }
 
   close(): Promise<void> {
     if (this.state === 'open') this.state = 'closing';
-    if (this.pending.size + this.open.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+    return this.sockets.drain();
   }
 
   destroy(): void {
     this.state = 'destroyed';
-    const shutdown = new LinkmuxError('LINKMUX_ERR_ABORTED', `link ${this.id} was shut down`);
-    for (const stop of [...this.cancels]) stop(shutdown);
-    for (const s of [...this.pending, ...this.open]) s.destroy();
+    this.sockets.destroyAll();
     for (const u of [...this.udp]) u.close();
   }
 
@@ -332,22 +278,8 @@ export class LocalLink implements Link {
     );
   }
 
-  /** Counts the socket's bytes into the link's totals when it closes; passive errors become lastError. */
   private track(socket: Socket): Socket {
-    this.pending.add(socket);
-    socket.on('error', (err) => {
-      if (this.open.has(socket)) this.lastError = `link ${this.id}: ${describe(err)}`;
-    });
-    socket.once('close', () => {
-      this.closedBytesIn += socket.bytesRead;
-      this.closedBytesOut += socket.bytesWritten;
-      this.pending.delete(socket);
-      this.open.delete(socket);
-      if (this.pending.size + this.open.size === 0) {
-        for (const wake of this.drainWaiters.splice(0)) wake();
-      }
-    });
-    return socket;
+    return this.sockets.track(socket);
   }
 
   private connectError(err: unknown, dst: Destination, target: ResolvedAddress | undefined): LinkmuxError {
@@ -396,23 +328,4 @@ export function formatDestination(host: string, port: number): string {
 
 function stripBrackets(host: string): string {
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-}
-
-/** The promise's outcome, or a rejection with the signal's reason as soon as it aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }

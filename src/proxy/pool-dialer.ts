@@ -31,7 +31,7 @@ import { orderForFailover } from '../scheduler/failover.js';
 import { systemResolver, type Resolver } from '../net/resolve.js';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
-import { LinkmuxError, describe, systemCode } from '../util/errors.js';
+import { LinkmuxError, describe, isLinkmuxError, systemCode } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
 import type { DialContext, Dialed, Dialer } from './dialer.js';
@@ -53,6 +53,12 @@ export interface PoolDialerOptions {
   staggerMs?: number;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * Checked on the resolved address before any rule (a node's destination
+   * policy): a refusal is LINKMUX_ERR_DENIED. Checking after resolution means a
+   * name cannot smuggle in an address the check would refuse.
+   */
+  guard?: (ip: string) => { allowed: true } | { allowed: false; reason: string };
 }
 
 /** A connection is busy while it moves bytes, and during its first seconds. */
@@ -127,6 +133,10 @@ export class PoolDialer implements Dialer {
     const target = await this.resolve(dst.host, new Set([4, 6]));
     const route = this.opts.rules.route({ ...(name ? { name } : {}), ip: target.address, port: dst.port });
     const where = `${name ?? target.address}:${dst.port}`;
+    const verdict = this.opts.guard?.(target.address);
+    if (verdict && !verdict.allowed)
+      throw new LinkmuxError('LINKMUX_ERR_DENIED', `${where}: ${verdict.reason}`);
+    if (ctx.link !== undefined) return this.race([ctx.link], target.address, dst.port, ctx.signal);
     switch (route.kind) {
       case 'deny':
         throw new LinkmuxError('LINKMUX_ERR_DENIED', `${where} is refused by ${route.reason} of the config`);
@@ -151,16 +161,30 @@ export class PoolDialer implements Dialer {
     }
   }
 
+  /** The policy's pick, then the failover order: links that cannot carry UDP (relays) are skipped. */
   async openUdp(family: 4 | 6, _ctx: DialContext = {}): Promise<{ socket: UdpSocket; link: string }> {
-    const id = this.opts.policy.pick(this.snapshot(), { destination: 'udp', now: this.clock.now() });
-    const link = id === undefined ? undefined : this.opts.pool.get(id);
-    if (!link || id === undefined) {
+    const snapshot = this.snapshot();
+    const first = this.opts.policy.pick(snapshot, { destination: 'udp', now: this.clock.now() });
+    if (first === undefined) {
       throw new LinkmuxError('LINKMUX_ERR_NO_LINKS', 'no link is online for a UDP association');
     }
-    const socket = await link.openUdp(family);
-    const held = this.hold(id);
-    socket.once('close', () => this.drop(id, held));
-    return { socket, link: id };
+    let last: unknown;
+    for (const id of [first, ...orderForFailover(snapshot, first, { limit: snapshot.length })]) {
+      const link = this.opts.pool.get(id);
+      if (!link) continue;
+      try {
+        const socket = await link.openUdp(family);
+        const held = this.hold(id);
+        socket.once('close', () => this.drop(id, held));
+        return { socket, link: id };
+      } catch (err) {
+        last = err;
+        this.logger.debug(`UDP through ${id}: ${describe(err)}`);
+      }
+    }
+    throw new LinkmuxError('LINKMUX_ERR_NO_LINKS', `no online link can carry UDP: ${describe(last)}`, {
+      cause: last,
+    });
   }
 
   private snapshot() {
@@ -259,7 +283,10 @@ export class PoolDialer implements Dialer {
               return;
             }
             lastError = err;
-            this.opts.report?.(id, { type: 'connect-failed', reason: describe(err) });
+            // A relay refusing this destination says nothing about the link's health.
+            if (!isLinkmuxError(err, 'LINKMUX_ERR_DENIED')) {
+              this.opts.report?.(id, { type: 'connect-failed', reason: describe(err) });
+            }
             this.logger.debug(`connect to ${ip}:${port} through ${id} failed: ${describe(err)}`);
             launch();
           });

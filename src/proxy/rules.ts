@@ -7,6 +7,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
+import { cidrBlockList, parseCidr, specialRangesList } from './ip-ranges.js';
 
 export interface RuleMatch {
   /** ".example.org" matches example.org and every subdomain; "example.org" only that name. */
@@ -46,21 +47,15 @@ interface CompiledRule {
   ports?: [number, number];
 }
 
-const PRIVATE_RANGES: [string, number, 'ipv4' | 'ipv6'][] = [
-  ['0.0.0.0', 8, 'ipv4'],
-  ['10.0.0.0', 8, 'ipv4'],
-  ['100.64.0.0', 10, 'ipv4'],
-  ['127.0.0.0', 8, 'ipv4'],
-  ['169.254.0.0', 16, 'ipv4'],
-  ['172.16.0.0', 12, 'ipv4'],
-  ['192.168.0.0', 16, 'ipv4'],
-  ['::1', 128, 'ipv6'],
-  ['fc00::', 7, 'ipv6'],
-  ['fe80::', 10, 'ipv6'],
-];
-
-const privateList = new BlockList();
-for (const [net, prefix, type] of PRIVATE_RANGES) privateList.addSubnet(net, prefix, type);
+// The LAN: what a connection reaches without any uplink (RFC 1918, CGNAT, loopback, link-local, ULA, 0/8).
+const privateList = specialRangesList([
+  'this-network',
+  'private',
+  'shared',
+  'loopback',
+  'link-local',
+  'unique-local',
+]);
 
 /** Loopback, RFC 1918, CGNAT, link-local and their IPv6 counterparts (IPv4-mapped included). */
 export function isPrivateAddress(ip: string): boolean {
@@ -110,19 +105,14 @@ function compile(rule: Rule, index: number): CompiledRule {
     out.domain = { suffix: d.startsWith('.'), name: d.replace(/^\./, '').replace(/\.$/, '') };
   }
   if (m.cidr !== undefined) {
-    const [net, bits, extra] = m.cidr.split('/');
-    const family = isIP(net ?? '');
-    // Digits only, as the config schema requires: Number('') is 0, and "10.0.0.0/" must not mean /0.
-    const prefix =
-      bits === undefined ? (family === 6 ? 128 : 32) : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
-    if (!family || extra !== undefined || !(prefix >= 0 && prefix <= (family === 4 ? 32 : 128))) {
+    const cidr = parseCidr(m.cidr);
+    if (!cidr) {
       throw new LinkmuxError(
         'LINKMUX_ERR_CONFIG',
         `${where}.match.cidr: "${m.cidr}" is not a network like 10.0.0.0/8`,
       );
     }
-    out.cidr = new BlockList();
-    out.cidr.addSubnet(net as string, prefix, family === 4 ? 'ipv4' : 'ipv6');
+    out.cidr = cidrBlockList(cidr);
   }
   if (m.port !== undefined) {
     const text = String(m.port);

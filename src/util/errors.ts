@@ -35,6 +35,9 @@ export const ERROR_CODES = {
   LINKMUX_ERR_ABORTED: 'the job was interrupted',
   LINKMUX_ERR_CONFIG: 'the config file or a config value is malformed, unknown or unsafe',
   LINKMUX_ERR_DENIED: 'a proxy rule or the relay policy refuses this destination',
+  LINKMUX_ERR_TOKEN: 'a join token is malformed, damaged or incomplete',
+  LINKMUX_ERR_NODE_AUTH:
+    'a relay node refused the credentials, or presented a certificate other than the pinned one',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,5 +1,5 @@
 /**
- * Runs `linkmux up` inside a testbed's client namespace for the netns tier and
+ * Runs `linkmux up` (or `linkmux node`) inside a testbed namespace (the client's by default) for the netns tier and
  * the benchmarks: writes a config file, spawns the daemon, waits until its
  * control API answers, and reads /status.
  */
@@ -19,31 +19,42 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(tb: Testbed, cli: string, yaml: string): Promise<RunningDaemon> {
-  const configPath = `/tmp/${tb.prefix}linkmux.yaml`;
+export interface StartOptions {
+  /** Namespace to run in (default: the client's). */
+  ns?: string;
+  /** The sub-command and its flags (default ['up']). */
+  args?: string[];
+}
+
+export async function startDaemon(
+  tb: Testbed,
+  cli: string,
+  yaml: string,
+  opts: StartOptions = {},
+): Promise<RunningDaemon> {
+  const ns = opts.ns ?? tb.clientNs;
+  const configPath = `/tmp/${ns}-linkmux.yaml`;
   await writeFile(configPath, yaml);
-  const child = tb.spawn(tb.clientNs, process.execPath, [cli, 'up', '--config', configPath]);
+  const child = tb.spawn(ns, process.execPath, [cli, ...(opts.args ?? ['up']), '--config', configPath]);
   let log = '';
   child.stdout?.on('data', (d: Buffer) => (log += d));
   child.stderr?.on('data', (d: Buffer) => (log += d));
   const control = /control: "?([\d.:]+)"?/.exec(yaml)?.[1] ?? '127.0.0.1:9190';
   const status = async (): Promise<DaemonStatus> => {
-    const { stdout } = await tb.exec(tb.clientNs, 'curl', [
-      '-sS',
-      '--max-time',
-      '2',
-      `http://${control}/status`,
-    ]);
+    const { stdout } = await tb.exec(ns, 'curl', ['-sS', '--max-time', '2', `http://${control}/status`]);
     return JSON.parse(stdout) as DaemonStatus;
   };
   for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`linkmux up exited (${child.exitCode}):\n${log}`);
+    if (child.exitCode !== null)
+      throw new Error(`linkmux ${opts.args?.[0] ?? 'up'} exited (${child.exitCode}):\n${log}`);
     try {
       await status();
       break;
     } catch (err) {
       if (i >= 100)
-        throw new Error(`linkmux up did not answer on ${control} within 10 s:\n${log}\n${String(err)}`);
+        throw new Error(
+          `linkmux ${opts.args?.[0] ?? 'up'} did not answer on ${control} within 10 s:\n${log}\n${String(err)}`,
+        );
       await new Promise((r) => setTimeout(r, 100));
     }
   }

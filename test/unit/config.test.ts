@@ -23,10 +23,13 @@ import { parseSeconds } from '../../src/config/fields.js';
 import { formatPath, suggest } from '../../src/config/issues.js';
 import { DEFAULT_HEALTH_CONFIG } from '../../src/health/config.js';
 import { isLinkmuxError } from '../../src/util/errors.js';
+import { encodeJoinToken } from '../../src/relay/join-token.js';
 
 const DEFAULTS = {
   listen: { socks: '127.0.0.1:1080', http: '127.0.0.1:8080', control: '127.0.0.1:9190', allowOpen: false },
   links: [],
+  join: [],
+  node: { enabled: false, listen: 'lan:7300', allow: [] },
   bind: 'auto',
   policy: 'adaptive',
   weights: {},
@@ -171,7 +174,7 @@ test('wrong types name the path, the expectation and the value given', () => {
       /sticky\.fallback: expected one of adaptive, round-robin, weighted, least-connections, hash, got "sticky"/,
     ],
     ['weights:\n  eth0: -1\n', /weights\.eth0: must be more than 0, got -1/],
-    ['links: [eth0]\nweights:\n  wlan0: 2\n', /weights\.wlan0: "wlan0" is not in links \(eth0\)/],
+    ['links: [eth0]\nweights:\n  wlan0: 2\n', /weights\.wlan0: "wlan0" is not a link id \(eth0\)/],
     [
       'health:\n  targets: [udp://1.1.1.1:53]\n',
       /health\.targets\[0\]: expected tcp:\/\/HOST:PORT .*, got "udp:\/\/1\.1\.1\.1:53"/,
@@ -388,7 +391,7 @@ test('mergeFlags lays flags over the config and validates the result', () => {
   );
   assert.match(
     configError(() => mergeFlags(base, { weights: { eth9: 1 } } as never, '--weight')),
-    /^--weight: weights\.eth9: "eth9" is not in links/,
+    /^--weight: weights\.eth9: "eth9" is not a link id/,
   );
 });
 
@@ -420,6 +423,20 @@ test('redactConfig hides the password and credentials in probe URLs, and nothing
   assert.deepEqual(r.health.targets, ['https://***@status.example/ping', 'tcp://127.0.0.1:1']);
   assert.ok(!JSON.stringify(r).includes('s3cret') && !JSON.stringify(r).includes(':pw@'));
   assert.equal(c.auth?.password, 's3cret', 'the config itself keeps the password');
+  const token = encodeJoinToken({
+    name: 'pc',
+    host: '198.18.100.2',
+    port: 7300,
+    fingerprint: 'ab'.repeat(32),
+    secret: 'S'.repeat(42) + 'A',
+    links: [],
+  });
+  const remote = redactConfig(
+    parseConfig({ links: ['socks5://u:hunter2@10.0.0.1:1080', 'eth0'], join: [token] }, 'x'),
+  );
+  assert.deepEqual(remote.links, ['socks5://u:***@10.0.0.1:1080', 'eth0']);
+  assert.deepEqual(remote.join, ['lmx1_***']);
+  assert.ok(!JSON.stringify(remote).includes('hunter2') && !JSON.stringify(remote).includes(token));
   assert.ok(Object.isFrozen(r));
   assert.deepEqual({ ...redactConfig(parseConfig({}, 'x')) }, DEFAULTS, 'no auth: nothing to redact');
 });

@@ -64,17 +64,35 @@ export interface Socks5ServerOptions {
   handshakeTimeoutMs?: number;
   /** Destination policy applied before dialing (and to each UDP datagram); 'deny' answers 0x02. */
   rules?: Socks5Rule | undefined;
+  /**
+   * Replaces `auth` with a check of its own (a linkmux node): undefined refuses
+   * the client, a grant lets it in and may name the link its connections use.
+   */
+  authenticate?: ((username: Buffer, password: Buffer) => Socks5Grant | undefined) | undefined;
+  /** Answer UDP ASSOCIATE (default true); false replies "command not supported". */
+  udp?: boolean;
+}
+
+/** What an authenticated client may do: `link` pins its connections to one link. */
+export interface Socks5Grant {
+  link?: string | undefined;
 }
 
 type Phase = 'handshake' | 'dialing' | 'relay' | 'udp' | 'closing';
+interface Session {
+  phase: Phase;
+  grant: Socks5Grant;
+}
 
 export class Socks5Server extends net.Server {
-  private readonly sessions = new Map<Socket, { phase: Phase }>();
+  private readonly sessions = new Map<Socket, Session>();
   private readonly dialer: Dialer;
   private readonly logger: Logger;
   private readonly handshakeTimeoutMs: number;
   private readonly rules: Socks5Rule | undefined;
   private readonly credentials: { username: Buffer; password: Buffer } | undefined;
+  private readonly authenticate: Socks5ServerOptions['authenticate'];
+  private readonly udp: boolean;
 
   constructor(opts: Socks5ServerOptions) {
     // allowHalfOpen: a client's FIN is passed on to the target by pipeSockets
@@ -89,6 +107,8 @@ export class Socks5Server extends net.Server {
       username: sha256(Buffer.from(opts.auth.username, 'utf8')),
       password: sha256(Buffer.from(opts.auth.password, 'utf8')),
     };
+    this.authenticate = opts.authenticate;
+    this.udp = opts.udp ?? true;
     this.on('connection', (socket: Socket) => this.handle(socket));
   }
 
@@ -107,7 +127,7 @@ export class Socks5Server extends net.Server {
   }
 
   private selectMethod(offered: readonly number[]): Socks5AuthMethod {
-    if (this.credentials)
+    if (this.credentials || this.authenticate)
       return offered.includes(METHOD_USERNAME_PASSWORD) ? METHOD_USERNAME_PASSWORD : METHOD_NONE_ACCEPTABLE;
     if (offered.includes(METHOD_NO_AUTH)) return METHOD_NO_AUTH;
     // A client that only offers username/password is let in with any credentials:
@@ -116,7 +136,7 @@ export class Socks5Server extends net.Server {
   }
 
   private handle(socket: Socket): void {
-    const session: { phase: Phase } = { phase: 'handshake' };
+    const session: Session = { phase: 'handshake', grant: {} };
     this.sessions.set(socket, session);
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     const abort = new AbortController();
@@ -166,13 +186,16 @@ export class Socks5Server extends net.Server {
           }
           socket.write(encodeMethodSelection(ev.method));
           return;
-        case 'auth':
-          if (!this.checkCredentials(ev.username, ev.password)) {
+        case 'auth': {
+          const grant = this.checkCredentials(ev.username, ev.password);
+          if (!grant) {
             this.logger.warn(`socks5 ${peer}: refused: wrong username or password`);
             return refuse(encodeAuthStatus(false));
           }
+          session.grant = grant;
           socket.write(encodeAuthStatus(true));
           return;
+        }
         case 'error':
           this.logger.debug(`socks5 ${peer}: malformed ${ev.phase}: ${ev.reason}`);
           return refuse(encodeErrorAnswer(ev.answer));
@@ -184,8 +207,10 @@ export class Socks5Server extends net.Server {
           socket.pause();
           const trailing = parser.takeTrailing();
           const fail = (rep: Socks5ReplyCode) => refuse(encodeReply(rep));
-          if (ev.command === 'bind') {
-            this.logger.debug(`socks5 ${peer}: BIND is not supported`);
+          if (ev.command === 'bind' || (ev.command === 'udp-associate' && !this.udp)) {
+            this.logger.debug(
+              `socks5 ${peer}: ${ev.command === 'bind' ? 'BIND' : 'UDP ASSOCIATE'} is not supported`,
+            );
             return fail(REP.COMMAND_NOT_SUPPORTED);
           }
           const run =
@@ -213,7 +238,7 @@ export class Socks5Server extends net.Server {
 
   private async connect(
     socket: Socket,
-    session: { phase: Phase },
+    session: Session,
     address: Socks5Address,
     trailing: Buffer,
     signal: AbortSignal,
@@ -232,7 +257,11 @@ export class Socks5Server extends net.Server {
     }
     let dialed;
     try {
-      dialed = await this.dialer.dial(dst, { signal, client: peer });
+      dialed = await this.dialer.dial(dst, {
+        signal,
+        client: peer,
+        ...(session.grant.link ? { link: session.grant.link } : {}),
+      });
     } catch (err) {
       if (socket.destroyed) return;
       const rep = replyCodeForDialError(err);
@@ -259,7 +288,7 @@ export class Socks5Server extends net.Server {
 
   private async associate(
     socket: Socket,
-    session: { phase: Phase },
+    session: Session,
     declared: Socks5Address,
     peer: string,
     fail: (rep: Socks5ReplyCode) => void,
@@ -299,12 +328,13 @@ export class Socks5Server extends net.Server {
     }
   }
 
-  private checkCredentials(username: Buffer, password: Buffer): boolean {
-    if (!this.credentials) return true;
+  private checkCredentials(username: Buffer, password: Buffer): Socks5Grant | undefined {
+    if (this.authenticate) return this.authenticate(username, password);
+    if (!this.credentials) return {};
     // Both compared, always: the time taken says nothing about which one was wrong.
     const userOk = timingSafeEqual(sha256(username), this.credentials.username);
     const passOk = timingSafeEqual(sha256(password), this.credentials.password);
-    return userOk && passOk;
+    return userOk && passOk ? {} : undefined;
   }
 }
 

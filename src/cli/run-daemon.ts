@@ -1,0 +1,87 @@
+/**
+ * Runs the daemon in the foreground from a parsed config: the proxy front ends
+ * (`linkmux up`), the node (`linkmux node`), or both (`up --node`, or
+ * node.enabled in the config). Logs go to stderr; SIGINT/SIGTERM drain, then
+ * the promise resolves.
+ *
+ * The join token is a secret: it is printed on stdout only when the identity
+ * was just made and stdout is a terminal; logs only say how to print it.
+ */
+import { formatControlAddress } from '../control/control-address.js';
+import { createLogger } from '../util/logger.js';
+import type { Logger } from '../util/logger.js';
+import type { Config } from '../config/schema.js';
+import { openLinks } from './open-links.js';
+
+export async function runDaemon(config: Config, source: string): Promise<void> {
+  const { toRuntime } = await import('../config/runtime.js');
+  const { Daemon } = await import('../daemon/daemon.js');
+  const { LocalLink } = await import('../links/local-link.js');
+  const rt = toRuntime(config);
+  const logger = createLogger(rt.log);
+  logger.info(`config: ${source}`);
+  const links = await openLinks({ local: rt.links, upstreams: rt.upstreams, join: rt.join }, rt.bind, logger);
+  let node;
+  if (rt.node.enabled) {
+    const { prepareNode } = await import('../relay/node-setup.js');
+    const { discoverInterfaces } = await import('../net/interfaces.js');
+    const { ExecRunner } = await import('../util/runner.js');
+    const lend = links.filter((l) => l instanceof LocalLink).map((l) => l.id);
+    const prepared = await prepareNode(rt.node, await discoverInterfaces(new ExecRunner()), lend, { logger });
+    announceToken(prepared.identity.created, prepared.tokenText, logger);
+    node = {
+      listen: prepared.listen.map((p) => formatControlAddress({ kind: 'tcp', ...p })),
+      certPem: prepared.identity.certPem,
+      keyPem: prepared.identity.keyPem,
+      fingerprint: prepared.identity.fingerprint,
+      secret: prepared.identity.secret,
+      allow: rt.node.allow,
+      lend,
+    };
+  }
+  const daemon = new Daemon({
+    links,
+    listen: {
+      socks: rt.listen.socks && formatControlAddress(rt.listen.socks),
+      http: rt.listen.http && formatControlAddress(rt.listen.http),
+      control: rt.listen.control && formatControlAddress(rt.listen.control),
+    },
+    auth: rt.auth,
+    allowOpen: config.listen.allowOpen,
+    policy: rt.policy,
+    weights: { ...rt.weights },
+    ...(rt.policyOptions.ttlMs !== undefined ? { stickyTtlMs: rt.policyOptions.ttlMs } : {}),
+    connectTimeoutMs: rt.connectTimeoutMs,
+    failoverAttempts: rt.failover.attempts,
+    staggerMs: rt.failover.staggerMs,
+    health: rt.health,
+    rules: rt.rules.map((r) => ({ match: { ...r.match }, action: r.action })),
+    privateDirect: rt.privateDirect,
+    logger,
+    node,
+  });
+  await daemon.start();
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      logger.info(`${sig}: draining (up to ${rt.drainTimeoutMs / 1000} s), then exiting`);
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      void daemon.stop(rt.drainTimeoutMs).then(resolve);
+    };
+    const onInt = () => stop('SIGINT');
+    const onTerm = () => stop('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+  logger.info('stopped');
+}
+
+function announceToken(created: boolean, token: string, logger: Logger): void {
+  if (created && process.stdout.isTTY) {
+    process.stdout.write(
+      `\nNew node identity. Join token (a secret: give it only to machines that may use this uplink):\n\n  ${token}\n\nOn the other machine: linkmux up --join <token>\n\n`,
+    );
+    return;
+  }
+  logger.info('node: print the join token with `linkmux node --token` (same config and flags)');
+}

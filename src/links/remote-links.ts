@@ -1,0 +1,82 @@
+/**
+ * Links that are not interfaces of this machine, from what users write:
+ *
+ *   --link socks5://[user:pass@]host:port[#name]   any SOCKS5 server (router, `ssh -D`)
+ *   --join lmx1_…                                  a linkmux node (one link, or one per uplink it offers)
+ *
+ * Pure: text in, Socks5Link options out; errors are LINKMUX_ERR_USAGE naming
+ * the problem and never quoting a password.
+ */
+import net from 'node:net';
+import { LinkmuxError } from '../util/errors.js';
+import type { JoinToken } from '../relay/join-token.js';
+import { nodeUsername } from '../relay/node-credentials.js';
+import type { Socks5LinkOptions } from './socks5-link.js';
+
+const SCHEMES = ['socks5:', 'socks5h:'];
+
+/** True for `--link` values that name a SOCKS5 upstream rather than a local interface. */
+export function isSocks5LinkRequest(text: string): boolean {
+  return /^socks5h?:\/\//i.test(text.trim());
+}
+
+/** `socks5://user:pass@host:port#name` → link options; the id is the name, else host:port. */
+export function parseSocks5Link(text: string): Socks5LinkOptions {
+  const shown = text.replace(/\/\/([^@/]*):[^@/]*@/, '//$1:***@');
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    throw usage(`--link ${shown} is not a valid URL: write socks5://[user:pass@]host:port[#name]`);
+  }
+  if (!SCHEMES.includes(url.protocol.toLowerCase())) {
+    throw usage(`--link ${shown}: only socks5:// upstreams are supported`);
+  }
+  if (url.pathname !== '' && url.pathname !== '/') {
+    throw usage(`--link ${shown}: a SOCKS5 upstream has no path; write socks5://host:port`);
+  }
+  if (url.port === '') throw usage(`--link ${shown}: give the port (socks5://${url.hostname}:1080)`);
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  if (host === '') throw usage(`--link ${shown}: give the server's host`);
+  const username = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  if ((username === '') !== (password === '')) {
+    throw usage(`--link ${shown}: give both user and password (socks5://user:pass@host:port), or neither`);
+  }
+  if (Buffer.byteLength(username) > 255 || Buffer.byteLength(password) > 255) {
+    throw usage(`--link ${shown}: SOCKS5 user and password are at most 255 bytes each`);
+  }
+  const port = Number(url.port);
+  const name = decodeURIComponent(url.hash.slice(1));
+  if (name !== '' && !/^[A-Za-z0-9._:/-]{1,48}$/.test(name)) {
+    throw usage(`--link ${shown}: the name after # may hold letters, digits and . _ : / - (at most 48)`);
+  }
+  const hostPort = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+  return {
+    id: name || hostPort,
+    server: { host, port },
+    auth: username ? { username, password } : undefined,
+    kind: 'socks5 upstream',
+  };
+}
+
+/** The links a join token gives: one per uplink the node offers, or one the node balances itself. */
+export function nodeLinkOptions(token: JoinToken): Socks5LinkOptions[] {
+  const base = {
+    server: { host: token.host, port: token.port },
+    pinnedFingerprint: token.fingerprint,
+    kind: `node ${token.name}`,
+  };
+  if (token.links.length === 0) {
+    return [{ ...base, id: token.name, auth: { username: nodeUsername(), password: token.secret } }];
+  }
+  return token.links.map((link) => ({
+    ...base,
+    id: `${token.name}/${link}`,
+    auth: { username: nodeUsername(link), password: token.secret },
+  }));
+}
+
+function usage(message: string): LinkmuxError {
+  return new LinkmuxError('LINKMUX_ERR_USAGE', message);
+}
