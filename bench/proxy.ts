@@ -50,6 +50,7 @@ import {
   tcpConnect,
   type HostPort,
 } from './proxy-tools.js';
+import { runFlows as runFlowsIn, type FlowRun } from './flows.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -71,6 +72,10 @@ const BUSY_SHARE = 0.25;
 const TARGET = 0.95;
 const FILE = 'big.bin';
 const FILE_SIZE = 64 * MiB;
+
+const WINDOW = { maxTimeS: T, startMs: WINDOW_START_MS, endMs: WINDOW_END_MS };
+const runFlows = (tb: Testbed, k: number, args: string[], midway?: () => Promise<DaemonStatus>) =>
+  runFlowsIn(tb, tb.clientNs, k, args, WINDOW, midway);
 
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const progress = (s: string) => console.error(`[bench:proxy ${new Date().toISOString().slice(11, 19)}] ${s}`);
@@ -118,80 +123,6 @@ function checkStopping(): void {
 }
 
 // ── part 1: the testbed ─────────────────────────────────────────────────────
-
-interface FlowRun {
-  /** bytes/s received per uplink device in the window. */
-  rates: Record<string, number>;
-  windowS: number;
-  /** curl exit codes (28 = stopped by --max-time, the normal end here). */
-  codes: (number | null)[];
-  /** curl -w output per flow: "http_code local_ip". */
-  outs: string[];
-  status?: DaemonStatus;
-}
-
-async function sample(tb: Testbed): Promise<{ at: number; c: Record<string, { rx: number }> }> {
-  const t1 = performance.now();
-  const c = await tb.counters();
-  return { at: (t1 + performance.now()) / 2, c };
-}
-
-/** K curls started at once in the client ns; counters read at the window's edges. */
-async function runFlows(
-  tb: Testbed,
-  k: number,
-  args: string[],
-  midway?: () => Promise<DaemonStatus>,
-): Promise<FlowRun> {
-  const t0 = performance.now();
-  const children: ChildProcess[] = [];
-  const done = Array.from({ length: k }, () => {
-    const child = tb.spawn(
-      tb.clientNs,
-      'curl',
-      ['-sS', '-o', '/dev/null', '--max-time', String(T), '-w', '%{http_code} %{local_ip}\n', ...args],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    children.push(child);
-    return new Promise<{ code: number | null; out: string }>((resolve) => {
-      let out = '';
-      let err = '';
-      child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-      child.once('error', (e) => resolve({ code: -1, out: String(e) }));
-      // stdout is the -w line; stderr only matters when curl failed for another reason than --max-time.
-      child.once('close', (code) =>
-        resolve({ code, out: code === 0 || code === 28 ? out.trim() : `${out.trim()} ${err.trim()}` }),
-      );
-    });
-  });
-  // --max-time bounds each curl; this bounds the bench should curl itself hang.
-  const guard = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), T * 1000 + 5_000);
-  try {
-    await sleep(t0 + WINDOW_START_MS - performance.now());
-    const a = await sample(tb);
-    let status: DaemonStatus | undefined;
-    if (midway) {
-      await sleep(t0 + (WINDOW_START_MS + WINDOW_END_MS) / 2 - performance.now());
-      status = await midway().catch(() => undefined);
-    }
-    await sleep(t0 + WINDOW_END_MS - performance.now());
-    const b = await sample(tb);
-    const results = await Promise.all(done);
-    const windowS = (b.at - a.at) / 1000;
-    const rates: Record<string, number> = {};
-    for (const u of tb.uplinks) rates[u.dev] = ((b.c[u.dev]?.rx ?? 0) - (a.c[u.dev]?.rx ?? 0)) / windowS;
-    return {
-      rates,
-      windowS,
-      codes: results.map((r) => r.code),
-      outs: results.map((r) => r.out),
-      ...(status ? { status } : {}),
-    };
-  } finally {
-    clearTimeout(guard);
-  }
-}
 
 interface Trial {
   k: number;

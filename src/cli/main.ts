@@ -11,6 +11,7 @@ import { registerRoute } from './route-command.js';
 import { registerDemo } from './demo-command.js';
 import { registerUp } from './up-command.js';
 import { registerNode } from './node-command.js';
+import { registerGateway } from './gateway-command.js';
 import { registerStatus } from './status-command.js';
 import { registerConfig } from './config-command.js';
 import { reportError } from './report-error.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerRoute(program);
   registerUp(program);
   registerNode(program);
+  registerGateway(program);
   registerStatus(program);
   registerConfig(program);
   registerDemo(program);

@@ -90,6 +90,21 @@ rules: []
 #  - match: { cidr: 10.0.0.0/8, port: 443 }
 #    action: direct
 
+# \`linkmux gateway\` (root, Linux router): every new LAN connection gets a WAN
+# uplink by weighted round-robin over the online ones, kept for its lifetime.
+gateway:
+  lan: []                    # LAN interfaces, e.g. [eth0]
+  uplinks: []                # e.g. - { interface: eth1 }   (next hop from its default route)
+  #                                 - { interface: wwan0, gateway: 10.64.0.1, weight: 2 }
+  rules: []                  # first match wins; action bypass or uplink:<name>
+  #  - { match: { source: 192.168.1.50/32 }, action: uplink:eth1 }
+  #  - { match: { destination: 192.0.2.0/24, port: 443 }, action: bypass }
+  weightInterval: 5          # seconds between weight updates from measured capacity
+  markBase: 19456            # 0x4c00: marks 0x4c01, 0x4c02, … (mask below)
+  markMask: 65280            # 0xff00
+  tableBase: 4200            # routing tables 4201, 4202, …
+  priority: 4200             # ip rules 4200 … 4200 + 2 × uplinks
+
 privateDirect: true          # loopback, LAN and link-local destinations go direct
 drainTimeout: 10             # seconds open connections get on SIGINT/SIGTERM
 log: info                    # debug, info, warn or error

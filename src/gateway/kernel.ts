@@ -1,0 +1,292 @@
+/**
+ * The gateway's side effects, all through one Runner (ip, nft, conntrack,
+ * sysctl), so tests swap in a fake and compare what would run:
+ *
+ *   preflight()  read-only checks; every problem is reported before anything changes
+ *   apply(plan)  routes (replace) → ip rules (diff: delete ours not wanted, add missing)
+ *                → nft table (atomic replace, skipped when the text is what we applied last)
+ *   cleanup()    removes the nft table, every rule linkmux owns and the routes of its tables;
+ *                works after a crash (it finds ours by number range, whatever the old config)
+ *   flush(mark)  deletes the conntrack entries pinned to an uplink that went offline
+ *
+ * Guarantees: apply() with the state already in place runs no command that
+ * changes anything; a failed apply() cleans up what it added and rethrows, so
+ * nothing is left half-applied; rules, routes and tables outside linkmux's
+ * ranges are never touched.
+ */
+import net from 'node:net';
+import { LinkmuxError, describe } from '../util/errors.js';
+import type { Runner } from '../util/runner.js';
+import type { NetInterface } from '../net/interfaces-types.js';
+import type { GatewayNumbers, GatewayPlan, UplinkDecl } from './plan.js';
+import { MAX_GATEWAY_UPLINKS, NFT_FAMILY, NFT_TABLE, hex } from './plan.js';
+import { renderCleanupRuleset, renderRuleset } from './render.js';
+import {
+  diffRules,
+  ipRuleArgs,
+  ipRuleShowArgs,
+  isOwnedRule,
+  kernelRuleArgs,
+  parseIpRules,
+  planIpRules,
+  planRoutes,
+  routeArgs,
+} from './ip-rules.js';
+import type { KernelRule } from './ip-rules.js';
+
+export interface UplinkCounters {
+  rxBytes: number;
+  txBytes: number;
+}
+
+export class GatewayKernel {
+  private lastRuleset: string | undefined;
+
+  constructor(
+    private readonly runner: Runner,
+    private readonly numbers: GatewayNumbers,
+  ) {}
+
+  /**
+   * Read-only checks before the first change: the tools exist, every interface
+   * exists, each gateway is on its uplink's subnet, this machine forwards, and
+   * no one else uses linkmux's marks, tables or rule priorities.
+   */
+  async preflight(
+    uplinks: readonly UplinkDecl[],
+    lan: readonly string[],
+    interfaces: readonly NetInterface[],
+  ): Promise<string[]> {
+    const problems: string[] = [];
+    await this.tool('nft', ['--version'], problems);
+    await this.tool('conntrack', ['--version'], problems);
+    if (problems.length > 0) throw preflightError(problems);
+    for (const dev of lan) {
+      if (!interfaces.some((i) => i.name === dev))
+        problems.push(`lan interface ${dev} does not exist (${names(interfaces)})`);
+    }
+    for (const u of uplinks) {
+      const iface = interfaces.find((i) => i.name === u.dev);
+      if (!iface) {
+        problems.push(`uplink ${u.name}: interface ${u.dev} does not exist (${names(interfaces)})`);
+        continue;
+      }
+      if (!onSubnet(iface, u.gateway)) {
+        const subnets =
+          iface.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(', ') || 'no address';
+        problems.push(
+          `uplink ${u.name}: gateway ${u.gateway} is not on ${u.dev}'s subnet (${subnets}): give the next hop of that interface`,
+        );
+      }
+    }
+    const forward = (await this.runner.run('sysctl', ['-n', 'net.ipv4.ip_forward'])).stdout.trim();
+    if (forward !== '1') {
+      problems.push(
+        'this machine does not forward IPv4 (net.ipv4.ip_forward = 0), so it is no router: enable it with ' +
+          '`sysctl -w net.ipv4.ip_forward=1` (and in /etc/sysctl.conf)',
+      );
+    }
+    problems.push(...(await this.foreignUse(uplinks.length)));
+    if (problems.length > 0) throw preflightError(problems);
+    return this.warnings(uplinks);
+  }
+
+  /** Settings that work against a multi-WAN router without being errors: strict reverse-path filtering. */
+  private async warnings(uplinks: readonly UplinkDecl[]): Promise<string[]> {
+    const read = async (key: string) =>
+      Number((await this.runner.run('sysctl', ['-n', key]).catch(() => ({ stdout: '0' }))).stdout.trim());
+    const all = await read('net.ipv4.conf.all.rp_filter');
+    const out: string[] = [];
+    for (const u of uplinks) {
+      if (Math.max(all, await read(`net.ipv4.conf.${u.dev}.rp_filter`)) === 1) {
+        out.push(
+          `strict reverse-path filtering (rp_filter = 1) on ${u.dev} drops replies that come back on an uplink ` +
+            `other than the main table's: set it loose, \`sysctl -w net.ipv4.conf.${u.dev}.rp_filter=2\` ` +
+            `(and net.ipv4.conf.all.rp_filter=2)`,
+        );
+      }
+    }
+    return out;
+  }
+
+  /** Brings the kernel to `plan`; on failure removes what linkmux has and rethrows. */
+  async apply(plan: GatewayPlan): Promise<void> {
+    try {
+      for (const r of planRoutes(plan)) await this.runner.run('ip', routeArgs(r));
+      const current = await this.currentRules();
+      const diff = diffRules(current, planIpRules(plan), this.numbers);
+      // Add first: a rule and its replacement are never both missing.
+      for (const r of diff.add) await this.runner.run('ip', ipRuleArgs(r, 'add'));
+      for (const r of diff.del) await this.runner.run('ip', kernelRuleArgs(r, 'del'));
+      const ruleset = renderRuleset(plan);
+      if (ruleset !== this.lastRuleset) {
+        await this.runner.run('nft', ['-f', '-'], { input: ruleset });
+        this.lastRuleset = ruleset;
+      }
+    } catch (err) {
+      this.lastRuleset = undefined;
+      await this.cleanup().catch(() => {});
+      throw new LinkmuxError(
+        'LINKMUX_ERR_COMMAND_FAILED',
+        `applying the gateway's rules failed, so everything linkmux added was removed again: ${describe(err)}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** Removes linkmux's table, rules and routes; touches nothing else. Safe to run twice. */
+  async cleanup(): Promise<void> {
+    this.lastRuleset = undefined;
+    const errors: string[] = [];
+    const attempt = async (cmd: string, args: string[], input?: string) => {
+      try {
+        await this.runner.run(cmd, args, input !== undefined ? { input } : {});
+      } catch (err) {
+        errors.push(describe(err));
+      }
+    };
+    await attempt('nft', ['-f', '-'], renderCleanupRuleset());
+    for (const r of (await this.currentRules()).filter((x) => isOwnedRule(x, this.numbers))) {
+      await attempt('ip', kernelRuleArgs(r, 'del'));
+    }
+    for (const family of ['-4', '-6'] as const) {
+      for (const table of await this.usedTables(family)) {
+        if (this.isOurTable(table)) await attempt('ip', [family, 'route', 'flush', 'table', String(table)]);
+      }
+    }
+    if (errors.length > 0) {
+      throw new LinkmuxError('LINKMUX_ERR_COMMAND_FAILED', `cleanup was incomplete: ${errors.join('; ')}`);
+    }
+  }
+
+  /** Deletes the conntrack entries marked for an uplink, so their clients' retries land on live ones. */
+  async flush(mark: number): Promise<number> {
+    try {
+      const r = await this.runner.run('conntrack', ['-D', '--mark', `${mark}/${this.numbers.markMask}`]);
+      return flowCount(r.stderr + r.stdout);
+    } catch (err) {
+      // conntrack exits 1 when nothing matched: not an error here.
+      if (/0 flow entries/.test(describe(err))) return 0;
+      throw err;
+    }
+  }
+
+  /** linkmux's connections in conntrack: how many per mark, and their ids (to count new ones). */
+  async connections(): Promise<{ byMark: Map<number, number>; ids: Set<string> }> {
+    const byMark = new Map<number, number>();
+    const ids = new Set<string>();
+    let text: string;
+    try {
+      text = (await this.runner.run('conntrack', ['-L', '-o', 'id'])).stdout;
+    } catch {
+      return { byMark, ids };
+    }
+    for (const line of text.split('\n')) {
+      const mark = Number(/\bmark=(\d+)/.exec(line)?.[1]);
+      if (!Number.isInteger(mark) || (mark & this.numbers.markMask) !== this.numbers.markBase) continue;
+      byMark.set(mark, (byMark.get(mark) ?? 0) + 1);
+      const id = /\bid=(\d+)/.exec(line)?.[1];
+      if (id) ids.add(id);
+    }
+    return { byMark, ids };
+  }
+
+  /** Kernel byte counters of each device (`ip -s`). */
+  async counters(): Promise<Map<string, UplinkCounters>> {
+    const json = JSON.parse((await this.runner.run('ip', ['-j', '-s', 'link', 'show'])).stdout) as Array<{
+      ifname: string;
+      stats64?: { rx?: { bytes?: number }; tx?: { bytes?: number } };
+    }>;
+    return new Map(
+      json.map((l) => [l.ifname, { rxBytes: l.stats64?.rx?.bytes ?? 0, txBytes: l.stats64?.tx?.bytes ?? 0 }]),
+    );
+  }
+
+  private async tool(cmd: string, args: string[], problems: string[]): Promise<void> {
+    try {
+      await this.runner.run(cmd, args);
+    } catch (err) {
+      problems.push(describe(err));
+    }
+  }
+
+  private async currentRules(): Promise<KernelRule[]> {
+    const v4 = parseIpRules((await this.runner.run('ip', ipRuleShowArgs(4))).stdout, 4);
+    const v6 = parseIpRules((await this.runner.run('ip', ipRuleShowArgs(6))).stdout, 6);
+    return [...v4, ...v6];
+  }
+
+  private async usedTables(family: '-4' | '-6'): Promise<Set<number>> {
+    const json = JSON.parse(
+      (await this.runner.run('ip', ['-j', family, 'route', 'show', 'table', 'all'])).stdout || '[]',
+    ) as Array<{ table?: string }>;
+    return new Set(json.map((r) => Number(r.table)).filter((t) => Number.isInteger(t)));
+  }
+
+  private isOurTable(table: number): boolean {
+    return table > this.numbers.tableBase && table <= this.numbers.tableBase + MAX_GATEWAY_UPLINKS;
+  }
+
+  /** Marks, tables or priorities of linkmux's ranges in use by rules or routes linkmux does not own. */
+  private async foreignUse(count: number): Promise<string[]> {
+    const problems: string[] = [];
+    const { markBase, markMask, tableBase, priority } = this.numbers;
+    const rules = await this.currentRules();
+    const owned = rules.filter((r) => isOwnedRule(r, this.numbers));
+    for (const r of rules) {
+      if (owned.includes(r)) continue;
+      const mark = r.fwmark !== undefined ? Number(r.fwmark) : undefined;
+      const table = Number(r.table);
+      if (mark !== undefined && (mark & markMask) === markBase) {
+        problems.push(
+          `ip rule ${r.priority} already uses fwmark ${r.fwmark}, in linkmux's marks (${hex(markBase)}/${hex(markMask)}): set gateway.markBase`,
+        );
+      } else if (this.isOurTable(table) && table <= tableBase + count) {
+        problems.push(
+          `ip rule ${r.priority} already looks up table ${table}, one of linkmux's: set gateway.tableBase`,
+        );
+      } else if (r.priority >= priority && r.priority <= priority + 2 * count) {
+        problems.push(
+          `ip rule priority ${r.priority} is taken, and linkmux needs ${priority}–${priority + 2 * count}: set gateway.priority`,
+        );
+      }
+    }
+    const ownedTables = new Set(owned.map((r) => Number(r.table)));
+    for (const family of ['-4', '-6'] as const) {
+      for (const table of await this.usedTables(family)) {
+        if (table > tableBase && table <= tableBase + count && !ownedTables.has(table)) {
+          problems.push(
+            `routing table ${table} already has routes that linkmux did not add: set gateway.tableBase`,
+          );
+        }
+      }
+    }
+    return problems;
+  }
+}
+
+function preflightError(problems: string[]): LinkmuxError {
+  const text = problems.length === 1 ? problems[0] : `\n  - ${problems.join('\n  - ')}`;
+  return new LinkmuxError('LINKMUX_ERR_CONFIG', `gateway: nothing was changed, because: ${text}`);
+}
+
+function names(interfaces: readonly NetInterface[]): string {
+  return `interfaces here: ${interfaces.map((i) => i.name).join(', ') || 'none'}`;
+}
+
+/** True when `gateway` is inside one of the interface's subnets. */
+function onSubnet(iface: NetInterface, gateway: string): boolean {
+  const family = net.isIP(gateway);
+  return iface.addresses.some((a) => {
+    if (a.family !== family) return false;
+    const list = new net.BlockList();
+    list.addSubnet(a.address, a.prefixLength, family === 4 ? 'ipv4' : 'ipv6');
+    return list.check(gateway, family === 4 ? 'ipv4' : 'ipv6');
+  });
+}
+
+function flowCount(text: string): number {
+  return Number(/(\d+) flow entries/.exec(text)?.[1] ?? 0);
+}
+
+export { NFT_FAMILY, NFT_TABLE };

@@ -1,0 +1,235 @@
+/**
+ * `linkmux gateway` on a real router: a LAN host (no proxy settings) → the
+ * gateway namespace with three 8 Mbit/s uplinks (ISP namespaces with NAT and
+ * BCP 38) → one server address. Checks what users see: with 3 and 6 parallel
+ * TCP flows every uplink carries traffic in every trial (kernel counters on
+ * the gateway), UDP flows are spread too, an uplink blackholed with an nft
+ * drop rule (link stays up) leaves the rotation within 3 s while new
+ * connections succeed, bad configs change nothing, and after the gateway stops
+ * its namespace's ruleset, rules and routes are exactly as before.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createTestbed, removeLeftovers, type Testbed } from '../../src/testbed/testbed.js';
+import { cliPath, isRoot, skipReason } from '../helpers/netns.js';
+import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
+import { writeFile, rm } from 'node:fs/promises';
+
+const MiB = 1024 * 1024;
+let tb: Testbed | undefined;
+let gw: RunningDaemon | undefined;
+let pristine = '';
+
+const CONFIG = (server: string) => `
+listen: { socks: false, http: false, control: "127.0.0.1:9190" }
+gateway:
+  lan: [lan0]
+  uplinks: [{ interface: up0 }, { interface: up1 }, { interface: up2 }]
+health:
+  interval: 1
+  timeout: 0.5
+  failThreshold: 3
+  riseThreshold: 2
+  targets: ["tcp://${server}:80"]
+`;
+
+/** What linkmux may change in the gateway namespace, printed: compared before and after. */
+async function kernelState(): Promise<string> {
+  const bed = tb as Testbed;
+  const parts = await Promise.all([
+    bed.exec(bed.clientNs, 'nft', ['list', 'ruleset']),
+    bed.exec(bed.clientNs, 'ip', ['-4', 'rule', 'show']),
+    bed.exec(bed.clientNs, 'ip', ['-6', 'rule', 'show']),
+    bed.exec(bed.clientNs, 'ip', ['-4', 'route', 'show', 'table', 'all']),
+  ]);
+  return parts.map((p) => p.stdout).join('\n---\n');
+}
+
+before(async () => {
+  if (!isRoot()) return;
+  await removeLeftovers();
+  tb = await createTestbed({
+    links: 3,
+    rateMbit: 8,
+    lanHosts: 1,
+    files: [
+      { name: 'f2.bin', size: 2 * MiB },
+      { name: 'f4.bin', size: 4 * MiB },
+    ],
+  });
+  pristine = await kernelState();
+  gw = await startDaemon(tb, cliPath(), CONFIG(tb.serverAddress), { args: ['gateway'] });
+});
+
+after(async () => {
+  try {
+    await gw?.stop();
+  } finally {
+    await tb?.destroy();
+  }
+});
+
+async function uplinkRx(): Promise<Record<string, number>> {
+  const c = await (tb as Testbed).counters();
+  return { up0: c.up0?.rx ?? 0, up1: c.up1?.rx ?? 0, up2: c.up2?.rx ?? 0 };
+}
+
+async function uplinkTx(): Promise<Record<string, number>> {
+  const c = await (tb as Testbed).counters();
+  return { up0: c.up0?.tx ?? 0, up1: c.up1?.tx ?? 0, up2: c.up2?.tx ?? 0 };
+}
+
+const delta = (a: Record<string, number>, b: Record<string, number>) =>
+  Object.fromEntries(Object.keys(b).map((k) => [k, (b[k] ?? 0) - (a[k] ?? 0)]));
+
+/** K parallel downloads from the LAN host (plain curl, no proxy); each must arrive intact. */
+async function flows(k: number, file: string, maxTime = 30): Promise<void> {
+  const bed = tb as Testbed;
+  const host = bed.lanHosts[0]!.ns;
+  await Promise.all(
+    Array.from({ length: k }, async (_, i) => {
+      const out = `/tmp/${bed.prefix}gw-${i}.bin`;
+      await bed.exec(host, 'curl', [
+        '-sS',
+        '--fail',
+        '--max-time',
+        String(maxTime),
+        '-o',
+        out,
+        bed.url(file),
+      ]);
+      const { stdout } = await bed.exec(host, 'sha256sum', [out]);
+      assert.equal(stdout.split(/\s+/)[0], bed.files[file]?.sha256, `flow ${i} intact`);
+      await rm(out, { force: true });
+    }),
+  );
+}
+
+async function state(dev: string): Promise<string | undefined> {
+  return (await (gw as RunningDaemon).status()).links.find((l) => l.id === dev)?.state;
+}
+
+for (const [k, file] of [
+  [3, 'f4.bin'],
+  [6, 'f2.bin'],
+] as const) {
+  test(
+    `K = ${k} TCP flows from the LAN: every uplink carries traffic in every trial`,
+    { skip: skipReason() },
+    async () => {
+      for (let trial = 0; trial < 2; trial++) {
+        const before = await uplinkRx();
+        await flows(k, file);
+        const rx = delta(before, await uplinkRx());
+        for (const dev of ['up0', 'up1', 'up2']) {
+          assert.ok((rx[dev] ?? 0) > MiB, `K=${k} trial ${trial}: ${dev} received only ${rx[dev]} bytes`);
+        }
+      }
+    },
+  );
+}
+
+test('UDP flows from the LAN are spread over the uplinks too', { skip: skipReason() }, async () => {
+  const bed = tb as Testbed;
+  const before = await uplinkTx();
+  // Six UDP "flows" (six source ports), 200 datagrams of 1000 bytes each, to the server.
+  const script = `
+    const dgram = require('node:dgram');
+    const payload = Buffer.alloc(1000, 7);
+    let left = 6;
+    for (let f = 0; f < 6; f++) {
+      const s = dgram.createSocket('udp4');
+      s.on('error', () => {});
+      let n = 0;
+      const tick = () => {
+        for (let i = 0; i < 20 && n < 200; i++, n++) s.send(payload, 9, process.argv[1]);
+        if (n < 200) setTimeout(tick, 20); else setTimeout(() => { s.close(); if (--left === 0) process.exit(0); }, 100);
+      };
+      tick();
+    }`;
+  await bed.exec(bed.lanHosts[0]!.ns, process.execPath, ['-e', script, bed.serverAddress]);
+  const tx = delta(before, await uplinkTx());
+  for (const dev of ['up0', 'up1', 'up2']) {
+    assert.ok((tx[dev] ?? 0) > 100_000, `${dev} sent only ${tx[dev]} bytes of UDP: ${JSON.stringify(tx)}`);
+  }
+});
+
+test(
+  'an uplink blackholed (link stays up) leaves the rotation within 3 s; new connections succeed',
+  { skip: skipReason() },
+  async () => {
+    const bed = tb as Testbed;
+    await waitFor(
+      'up1 online',
+      8_000,
+      () => state('up1'),
+      (s) => s === 'online',
+    );
+    await bed.blackhole(1);
+    try {
+      const ms = await waitFor(
+        'up1 offline',
+        3_000,
+        () => state('up1'),
+        (s) => s === 'offline',
+      );
+      assert.ok(ms <= 3_000);
+      const before = await uplinkRx();
+      await flows(6, 'f2.bin', 20);
+      const rx = delta(before, await uplinkRx());
+      assert.ok((rx.up1 ?? 0) < 64 * 1024, `the dead uplink still received ${rx.up1} bytes`);
+    } finally {
+      await bed.unblackhole(1);
+    }
+    await waitFor(
+      'up1 back',
+      8_000,
+      () => state('up1'),
+      (s) => s === 'online',
+    );
+  },
+);
+
+test('bad configs are refused before anything changes', { skip: skipReason() }, async () => {
+  const bed = tb as Testbed;
+  const now = await kernelState();
+  const cases: Array<[string, RegExp]> = [
+    ['gateway: { lan: [lan0], uplinks: [{ interface: up9, gateway: 198.18.1.1 }] }', /up9 does not exist/],
+    ['gateway: { lan: [lan0], uplinks: [{ interface: up0, gateway: 203.0.113.1 }] }', /not on up0's subnet/],
+    ['gateway: { lan: [lan0], uplinks: [] }', /gateway\.uplinks is empty/],
+    [
+      'gateway: { lan: [lan0], uplinks: [{ interface: up0 }], rules: [{ match: { port: 443 }, action: "uplink:nope" }] }',
+      /no uplink is named nope/,
+    ],
+  ];
+  for (const [yaml, why] of cases) {
+    const file = `/tmp/${bed.prefix}bad-gw.yaml`;
+    await writeFile(file, `listen: { socks: false, http: false, control: false }\n${yaml}\n`);
+    const r = await bed
+      .exec(bed.clientNs, process.execPath, [cliPath(), 'gateway', '-c', file])
+      .then(() => ({ ok: true, text: '' }))
+      .catch((e: unknown) => ({ ok: false, text: String(e) }));
+    await rm(file, { force: true });
+    assert.equal(r.ok, false, `${yaml} was accepted`);
+    assert.match(r.text, why);
+    assert.equal(await kernelState(), now, `${yaml} changed the kernel`);
+  }
+});
+
+test('after the gateway stops, the namespace is exactly as before', { skip: skipReason() }, async () => {
+  const bed = tb as Testbed;
+  const dry = await bed
+    .exec(bed.clientNs, process.execPath, [
+      cliPath(),
+      'gateway',
+      '--dry-run',
+      '-c',
+      `/tmp/${bed.clientNs}-linkmux.yaml`,
+    ])
+    .catch((e: unknown) => ({ stdout: String(e) }));
+  assert.match(dry.stdout, /table inet linkmux/);
+  assert.notEqual(await kernelState(), pristine, 'the gateway installed its rules');
+  await (gw as RunningDaemon).stop();
+  gw = undefined;
+  assert.equal(await kernelState(), pristine);
+});
