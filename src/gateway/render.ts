@@ -204,7 +204,9 @@ function renderBalance(plan: GatewayPlan): string[] {
     }
     const total = online.reduce((a, u) => a + u.slots, 0);
     // Interleaved, not in blocks: a burst of new connections spreads over every uplink at once.
-    const entries = smoothSequence(online.map((u) => u.slots)).map((i, n) => `${n} : ${hex(online[i]!.mark)}`);
+    const entries = smoothSequence(online.map((u) => u.slots)).map(
+      (i, n) => `${n} : ${hex(online[i]!.mark)}`,
+    );
     const shares = online.map((u) => `${comment(u.name)} ${u.slots}/${total}`).join(', ');
     out.push(
       `\t\t# new IPv${family} connections: weighted round-robin, ${shares}`,
