@@ -1,0 +1,251 @@
+/**
+ * GatewayKernel against a simulated kernel (a Runner that keeps ip rules,
+ * routes and the nft table as state, and can fail the n-th change): applying
+ * the same plan twice changes nothing; a changed plan changes only what
+ * differs; a failure part-way through an apply leaves nothing of linkmux's
+ * behind; cleanup removes linkmux's state and never a foreign rule or route;
+ * preflight refuses, before any change, what would clash.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GatewayKernel } from '../../src/gateway/kernel.js';
+import { DEFAULT_GATEWAY_NUMBERS, planGateway, type UplinkDecl } from '../../src/gateway/plan.js';
+import type { NetInterface } from '../../src/net/interfaces-types.js';
+import { LinkmuxError, isLinkmuxError } from '../../src/util/errors.js';
+import type { RunResult, Runner } from '../../src/util/runner.js';
+
+interface SimRule {
+  priority: number;
+  src?: string;
+  srclen?: number;
+  fwmark?: string;
+  fwmask?: string;
+  table: string;
+  suppress_prefixlen?: number;
+}
+
+/** A tiny kernel: what `ip rule`, `ip route … table N`, `nft -f` and `sysctl` would hold. */
+class KernelSim implements Runner {
+  rules: SimRule[] = [
+    { priority: 0, table: 'local' },
+    { priority: 100, fwmark: '0x1', fwmask: '0xff', table: '100' }, // someone else's
+    { priority: 32766, table: 'main' },
+    { priority: 32767, table: 'default' },
+  ];
+  routes = new Map<string, string[]>([
+    ['main', ['default via 198.18.1.1 dev up0']],
+    ['100', ['default via 10.9.9.1 dev vpn0']],
+  ]);
+  nftTable: string | undefined;
+  changes: string[] = [];
+  forward = '1';
+  /** Fail the n-th change (1-based); 0 = never. */
+  failAt = 0;
+
+  async run(cmd: string, args: readonly string[], opts: { input?: string } = {}): Promise<RunResult> {
+    const line = [cmd, ...args].join(' ');
+    const ok = (stdout = ''): RunResult => ({ stdout, stderr: '' });
+    if (line.endsWith('--version')) return ok('v1');
+    if (cmd === 'sysctl') return ok(args[1] === 'net.ipv4.ip_forward' ? this.forward : '2');
+    if (cmd === 'ip' && args.includes('rule') && args.includes('show')) {
+      return ok(JSON.stringify(args.includes('-6') ? [] : this.rules));
+    }
+    if (cmd === 'ip' && args.includes('route') && args.includes('show')) {
+      if (args.includes('-6')) return ok('[]');
+      const out = [...this.routes].flatMap(([table, rs]) => rs.map((dst) => ({ dst, table })));
+      return ok(JSON.stringify(out));
+    }
+    // Everything else changes the kernel.
+    this.changes.push(line);
+    if (this.failAt > 0 && this.changes.length === this.failAt) {
+      throw new LinkmuxError('LINKMUX_ERR_COMMAND_FAILED', `${line} failed: injected`);
+    }
+    if (cmd === 'nft') {
+      const input = opts.input ?? '';
+      this.nftTable = input.includes('table inet linkmux {\n') ? input : undefined;
+      return ok();
+    }
+    const at = (k: string) => args[args.indexOf(k) + 1];
+    if (args.includes('rule')) {
+      const rule: SimRule = { priority: Number(at('priority')), table: at('lookup') ?? '' };
+      if (args.includes('from')) {
+        const [a, len] = (at('from') ?? '').split('/');
+        rule.src = a;
+        rule.srclen = Number(len ?? 32);
+      }
+      if (args.includes('fwmark')) [rule.fwmark, rule.fwmask] = (at('fwmark') ?? '').split('/');
+      if (args.includes('suppress_prefixlength'))
+        rule.suppress_prefixlen = Number(at('suppress_prefixlength'));
+      const same = (r: SimRule) => JSON.stringify(r) === JSON.stringify(rule);
+      if (args.includes('add')) this.rules.push(rule);
+      else {
+        const i = this.rules.findIndex(same);
+        if (i < 0) throw new LinkmuxError('LINKMUX_ERR_COMMAND_FAILED', `${line}: no such rule`);
+        this.rules.splice(i, 1);
+      }
+      return ok();
+    }
+    if (args.includes('route') && args.includes('replace')) {
+      this.routes.set(at('table') ?? '', [`default via ${at('via')} dev ${at('dev')}`]);
+      return ok();
+    }
+    if (args.includes('route') && args.includes('flush')) {
+      this.routes.delete(at('table') ?? '');
+      return ok();
+    }
+    throw new Error(`KernelSim: unexpected ${line}`);
+  }
+
+  snapshot(): string {
+    return JSON.stringify({ rules: this.rules, routes: [...this.routes], nft: this.nftTable });
+  }
+}
+
+const UPLINKS: UplinkDecl[] = [
+  { name: 'up0', dev: 'up0', gateway: '198.18.1.1', address: '198.18.1.2' },
+  { name: 'up1', dev: 'up1', gateway: '198.18.2.1', address: '198.18.2.2' },
+  { name: 'up2', dev: 'up2', gateway: '198.18.3.1', address: '198.18.3.2' },
+];
+
+const IFACES: NetInterface[] = [
+  {
+    name: 'lan0',
+    up: true,
+    loopback: false,
+    addresses: [{ address: '198.18.100.1', family: 4, prefixLength: 24 }],
+  },
+  ...UPLINKS.map((u, i) => ({
+    name: u.dev,
+    up: true,
+    loopback: false,
+    addresses: [{ address: `198.18.${i + 1}.2`, family: 4 as const, prefixLength: 24 }],
+  })),
+];
+
+function plan(online: Record<string, boolean> = {}) {
+  return planGateway({
+    lan: ['lan0'],
+    uplinks: UPLINKS,
+    rules: [],
+    online: new Map(Object.entries(online)),
+    measured: new Map(),
+  });
+}
+
+test('applying the same plan twice changes nothing the second time', async () => {
+  const sim = new KernelSim();
+  const k = new GatewayKernel(sim, DEFAULT_GATEWAY_NUMBERS);
+  await k.apply(plan());
+  const first = sim.changes.length;
+  assert.ok(first > 0);
+  assert.ok(sim.nftTable?.includes('numgen'));
+  const state = sim.snapshot();
+  // Route replaces are idempotent by nature; they are the only commands run again.
+  sim.changes = [];
+  await k.apply(plan());
+  assert.deepEqual(
+    sim.changes.filter((c) => !c.includes('route replace')),
+    [],
+  );
+  assert.equal(sim.snapshot(), state);
+  // A fresh process (no memory of what it applied) converges to the same state too.
+  await new GatewayKernel(sim, DEFAULT_GATEWAY_NUMBERS).apply(plan());
+  assert.equal(sim.snapshot(), state);
+});
+
+test('an uplink going offline changes the ruleset only; one coming back restores it', async () => {
+  const sim = new KernelSim();
+  const k = new GatewayKernel(sim, DEFAULT_GATEWAY_NUMBERS);
+  await k.apply(plan());
+  const before = sim.snapshot();
+  sim.changes = [];
+  await k.apply(plan({ up1: false }));
+  assert.deepEqual(
+    sim.changes.filter((c) => !c.includes('route replace')),
+    ['nft -f -'],
+  );
+  assert.ok(!/numgen[^\n]*0x4c02/.test(sim.nftTable ?? ''), 'up1 left the rotation');
+  await k.apply(plan());
+  assert.equal(sim.snapshot(), before);
+});
+
+test('a failure part-way through an apply leaves nothing of linkmux behind', async () => {
+  const pristine = new KernelSim().snapshot();
+  const total = await (async () => {
+    const sim = new KernelSim();
+    await new GatewayKernel(sim, DEFAULT_GATEWAY_NUMBERS).apply(plan());
+    return sim.changes.length;
+  })();
+  for (let n = 1; n <= total; n++) {
+    const sim = new KernelSim();
+    sim.failAt = n;
+    const k = new GatewayKernel(sim, DEFAULT_GATEWAY_NUMBERS);
+    await assert.rejects(k.apply(plan()), (e: unknown) => isLinkmuxError(e, 'LINKMUX_ERR_COMMAND_FAILED'));
+    assert.equal(sim.snapshot(), pristine, `failing change ${n} of ${total} left state behind`);
+  }
+});
+
+test('cleanup removes what linkmux added, also from a bigger old config, and nothing else', async () => {
+  const sim = new KernelSim();
+  const pristine = sim.snapshot();
+  const big = new GatewayKernel(sim, DEFAULT_GATEWAY_NUMBERS);
+  await big.apply(plan());
+  // A crash, then a cleanup by a process that knows nothing of that run.
+  await new GatewayKernel(sim, DEFAULT_GATEWAY_NUMBERS).cleanup();
+  assert.equal(sim.snapshot(), pristine);
+  await new GatewayKernel(sim, DEFAULT_GATEWAY_NUMBERS).cleanup();
+  assert.equal(sim.snapshot(), pristine, 'cleanup twice is harmless');
+});
+
+test('preflight refuses clashes and bad settings before any change', async () => {
+  const cases: Array<[string, (s: KernelSim) => void, UplinkDecl[], RegExp]> = [
+    ['missing interface', () => {}, [{ ...UPLINKS[0]!, dev: 'up9' }], /up9 does not exist/],
+    ['gateway off subnet', () => {}, [{ ...UPLINKS[0]!, gateway: '203.0.113.1' }], /not on up0's subnet/],
+    ['no forwarding', (s) => (s.forward = '0'), UPLINKS, /ip_forward/],
+    [
+      'foreign rule on our mark',
+      (s) => s.rules.push({ priority: 50, fwmark: '0x4c01', fwmask: '0xffff', table: '7' }),
+      UPLINKS,
+      /fwmark 0x4c01/,
+    ],
+    [
+      'foreign routes in our table',
+      (s) => s.routes.set('4202', ['default via 10.0.0.1 dev eth9']),
+      UPLINKS,
+      /table 4202 already has routes/,
+    ],
+  ];
+  for (const [what, setup, uplinks, why] of cases) {
+    const sim = new KernelSim();
+    setup(sim);
+    const k = new GatewayKernel(sim, DEFAULT_GATEWAY_NUMBERS);
+    await assert.rejects(
+      k.preflight(uplinks, ['lan0'], IFACES),
+      (e: unknown) => isLinkmuxError(e, 'LINKMUX_ERR_CONFIG') && why.test(e.message),
+      what,
+    );
+    assert.deepEqual(sim.changes, [], `${what}: nothing changed`);
+  }
+  const sim = new KernelSim();
+  assert.deepEqual(
+    await new GatewayKernel(sim, DEFAULT_GATEWAY_NUMBERS).preflight(UPLINKS, ['lan0'], IFACES),
+    [],
+  );
+});
+
+test('nft missing is reported before anything else', async () => {
+  const sim = new KernelSim();
+  const runner: Runner = {
+    run: (cmd, args, opts) =>
+      cmd === 'nft'
+        ? Promise.reject(
+            new LinkmuxError('LINKMUX_ERR_COMMAND_FAILED', 'nft is not installed or not on PATH'),
+          )
+        : sim.run(cmd, args, opts),
+  };
+  await assert.rejects(
+    new GatewayKernel(runner, DEFAULT_GATEWAY_NUMBERS).preflight(UPLINKS, ['lan0'], IFACES),
+    /nft is not installed/,
+  );
+  assert.deepEqual(sim.changes, []);
+});
