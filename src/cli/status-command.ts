@@ -139,6 +139,17 @@ export function renderStatus(status: DaemonStatus): string {
     `listening on ${listen.length > 0 ? listen.join(', ') : '-'}`,
     '',
   ];
+  const node = status.node;
+  if (node) {
+    const r = node.relayed;
+    lines.splice(
+      2,
+      0,
+      `node on ${node.listen.join(', ') || '-'}, lends ${node.lends.join(', ') || '-'}, certificate sha256:` +
+        `${node.fingerprint.slice(0, 16)}…; relayed ${r.active} active / ${r.total} total / ${r.failed} failed; ` +
+        `refused ${node.authFailures} at authentication, ${node.tlsFailures} at TLS`,
+    );
+  }
   if (status.links.length === 0) return `${[...lines, 'no links'].join('\n')}\n`;
   const rows = status.links.map((l) => linkRow(l, ago));
   return `${[...lines, ...alignTable(HEADER, rows, RIGHT)].join('\n')}\n`;

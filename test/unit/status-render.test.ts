@@ -64,3 +64,22 @@ test('formatAge: seconds, minutes, hours, days; negative is 0', () => {
   ];
   for (const [s, want] of cases) assert.equal(formatAge(s), want, `formatAge(${s})`);
 });
+
+test('renderStatus: a node line when this machine lends its uplinks', () => {
+  const s = {
+    ...threeLinkStatus(),
+    node: {
+      listen: ['192.168.1.20:7300'],
+      fingerprint: 'ab'.repeat(32),
+      lends: ['up0', 'up1'],
+      relayed: { active: 2, total: 40, failed: 1 },
+      tlsFailures: 3,
+      authFailures: 4,
+    },
+  };
+  assert.equal(
+    renderStatus(s).split('\n')[2],
+    'node on 192.168.1.20:7300, lends up0, up1, certificate sha256:abababababababab…; ' +
+      'relayed 2 active / 40 total / 1 failed; refused 4 at authentication, 3 at TLS',
+  );
+});
