@@ -265,3 +265,26 @@ test('garbage, plain SOCKS5 and stalled handshakes on the node port leave it ser
   await eventually(() => daemon.status().node!.tlsFailures >= 1, 5_000, 'garbage counted as a TLS failure');
   stalled.destroy();
 });
+
+test('a token replayed after the node rotated its identity is refused, with what to do', async () => {
+  const tmp = await tempDir('lmx-node-rot-');
+  cleanups.push(tmp.cleanup);
+  const old = await loadOrCreateIdentity(tmp.dir, { name: 'test' });
+  const rotated = await loadOrCreateIdentity(tmp.dir, { name: 'test', rotate: true });
+  assert.notEqual(old.fingerprint, rotated.fingerprint);
+  const { token } = await startNode({
+    certPem: rotated.certPem,
+    keyPem: rotated.keyPem,
+    fingerprint: rotated.fingerprint,
+    secret: rotated.secret,
+  });
+  const replayed = new Socks5Link(
+    nodeLinkOptions({ ...token, fingerprint: old.fingerprint, secret: old.secret })[0]!,
+  );
+  const err = await expectCode(
+    replayed.connect({ host: '127.0.0.1', port: echoPort }),
+    'LINKMUX_ERR_NODE_AUTH',
+  );
+  assert.match(err.message, /rotated/);
+  assert.match(err.message, /linkmux node --token/);
+});
