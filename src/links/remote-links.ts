@@ -22,7 +22,8 @@ export function isSocks5LinkRequest(text: string): boolean {
 
 /** `socks5://user:pass@host:port#name` → link options; the id is the name, else host:port. */
 export function parseSocks5Link(text: string): Socks5LinkOptions {
-  const shown = text.replace(/\/\/([^@/]*):[^@/]*@/, '//$1:***@');
+  // Everything before the last "@" may be credentials (a password may hold ":", "/" or "@").
+  const shown = text.replace(/\/\/.*@/, '//***@');
   let url: URL;
   try {
     url = new URL(text.trim());
@@ -38,8 +39,15 @@ export function parseSocks5Link(text: string): Socks5LinkOptions {
   if (url.port === '') throw usage(`--link ${shown}: give the port (socks5://${url.hostname}:1080)`);
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   if (host === '') throw usage(`--link ${shown}: give the server's host`);
-  const username = decodeURIComponent(url.username);
-  const password = decodeURIComponent(url.password);
+  const decode = (part: string, what: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw usage(`--link ${shown}: the ${what} has a malformed %-escape: write % as %25`);
+    }
+  };
+  const username = decode(url.username, 'user');
+  const password = decode(url.password, 'password');
   if ((username === '') !== (password === '')) {
     throw usage(`--link ${shown}: give both user and password (socks5://user:pass@host:port), or neither`);
   }
@@ -47,7 +55,8 @@ export function parseSocks5Link(text: string): Socks5LinkOptions {
     throw usage(`--link ${shown}: SOCKS5 user and password are at most 255 bytes each`);
   }
   const port = Number(url.port);
-  const name = decodeURIComponent(url.hash.slice(1));
+  if (port < 1) throw usage(`--link ${shown}: the port must be 1-65535`);
+  const name = decode(url.hash.slice(1), 'name after #');
   if (name !== '' && !/^[A-Za-z0-9._:/-]{1,48}$/.test(name)) {
     throw usage(`--link ${shown}: the name after # may hold letters, digits and . _ : / - (at most 48)`);
   }

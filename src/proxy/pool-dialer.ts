@@ -136,7 +136,9 @@ export class PoolDialer implements Dialer {
     const verdict = this.opts.guard?.(target.address);
     if (verdict && !verdict.allowed)
       throw new LinkmuxError('LINKMUX_ERR_DENIED', `${where}: ${verdict.reason}`);
-    if (ctx.link !== undefined) return this.race([ctx.link], target.address, dst.port, ctx.signal);
+    if (ctx.link !== undefined && route.kind !== 'deny') {
+      return this.race([ctx.link], target.address, dst.port, ctx.signal);
+    }
     switch (route.kind) {
       case 'deny':
         throw new LinkmuxError('LINKMUX_ERR_DENIED', `${where} is refused by ${route.reason} of the config`);
@@ -217,6 +219,8 @@ export class PoolDialer implements Dialer {
       let running = 0;
       let settled = false;
       let lastError: unknown;
+      let tried = 0;
+      let denied = 0;
       let timer: NodeJS.Timeout | undefined;
       const attempts: AbortController[] = [];
       let winner: AbortController | undefined;
@@ -239,7 +243,8 @@ export class PoolDialer implements Dialer {
         clearTimeout(timer);
         if (settled) return;
         if (next >= candidates.length) {
-          if (running === 0) finish(() => reject(this.allFailed(candidates, ip, port, lastError)));
+          if (running === 0)
+            finish(() => reject(this.allFailed(candidates, ip, port, lastError, tried > 0 && denied === tried)));
           return;
         }
         const id = candidates[next++] as string;
@@ -283,6 +288,8 @@ export class PoolDialer implements Dialer {
               return;
             }
             lastError = err;
+            tried++;
+            if (isLinkmuxError(err, 'LINKMUX_ERR_DENIED')) denied++;
             // A relay refusing this destination says nothing about the link's health.
             if (!isLinkmuxError(err, 'LINKMUX_ERR_DENIED')) {
               this.opts.report?.(id, { type: 'connect-failed', reason: describe(err) });
@@ -297,8 +304,15 @@ export class PoolDialer implements Dialer {
     });
   }
 
-  private allFailed(candidates: string[], ip: string, port: number, last: unknown): LinkmuxError {
-    if (last instanceof LinkmuxError && candidates.length === 1) return last;
+  private allFailed(
+    candidates: string[],
+    ip: string,
+    port: number,
+    last: unknown,
+    allDenied = false,
+  ): LinkmuxError {
+    // One link, or every relay refusing the destination: its own error says it best (SOCKS5 0x02 for a refusal).
+    if (last instanceof LinkmuxError && (candidates.length === 1 || allDenied)) return last;
     return new LinkmuxError(
       last instanceof LinkmuxError && last.code === 'LINKMUX_ERR_TIMEOUT'
         ? 'LINKMUX_ERR_TIMEOUT'

@@ -8,6 +8,7 @@
  * uplink's source: it is private, so it is listened on, and that is right.
  */
 import type { NetInterface } from '../net/interfaces-types.js';
+import { isIP } from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
 import { specialRangesList } from '../proxy/ip-ranges.js';
 
@@ -48,17 +49,15 @@ export function advertisedAddress(
 ): ListenPoint {
   const first = points[0];
   if (advertise !== undefined) {
-    const m =
-      /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(advertise) ?? /^([0-9a-fA-F:]+)$/.exec(advertise);
-    const host = m?.[1] ?? m?.[2];
-    const port = m?.[3] !== undefined ? Number(m[3]) : first?.port;
-    if (!host || port === undefined || port < 1 || port > 65535) {
+    const at = parseAdvertise(advertise, first?.port);
+    if (!at) {
       throw new LinkmuxError(
         'LINKMUX_ERR_USAGE',
-        `--advertise ${advertise}: expected HOST or HOST:PORT (the address other machines dial)`,
+        `--advertise ${advertise}: expected HOST or HOST:PORT with a host name or an IP address other ` +
+          'machines can dial (not 0.0.0.0 or ::)',
       );
     }
-    return { host, port };
+    return at;
   }
   if (!first) throw new LinkmuxError('LINKMUX_ERR_USAGE', 'the node has no address to listen on');
   if (first.host === '0.0.0.0' || first.host === '::') {
@@ -69,4 +68,30 @@ export function advertisedAddress(
     );
   }
   return first;
+}
+
+const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const HOSTNAME = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`);
+
+/** HOST, HOST:PORT, [V6]:PORT or a bare IPv6 address; undefined when malformed or a wildcard. */
+function parseAdvertise(text: string, defaultPort: number | undefined): ListenPoint | undefined {
+  const t = text.trim();
+  let host: string;
+  let port: number | undefined = defaultPort;
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(t);
+  if (bracketed) {
+    host = bracketed[1]!;
+    if (bracketed[2] !== undefined) port = Number(bracketed[2]);
+    if (!isIP(host)) return undefined;
+  } else if (isIP(t) === 6) {
+    host = t;
+  } else {
+    const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(t);
+    if (!m) return undefined;
+    host = m[1]!;
+    if (m[2] !== undefined) port = Number(m[2]);
+    if (!isIP(host) && !HOSTNAME.test(host)) return undefined;
+  }
+  if (host === '0.0.0.0' || host === '::' || port === undefined || port < 1 || port > 65535) return undefined;
+  return { host, port };
 }
