@@ -16,6 +16,7 @@ import type { Link } from '../links/link.js';
 import { LinkPool } from '../links/link-pool.js';
 import { HealthMonitor } from '../health/monitor.js';
 import type { HealthConfig } from '../health/config.js';
+import type { HealthInput } from '../health/state-machine.js';
 import { createPolicy } from '../scheduler/policies.js';
 import type { Policy } from '../scheduler/snapshot.js';
 import { PoolDialer } from '../proxy/pool-dialer.js';
@@ -106,12 +107,7 @@ export class Daemon {
         adaptive: createPolicy('adaptive'),
       },
       rules: new RuleSet(opts.rules, opts.privateDirect),
-      report: (id, input) => this.health.report(id, input),
-      connectTimeoutMs: opts.connectTimeoutMs,
-      attempts: opts.failoverAttempts,
-      ...(opts.staggerMs !== undefined ? { staggerMs: opts.staggerMs } : {}),
-      clock: this.clock,
-      logger: opts.logger,
+      ...this.dialerBasics(),
     });
     if (opts.node) {
       const lent = opts.links.filter((l) => opts.node?.lend.includes(l.id));
@@ -122,14 +118,22 @@ export class Daemon {
         policy: createPolicy('adaptive'),
         rules: new RuleSet([], false),
         guard: (ip) => guard.check(ip),
-        report: (id, input) => this.health.report(id, input),
-        connectTimeoutMs: opts.connectTimeoutMs,
-        attempts: opts.failoverAttempts,
-        ...(opts.staggerMs !== undefined ? { staggerMs: opts.staggerMs } : {}),
-        clock: this.clock,
-        logger: opts.logger,
+        ...this.dialerBasics(),
       });
     }
+  }
+
+  /** What both dialers (the proxy's and the node's) share: health reports, timeouts, failover. */
+  private dialerBasics() {
+    const o = this.opts;
+    return {
+      report: (id: string, input: HealthInput) => this.health.report(id, input),
+      connectTimeoutMs: o.connectTimeoutMs,
+      attempts: o.failoverAttempts,
+      ...(o.staggerMs !== undefined ? { staggerMs: o.staggerMs } : {}),
+      clock: this.clock,
+      logger: o.logger,
+    };
   }
 
   /** Where each front end really listens (with the port picked when 0 was asked). */

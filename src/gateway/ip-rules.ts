@@ -24,7 +24,7 @@
  */
 import { isIP } from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
-import { networkOf } from '../net/policy-routing.js';
+import { networkOf, parseArray } from '../net/policy-routing.js';
 import { MAX_GATEWAY_UPLINKS, hex, type GatewayNumbers, type GatewayPlan } from './plan.js';
 
 export interface IpRuleSpec {
@@ -301,19 +301,4 @@ function parseMark(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const m = /^(?:0x)?([0-9a-f]{1,8})$/i.exec(value.trim());
   return m?.[1] !== undefined ? parseInt(m[1], 16) >>> 0 : undefined;
-}
-
-function parseArray(json: string): unknown[] {
-  if (json.trim() === '') return [];
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch (err) {
-    throw new LinkmuxError(
-      'LINKMUX_ERR_COMMAND_FAILED',
-      'ip printed rules that are not JSON: install iproute2 4.14 or newer',
-      { cause: err },
-    );
-  }
-  return Array.isArray(value) ? value : [];
 }

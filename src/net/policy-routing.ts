@@ -381,7 +381,8 @@ function ipv6ToBigInt(address: string): bigint {
   return parts.reduce((acc, h) => (acc << 16n) | BigInt(parseInt(h, 16)), 0n);
 }
 
-function parseArray(json: string): unknown[] {
+/** The array `ip -j` printed ([] for empty output); LINKMUX_ERR_COMMAND_FAILED when it is not JSON. */
+export function parseArray(json: string): unknown[] {
   if (json.trim() === '') return [];
   let value: unknown;
   try {

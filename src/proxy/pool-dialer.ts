@@ -244,7 +244,9 @@ export class PoolDialer implements Dialer {
         if (settled) return;
         if (next >= candidates.length) {
           if (running === 0)
-            finish(() => reject(this.allFailed(candidates, ip, port, lastError, tried > 0 && denied === tried)));
+            finish(() =>
+              reject(this.allFailed(candidates, ip, port, lastError, tried > 0 && denied === tried)),
+            );
           return;
         }
         const id = candidates[next++] as string;

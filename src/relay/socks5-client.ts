@@ -41,6 +41,7 @@ import {
   REP,
   SOCKS_VERSION,
 } from '../proxy/socks5/socks5-replies.js';
+import { takeBytes } from '../proxy/socks5/byte-queue.js';
 
 export const DEFAULT_SOCKS5_CONNECT_TIMEOUT_MS = 10_000;
 
@@ -238,26 +239,10 @@ export class Socks5ClientReader {
     return { type: 'error', reason };
   }
 
-  /** Removes n buffered bytes (n <= buffered), copying only when they span chunks. */
+  /** Removes n buffered bytes (n <= buffered). */
   private consume(n: number): Buffer {
     this.buffered -= n;
-    const first = this.chunks[0] as Buffer;
-    if (first.length === n) return this.chunks.shift() as Buffer;
-    if (first.length > n) {
-      this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
-      const c = this.chunks[0] as Buffer;
-      const take = Math.min(c.length, n - filled);
-      c.copy(out, filled, 0, take);
-      filled += take;
-      if (take === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(take);
-    }
-    return out;
+    return takeBytes(this.chunks, n);
   }
 }
 

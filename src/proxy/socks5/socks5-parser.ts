@@ -28,6 +28,7 @@ import {
 import type { Socks5Address } from './socks5-address.js';
 import { METHOD_NONE_ACCEPTABLE, METHOD_NO_AUTH, REP } from './socks5-replies.js';
 import type { Socks5AuthMethod, Socks5ReplyCode } from './socks5-replies.js';
+import { takeBytes } from './byte-queue.js';
 
 export type Socks5Command = 'connect' | 'bind' | 'udp-associate';
 export type Socks5Phase = 'greeting' | 'auth' | 'request' | 'data';
@@ -296,26 +297,10 @@ export class Socks5Parser {
     return { type: 'error', phase, answer, reason };
   }
 
-  /** Removes n buffered bytes (n <= buffered), copying only when they span chunks. */
+  /** Removes n buffered bytes (n <= buffered). */
   private consume(n: number): Buffer {
     this.buffered -= n;
-    const first = this.chunks[0] as Buffer;
-    if (first.length === n) return this.chunks.shift() as Buffer;
-    if (first.length > n) {
-      this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
-      const c = this.chunks[0] as Buffer;
-      const take = Math.min(c.length, n - filled);
-      c.copy(out, filled, 0, take);
-      filled += take;
-      if (take === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(take);
-    }
-    return out;
+    return takeBytes(this.chunks, n);
   }
 }
 
