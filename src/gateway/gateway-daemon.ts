@@ -151,7 +151,8 @@ export class GatewayDaemon {
       return {
         id: u.name,
         description: `${u.dev} via ${u.gateway} (mark 0x${u.mark.toString(16)}, table ${u.table}, ${u.slots} slot(s))`,
-        state: h.state,
+        // "offline" once the kernel no longer sends new connections there (the re-apply follows the probe).
+        state: h.state === 'offline' && u.online ? 'degraded' : h.state,
         since: toIso(h.since),
         ...(h.lastRttMs !== undefined ? { rttMs: h.lastRttMs } : {}),
         rateIn: r.rateIn,

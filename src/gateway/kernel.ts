@@ -23,6 +23,7 @@ import { MAX_GATEWAY_UPLINKS, NFT_FAMILY, NFT_TABLE, hex } from './plan.js';
 import { renderCleanupRuleset, renderRuleset } from './render.js';
 import {
   diffRules,
+  fwmarkMask,
   ipRuleArgs,
   ipRuleShowArgs,
   isOwnedRule,
@@ -162,7 +163,8 @@ export class GatewayKernel {
   /** Deletes the conntrack entries marked for an uplink, so their clients' retries land on live ones. */
   async flush(mark: number): Promise<number> {
     try {
-      const r = await this.runner.run('conntrack', ['-D', '--mark', `${mark}/${this.numbers.markMask}`]);
+      // MARK/MASK matches (ctmark & MASK) == MARK: the mask must cover the uplink's own bits, or every uplink matches.
+      const r = await this.runner.run('conntrack', ['-D', '--mark', `${mark}/${fwmarkMask(this.numbers)}`]);
       return flowCount(r.stderr + r.stdout);
     } catch (err) {
       // conntrack exits 1 when nothing matched: not an error here.

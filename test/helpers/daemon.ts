@@ -67,7 +67,7 @@ export async function startDaemon(
     status,
     async stop() {
       try {
-        if (child.exitCode !== null) return;
+        if (child.exitCode !== null || child.signalCode !== null) return;
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
         await once(child, 'exit');

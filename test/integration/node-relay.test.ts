@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { Daemon } from '../../src/daemon/daemon.js';
 import type { DaemonNodeOptions } from '../../src/daemon/daemon.js';
 import { Socks5Link } from '../../src/links/socks5-link.js';
+import type { Link } from '../../src/links/link.js';
 import { nodeLinkOptions, parseSocks5Link } from '../../src/links/remote-links.js';
 import type { JoinToken } from '../../src/relay/join-token.js';
 import { decodeJoinToken, encodeJoinToken } from '../../src/relay/join-token.js';
@@ -63,11 +64,12 @@ before(async () => {
 
 async function startNode(
   node: Partial<DaemonNodeOptions> = {},
+  more: { extraLinks?: Link[]; socks?: boolean } = {},
 ): Promise<{ daemon: Daemon; token: JoinToken }> {
   const links = loopbackLinks(2);
   const daemon = new Daemon({
-    links,
-    listen: {},
+    links: [...links, ...(more.extraLinks ?? [])],
+    listen: more.socks ? { socks: '127.0.0.1:0' } : {},
     policy: 'adaptive',
     connectTimeoutMs: 2_000,
     failoverAttempts: 2,
@@ -287,4 +289,33 @@ test('a token replayed after the node rotated its identity is refused, with what
   );
   assert.match(err.message, /rotated/);
   assert.match(err.message, /linkmux node --token/);
+});
+
+test("one process lends its uplinks and uses another node's: proxy front end and node together", async () => {
+  // B: a node only. A: a node too, and a proxy whose links are its own two plus B's node link.
+  const b = await startNode();
+  const toB = new Socks5Link(nodeLinkOptions({ ...b.token, name: 'b' })[0]!);
+  const a = await startNode({}, { extraLinks: [toB], socks: true });
+  // A's proxy, used like any SOCKS5 server: its connections spread over lo0, lo1 and B.
+  const viaA = new Socks5Link(parseSocks5Link(`socks5://${a.daemon.addresses.socks}#a-proxy`));
+  await Promise.all(
+    Array.from({ length: 6 }, async () =>
+      roundTrip(await viaA.connect({ host: '127.0.0.1', port: echoPort }), 128 * 1024),
+    ),
+  );
+  // A's node, used by an outside client at the same time.
+  const aNode = new Socks5Link(nodeLinkOptions(a.token)[0]!);
+  await roundTrip(await aNode.connect({ host: '127.0.0.1', port: echoPort }), 128 * 1024);
+  await eventually(
+    () => (a.daemon.status().links.find((l) => l.id === 'b')?.bytesIn ?? 0) > 0,
+    5_000,
+    "A's proxy used B's node link",
+  );
+  assert.equal(a.daemon.status().node?.relayed.total, 1, "A's node relayed the outside client");
+  assert.ok((b.daemon.status().node?.relayed.total ?? 0) >= 1, "B relayed for A's proxy");
+  // A's node lends only A's own links: never B's (no relay loops).
+  assert.deepEqual(a.daemon.status().node?.lends, ['lo0', 'lo1']);
+  viaA.destroy();
+  aNode.destroy();
+  toB.destroy();
 });

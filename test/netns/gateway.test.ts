@@ -190,9 +190,29 @@ test(
   },
 );
 
+test('after the gateway stops, the namespace is exactly as before', { skip: skipReason() }, async () => {
+  const bed = tb as Testbed;
+  const dry = await bed
+    .exec(bed.clientNs, process.execPath, [
+      cliPath(),
+      'gateway',
+      '--dry-run',
+      '-c',
+      `/tmp/${bed.clientNs}-linkmux.yaml`,
+    ])
+    .catch((e: unknown) => ({ stdout: String(e) }));
+  assert.match(dry.stdout, /table inet linkmux/);
+  assert.notEqual(await kernelState(), pristine, 'the gateway installed its rules');
+  await (gw as RunningDaemon).stop();
+  gw = undefined;
+  assert.equal(await kernelState(), pristine);
+});
+
 test('bad configs are refused before anything changes', { skip: skipReason() }, async () => {
   const bed = tb as Testbed;
+  // Run with the gateway stopped (the previous test), so the kernel is pristine and nothing else changes it.
   const now = await kernelState();
+  assert.equal(now, pristine);
   const cases: Array<[string, RegExp]> = [
     ['gateway: { lan: [lan0], uplinks: [{ interface: up9, gateway: 198.18.1.1 }] }', /up9 does not exist/],
     ['gateway: { lan: [lan0], uplinks: [{ interface: up0, gateway: 203.0.113.1 }] }', /not on up0's subnet/],
@@ -214,22 +234,4 @@ test('bad configs are refused before anything changes', { skip: skipReason() }, 
     assert.match(r.text, why);
     assert.equal(await kernelState(), now, `${yaml} changed the kernel`);
   }
-});
-
-test('after the gateway stops, the namespace is exactly as before', { skip: skipReason() }, async () => {
-  const bed = tb as Testbed;
-  const dry = await bed
-    .exec(bed.clientNs, process.execPath, [
-      cliPath(),
-      'gateway',
-      '--dry-run',
-      '-c',
-      `/tmp/${bed.clientNs}-linkmux.yaml`,
-    ])
-    .catch((e: unknown) => ({ stdout: String(e) }));
-  assert.match(dry.stdout, /table inet linkmux/);
-  assert.notEqual(await kernelState(), pristine, 'the gateway installed its rules');
-  await (gw as RunningDaemon).stop();
-  gw = undefined;
-  assert.equal(await kernelState(), pristine);
 });
