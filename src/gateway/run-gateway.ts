@@ -70,6 +70,7 @@ export async function runGateway(flags: GatewayRunFlags, runner: Runner = new Ex
       'gateway.lan is empty: name the LAN interface(s), e.g. lan: [eth0]',
     );
   }
+  if (g.uplinks.length === 0) resolveUplinks([], []); // throws the "declare your uplinks" error
   const interfaces = await discoverInterfaces(runner);
   const uplinks = resolveUplinks(g.uplinks, interfaces);
   const rules = toGatewayRules(g.rules);

@@ -20,11 +20,12 @@ let tb: Testbed | undefined;
 let gw: RunningDaemon | undefined;
 let pristine = '';
 
-const CONFIG = (server: string) => `
+const CONFIG = (server: string, rules = '') => `
 listen: { socks: false, http: false, control: "127.0.0.1:9190" }
 gateway:
   lan: [lan0]
   uplinks: [{ interface: up0 }, { interface: up1 }, { interface: up2 }]
+  rules: [${rules}]
 health:
   interval: 1
   timeout: 0.5
@@ -235,3 +236,75 @@ test('bad configs are refused before anything changes', { skip: skipReason() }, 
     assert.equal(await kernelState(), now, `${yaml} changed the kernel`);
   }
 });
+
+test(
+  'exceptions: a LAN source pinned to one uplink, a bypassed destination; --cleanup after a crash',
+  { skip: skipReason() },
+  async () => {
+    const bed = tb as Testbed;
+    const host = bed.lanHosts[0]!;
+    const withRules = (rules: string) => CONFIG(bed.serverAddress, rules);
+
+    // Sticky per source: everything from the LAN host leaves by up2.
+    const pinned = await startDaemon(
+      bed,
+      cliPath(),
+      withRules(`{ match: { source: ${host.lanAddress}/32 }, action: "uplink:up2" }`),
+      {
+        args: ['gateway'],
+      },
+    );
+    try {
+      const before = await uplinkRx();
+      await flows(3, 'f2.bin');
+      const rx = delta(before, await uplinkRx());
+      assert.ok((rx.up2 ?? 0) > 5 * MiB, `up2 carried only ${rx.up2} bytes`);
+      assert.ok(
+        (rx.up0 ?? 0) < 256 * 1024 && (rx.up1 ?? 0) < 256 * 1024,
+        `others carried some: ${JSON.stringify(rx)}`,
+      );
+      // A crash: SIGKILL leaves the kernel programmed, and `--cleanup` removes exactly what linkmux added.
+      pinned.child.kill('SIGKILL');
+      await waitFor(
+        'gateway killed',
+        5_000,
+        async () => pinned.child.signalCode,
+        (s) => s === 'SIGKILL',
+      );
+      assert.notEqual(await kernelState(), pristine, 'a killed gateway leaves its rules');
+      await bed.exec(bed.clientNs, process.execPath, [
+        cliPath(),
+        'gateway',
+        '--cleanup',
+        '-c',
+        `/tmp/${bed.clientNs}-linkmux.yaml`,
+      ]);
+      assert.equal(await kernelState(), pristine);
+    } finally {
+      await pinned.stop();
+    }
+
+    // Bypass: the main table decides (its default route is up0).
+    const bypass = await startDaemon(
+      bed,
+      cliPath(),
+      withRules(`{ match: { destination: ${bed.serverAddress}/32 }, action: bypass }`),
+      {
+        args: ['gateway'],
+      },
+    );
+    try {
+      const before = await uplinkRx();
+      await flows(3, 'f2.bin');
+      const rx = delta(before, await uplinkRx());
+      assert.ok((rx.up0 ?? 0) > 5 * MiB, `up0 carried only ${rx.up0} bytes`);
+      assert.ok(
+        (rx.up1 ?? 0) < 256 * 1024 && (rx.up2 ?? 0) < 256 * 1024,
+        `others carried some: ${JSON.stringify(rx)}`,
+      );
+    } finally {
+      await bypass.stop();
+    }
+    assert.equal(await kernelState(), pristine);
+  },
+);
