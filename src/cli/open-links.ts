@@ -7,9 +7,8 @@
  * — and when upstreams or nodes are given, a machine without any uplink of its
  * own is fine (it uses only theirs). Link ids must be unique.
  */
-import { discoverInterfaces } from '../net/interfaces.js';
+import { discoverInterfaces, isUsableUplink } from '../net/interfaces.js';
 import { createLocalLinks, selectUplinks, splitLinkRequests } from '../links/select.js';
-import { isUsableUplink } from '../net/interfaces.js';
 import type { BindModeRequest } from '../links/local-link.js';
 import type { Link } from '../links/link.js';
 import { Socks5Link } from '../links/socks5-link.js';

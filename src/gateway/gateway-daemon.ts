@@ -90,15 +90,6 @@ export class GatewayDaemon {
     for (const u of opts.uplinks) this.capacity.set(u.name, new CapacityEstimator());
   }
 
-  get controlAddress(): string | undefined {
-    return this.control?.address;
-  }
-
-  /** The plan in force (for tests and --dry-run). */
-  current(): GatewayPlan | undefined {
-    return this.plan;
-  }
-
   /** Applies the first plan (every uplink assumed online until probed), then starts probing and measuring. */
   async start(): Promise<void> {
     await this.sample();

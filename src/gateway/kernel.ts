@@ -19,7 +19,7 @@ import { LinkmuxError, describe } from '../util/errors.js';
 import type { Runner } from '../util/runner.js';
 import type { NetInterface } from '../net/interfaces-types.js';
 import type { GatewayNumbers, GatewayPlan, UplinkDecl } from './plan.js';
-import { MAX_GATEWAY_UPLINKS, NFT_FAMILY, NFT_TABLE, hex } from './plan.js';
+import { MAX_GATEWAY_UPLINKS, hex } from './plan.js';
 import { renderCleanupRuleset, renderRuleset } from './render.js';
 import {
   diffRules,
@@ -290,5 +290,3 @@ function onSubnet(iface: NetInterface, gateway: string): boolean {
 function flowCount(text: string): number {
   return Number(/(\d+) flow entries/.exec(text)?.[1] ?? 0);
 }
-
-export { NFT_FAMILY, NFT_TABLE };

@@ -25,8 +25,9 @@ import { once } from 'node:events';
 import type { Socket as UdpSocket } from 'node:dgram';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import { socks5Connect } from '../relay/socks5-client.js';
+import { normalizeFingerprint } from '../relay/join-token.js';
 import type { ConnectOptions, Destination, Link, LinkStats } from './link.js';
-import { LinkSockets } from './link-sockets.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, LinkSockets } from './link-sockets.js';
 import { formatDestination } from './local-link.js';
 
 export interface Socks5LinkOptions {
@@ -67,7 +68,7 @@ export class Socks5Link implements Link {
         `link ${this.id} is shutting down; cannot connect to ${where}: pick another link`,
       );
     }
-    const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+    const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
     return this.sockets.withDeadline(
       opts,
       where,
@@ -143,7 +144,7 @@ export class Socks5Link implements Link {
     }
     if (!pinned) return;
     const cert = (socket as tls.TLSSocket).getPeerX509Certificate();
-    const got = cert ? cert.fingerprint256.replaceAll(':', '').toLowerCase() : 'none';
+    const got = cert ? normalizeFingerprint(cert.fingerprint256) : 'none';
     if (got !== pinned) {
       throw new LinkmuxError(
         'LINKMUX_ERR_NODE_AUTH',

@@ -28,6 +28,7 @@ import { homedir, hostname } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { newTokenSecret } from './join-token.js';
 
 export interface NodeIdentity {
   certPem: string;
@@ -162,7 +163,7 @@ function parseIdentity(dir: string, certPem: string, keyPem: string, secretText:
 async function createIdentity(dir: string, name: string, now: Date): Promise<NodeIdentity> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const { certPem, keyPem } = await generateCertificate(name, now);
-  const secret = randomBytes(SECRET_BYTES).toString('base64url');
+  const secret = newTokenSecret();
   // All temp files are complete on disk before the first rename, so a crash
   // can only leave a mix of whole old and whole new files, which the loader
   // refuses as a key/cert mismatch instead of serving a broken identity.
