@@ -28,9 +28,23 @@ export interface LinkStats {
   lastError?: string;
 }
 
+/** What a link can do, declared so callers choose links instead of catching errors. */
+export interface LinkCapabilities {
+  /** `openUdp` works (local interfaces); relays carry TCP only. */
+  readonly udp: boolean;
+  /** Names are sent to the far side and resolved there (nodes, SOCKS5 upstreams). */
+  readonly remoteNames: boolean;
+  /**
+   * Address families this link can reach: the families a local interface has
+   * addresses of; both for relays (the far side decides).
+   */
+  readonly families: ReadonlySet<4 | 6>;
+}
+
 export interface Link {
   /** Short stable name shown to users: the interface name, or the relay's name. */
   readonly id: string;
+  readonly capabilities: LinkCapabilities;
   /** One line for humans: "eth0 198.18.1.2 via 198.18.1.1 (SO_BINDTODEVICE)". */
   readonly description: string;
   /** Opens a TCP connection forced out of this link. Rejects with a LinkmuxError. */

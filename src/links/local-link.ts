@@ -24,7 +24,7 @@ import type { Socket } from 'node:net';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
-import type { ConnectOptions, Destination, Link, LinkStats } from './link.js';
+import type { ConnectOptions, Destination, Link, LinkCapabilities, LinkStats } from './link.js';
 import type { NetInterface } from '../net/interfaces-types.js';
 import { isLinkLocal } from '../net/interfaces.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, LinkSockets, abortable } from './link-sockets.js';
@@ -154,6 +154,10 @@ export class LocalLink implements Link {
     if (choice.warning) {
       warnOnce(this.logger, platform === 'linux' ? `bind:${iface.name}` : 'bind:source-only', choice.warning);
     }
+  }
+
+  get capabilities(): LinkCapabilities {
+    return { udp: true, remoteNames: false, families: this.families() };
   }
 
   /** The bind mode in force (it turns from 'device' to 'address' after an EPERM). */

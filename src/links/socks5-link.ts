@@ -26,7 +26,7 @@ import type { Socket as UdpSocket } from 'node:dgram';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import { socks5Connect } from '../relay/socks5-client.js';
 import { normalizeFingerprint } from '../relay/join-token.js';
-import type { ConnectOptions, Destination, Link, LinkStats } from './link.js';
+import type { ConnectOptions, Destination, Link, LinkCapabilities, LinkStats } from './link.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, LinkSockets } from './link-sockets.js';
 import { formatDestination } from './local-link.js';
 
@@ -46,6 +46,11 @@ export interface Socks5LinkOptions {
 export class Socks5Link implements Link {
   readonly id: string;
   readonly description: string;
+  readonly capabilities: LinkCapabilities = Object.freeze({
+    udp: false,
+    remoteNames: true,
+    families: new Set<4 | 6>([4, 6]),
+  });
   private readonly sockets: LinkSockets;
   private readonly serverText: string;
   private state: 'open' | 'closing' | 'destroyed' = 'open';

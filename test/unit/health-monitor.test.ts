@@ -20,6 +20,7 @@ import { createLogger } from '../../src/util/logger.js';
 /** A link that is never dialled (the prober is fake); only its byte counter matters. */
 class FakeLink implements Link {
   readonly description: string;
+  capabilities: Link['capabilities'] = { udp: true, remoteNames: false, families: new Set<4 | 6>([4, 6]) };
   bytesIn = 0;
   constructor(readonly id: string) {
     this.description = `${id} (fake)`;

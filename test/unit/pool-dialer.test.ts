@@ -40,6 +40,7 @@ type Mode =
 
 class FakeLink implements Link {
   readonly description: string;
+  capabilities: Link['capabilities'] = { udp: true, remoteNames: false, families: new Set<4 | 6>([4, 6]) };
   mode: Mode = 'ok';
   lateMs = 300;
   connects = 0;
