@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   LINKMUX_ERR_NO_LINKS: 'no usable uplink was found',
   LINKMUX_ERR_BIND_FAILED: 'a socket could not be forced onto its link',
   LINKMUX_ERR_DNS: 'a host name did not resolve',
+  LINKMUX_ERR_NO_ROUTE:
+    "no link has an address of the destination's family (an IPv6 destination over IPv4-only links)",
   LINKMUX_ERR_CONNECT: 'a connection could not be opened',
   LINKMUX_ERR_TIMEOUT: 'a connection or transfer stalled past its timeout',
   LINKMUX_ERR_URL: 'the URL is malformed or not http(s)',
