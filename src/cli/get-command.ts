@@ -97,7 +97,11 @@ Examples:
       const minPiece = flags.minPiece !== undefined ? parsePiece(flags.minPiece) : undefined;
       const ca = flags.ca ? await readCa(flags.ca) : undefined;
       if (flags.insecure) logger.warn('--insecure: TLS certificates are not verified');
-      const links = await openLinks(parseLinkFlags(flags.link ?? [], flags.join ?? []), flags.bind, logger);
+      const { links } = await openLinks(
+        parseLinkFlags(flags.link ?? [], flags.join ?? []),
+        flags.bind,
+        logger,
+      );
       // Loaded here, not at the top: `linkmux --help` and the other commands start faster.
       const { download } = await import('../download/downloader.js');
       const progress = await chooseProgress(flags);

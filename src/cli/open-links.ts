@@ -18,6 +18,7 @@ import { decodeJoinToken } from '../relay/join-token.js';
 import type { JoinToken } from '../relay/join-token.js';
 import { ExecRunner } from '../util/runner.js';
 import { LinkmuxError } from '../util/errors.js';
+import { LinkResolver } from '../dns/resolver.js';
 import type { Logger } from '../util/logger.js';
 
 export interface LinkRequests {
@@ -37,11 +38,26 @@ export function parseLinkFlags(links: readonly string[], join: readonly string[]
   };
 }
 
+/** Name lookups of the links' own connections (URLs, mirrors, probes) and of the proxy. */
+export interface DnsSettings {
+  servers?: ReadonlyArray<{ address: string; port: number }>;
+  system?: boolean;
+  perTryMs?: number;
+  totalMs?: number;
+}
+
+export interface OpenedLinks {
+  links: Link[];
+  /** Sends queries through these links (see src/dns/resolver.ts); shared by everything of this process. */
+  resolver: LinkResolver;
+}
+
 export async function openLinks(
   requests: LinkRequests,
   mode: BindModeRequest,
   logger: Logger,
-): Promise<Link[]> {
+  dns: DnsSettings = {},
+): Promise<OpenedLinks> {
   const remote: Link[] = [...requests.upstreams, ...requests.join.flatMap((t) => nodeLinkOptions(t))].map(
     (o) => new Socks5Link(o),
   );
@@ -50,7 +66,16 @@ export async function openLinks(
     requests.local.length === 0 && remote.length > 0
       ? interfaces.filter((i) => isUsableUplink(i, process.platform))
       : selectUplinks(interfaces, requests.local);
-  const links: Link[] = [...createLocalLinks(local, { mode, logger }), ...remote];
+  const links: Link[] = [];
+  const resolver = new LinkResolver({
+    links: () => links,
+    logger,
+    ...(dns.servers ? { servers: dns.servers } : {}),
+    ...(dns.system !== undefined ? { useSystemServers: dns.system } : {}),
+    ...(dns.perTryMs !== undefined ? { perTryMs: dns.perTryMs } : {}),
+    ...(dns.totalMs !== undefined ? { totalMs: dns.totalMs } : {}),
+  });
+  links.push(...createLocalLinks(local, { mode, logger, resolve: resolver.resolve }), ...remote);
   const seen = new Set<string>();
   for (const l of links) {
     if (seen.has(l.id)) {
@@ -62,5 +87,5 @@ export async function openLinks(
     }
     seen.add(l.id);
   }
-  return links;
+  return { links, resolver };
 }

@@ -20,7 +20,12 @@ export async function runDaemon(config: Config, source: string): Promise<void> {
   const rt = toRuntime(config);
   const logger = createLogger(rt.log);
   logger.info(`config: ${source}`);
-  const links = await openLinks({ local: rt.links, upstreams: rt.upstreams, join: rt.join }, rt.bind, logger);
+  const { links, resolver } = await openLinks(
+    { local: rt.links, upstreams: rt.upstreams, join: rt.join },
+    rt.bind,
+    logger,
+    rt.dns,
+  );
   let node;
   if (rt.node.enabled) {
     const { prepareNode } = await import('../relay/node-setup.js');
@@ -41,6 +46,7 @@ export async function runDaemon(config: Config, source: string): Promise<void> {
   }
   const daemon = new Daemon({
     links,
+    resolver,
     listen: {
       socks: rt.listen.socks && formatControlAddress(rt.listen.socks),
       http: rt.listen.http && formatControlAddress(rt.listen.http),

@@ -82,6 +82,15 @@ health:
     - tcp://1.1.1.1:443
     - tcp://8.8.8.8:443
 
+# Name lookups go out of the healthy links (never only the main route), to
+# these servers first and then the system's (/etc/resolv.conf), racing across
+# links; answers are cached for their TTL. /etc/hosts is honoured first.
+dns:
+  servers: []                # e.g. [1.1.1.1, "9.9.9.9:53", "[2606:4700::1111]:53"]
+  system: true               # also ask the system's nameservers
+  tryTimeout: 1              # seconds before another link or server joins a query
+  timeout: 5                 # seconds a lookup may take in all (capped by connectTimeout)
+
 # Destination rules, first match wins. Every field given in match must hold.
 # action: direct, deny, link:<link id> or policy:<policy name>.
 rules: []

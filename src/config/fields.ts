@@ -210,3 +210,21 @@ export const nodeName = field<string>((value) => {
     ? { ok: true, value: text }
     : { ok: false, message: `expected 1-32 letters, digits, ".", "_" or "-", got ${show(value)}` };
 });
+
+/** A nameserver: an IP address ("1.1.1.1", "2606:4700::1111"), or with a port ("9.9.9.9:53", "[::1]:5353"). */
+export const nameserver = field<string>((value) => {
+  const expected = `expected an IP address, optionally with a port (1.1.1.1, 9.9.9.9:53, [2606:4700::1111]:53), got ${show(value)}`;
+  if (typeof value !== 'string') return { ok: false, message: expected };
+  const text = value.trim();
+  if (isIP(text)) return { ok: true, value: text };
+  const hp = parseHostPort(text);
+  if (!hp || !isIP(hp.host) || hp.port < 1) return { ok: false, message: expected };
+  return { ok: true, value: formatHostPort(hp) };
+});
+
+/** The nameserver text of the config as address and port (53 when none is given). */
+export function toNameserver(text: string): { address: string; port: number } {
+  if (isIP(text)) return { address: text, port: 53 };
+  const hp = parseHostPort(text);
+  return { address: hp?.host ?? text, port: hp?.port ?? 53 };
+}

@@ -11,7 +11,7 @@ import { parseProbeTarget } from '../health/probe-target.js';
 import type { PolicyName, PolicyOptions } from '../scheduler/policies.js';
 import type { LogLevel } from '../util/logger.js';
 import type { HostPort, RuleActionText } from './fields.js';
-import { parseHostPort } from './fields.js';
+import { parseHostPort, toNameserver } from './fields.js';
 import type { Config } from './schema.js';
 import { decodeJoinToken } from '../relay/join-token.js';
 import type { JoinToken } from '../relay/join-token.js';
@@ -59,10 +59,19 @@ export interface RuntimeConfig {
   connectTimeoutMs: number;
   failover: { attempts: number; staggerMs: number };
   health: HealthConfig;
+  dns: RuntimeDns;
   rules: readonly RuntimeRule[];
   privateDirect: boolean;
   drainTimeoutMs: number;
   log: LogLevel;
+}
+
+export interface RuntimeDns {
+  servers: ReadonlyArray<{ address: string; port: number }>;
+  system: boolean;
+  perTryMs: number;
+  /** Already capped by connectTimeoutMs. */
+  totalMs: number;
 }
 
 const ms = (seconds: number) => Math.round(seconds * 1000);
@@ -92,6 +101,12 @@ export function toRuntime(config: Config): RuntimeConfig {
       riseThreshold: config.health.riseThreshold,
       slowRttMs: ms(config.health.slowRtt),
       targets: config.health.targets.map(toTarget),
+    },
+    dns: {
+      servers: config.dns.servers.map(toNameserver),
+      system: config.dns.system,
+      perTryMs: ms(config.dns.tryTimeout),
+      totalMs: Math.min(ms(config.dns.timeout), ms(config.connectTimeout)),
     },
     rules: config.rules.map((r) => ({
       match: {

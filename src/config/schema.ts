@@ -28,6 +28,7 @@ import {
   duration,
   isLoopbackHost,
   listenAddress,
+  nameserver,
   nodeListen,
   nodeName,
   parseHostPort,
@@ -275,6 +276,22 @@ export const gatewaySchema = z
   })
   .prefault({});
 
+export const dnsSchema = z
+  .strictObject({
+    /**
+     * Nameservers asked first, each query sent out of a healthy link: "1.1.1.1",
+     * "9.9.9.9:53", "[2606:4700::1111]:53". Default [] (the system's only).
+     */
+    servers: z.array(nameserver).default([]),
+    /** Also ask the system's nameservers (/etc/resolv.conf; systemd-resolved's upstreams). Default true. */
+    system: z.boolean().default(true),
+    /** Seconds before the next attempt (another link or server) joins a query. Default 1. */
+    tryTimeout: duration(0.05, 30).default(1),
+    /** Seconds a lookup may take in all, never more than connectTimeout. Default 5. */
+    timeout: duration(0.1, 60).default(5),
+  })
+  .prefault({});
+
 export const configSchema = z
   .strictObject({
     /** Where the daemon listens; loopback by default. */
@@ -306,6 +323,8 @@ export const configSchema = z
     failover: failoverSchema,
     /** Active probes through each link and the thresholds that change its state. */
     health: healthSchema,
+    /** Name lookups: sent through the links, never only by the main route. */
+    dns: dnsSchema,
     /** Destination rules, first match wins; then privateDirect; then the policy. Default []. */
     rules: z.array(ruleSchema).default([]),
     /** Loopback, private and link-local destinations go direct, not through an uplink. Default true. */

@@ -32,9 +32,26 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { LinkmuxError, systemCode } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
+import { LinkResolver } from '../dns/resolver.js';
+import type { LinkState } from '../health/state-machine.js';
+
+function stateRank(state: LinkState): number {
+  switch (state) {
+    case 'online':
+      return 0;
+    case 'degraded':
+      return 1;
+    case 'offline':
+      return 2;
+    default:
+      return 0;
+  }
+}
 
 export interface DaemonOptions {
   links: Link[];
+  /** Name lookups through the links (default: one over `links`, system settings). */
+  resolver?: LinkResolver;
   listen: { socks?: string | undefined; http?: string | undefined; control?: string | undefined };
   auth?: { username: string; password: string } | undefined;
   /** Listen beyond loopback without credentials (an open proxy): refused unless true. */
@@ -71,6 +88,7 @@ export class Daemon {
   readonly pool: LinkPool;
   readonly health: HealthMonitor;
   readonly dialer: PoolDialer;
+  readonly resolver: LinkResolver;
   private readonly policy: Policy;
   private readonly clock: Clock;
   private socks: Socks5Server | undefined;
@@ -96,6 +114,9 @@ export class Daemon {
       stateOf: (id) => this.health.state(id),
       ...(opts.weights ? { weights: opts.weights } : {}),
     });
+    this.resolver = opts.resolver ?? new LinkResolver({ links: () => opts.links, logger: opts.logger });
+    // Healthy links carry the queries first; an offline one is asked last, not never.
+    this.resolver.preferBy((id) => stateRank(this.health.state(id)));
     this.policy = createPolicy(opts.policy, opts.stickyTtlMs ? { ttlMs: opts.stickyTtlMs } : {});
     this.dialer = new PoolDialer({
       pool: this.pool,
@@ -128,6 +149,7 @@ export class Daemon {
     const o = this.opts;
     return {
       report: (id: string, input: HealthInput) => this.health.report(id, input),
+      resolve: this.resolver.resolve,
       connectTimeoutMs: o.connectTimeoutMs,
       attempts: o.failoverAttempts,
       ...(o.staggerMs !== undefined ? { staggerMs: o.staggerMs } : {}),

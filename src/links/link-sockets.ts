@@ -61,7 +61,8 @@ export class LinkSockets {
 
   /** A failed connect (aborts are not failures: the caller changed its mind). */
   failed(err: LinkmuxError): void {
-    if (err.code === 'LINKMUX_ERR_ABORTED') return;
+    // An abort is the caller changing its mind; NO_ROUTE is the destination's family, not the link.
+    if (err.code === 'LINKMUX_ERR_ABORTED' || err.code === 'LINKMUX_ERR_NO_ROUTE') return;
     this.failures++;
     this.lastError = err.message;
   }

@@ -257,7 +257,7 @@ export class LocalLink implements Link {
     const local = this.usableAddresses().find((a) => a.family === target.family);
     if (!local) {
       throw new LinkmuxError(
-        'LINKMUX_ERR_CONNECT',
+        'LINKMUX_ERR_NO_ROUTE',
         `link ${this.id} has no IPv${target.family} address, so it cannot reach ${where}: ` +
           `use a link with IPv${target.family} or a host name with other records`,
       );

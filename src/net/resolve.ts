@@ -65,7 +65,7 @@ export function pickAddress(
   const got = [...new Set(candidates.map((c) => `IPv${c.family}`))].join(' and ') || 'no addresses';
   const have = [...families].map((f) => `IPv${f}`).join(' and ') || 'no addresses';
   throw new LinkmuxError(
-    'LINKMUX_ERR_DNS',
+    'LINKMUX_ERR_NO_ROUTE',
     `${host} resolves to ${got} only, but the link has ${have}: use a link with the other address family, ` +
       `or a host name that has ${have} records`,
   );

@@ -72,6 +72,32 @@ interface Tracked {
   lastMoved: number;
 }
 
+/** Where a connection goes: the name the client gave (if any), its address when known, the port. */
+interface Target {
+  name?: string;
+  ip?: string;
+  port: number;
+}
+
+function formatHost(ip: string): string {
+  return net.isIPv6(ip) ? `[${ip}]` : ip;
+}
+
+function stripBrackets(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+/** No candidate link has the destination's address family: not any link's fault (SOCKS5 0x04, HTTP 502). */
+function noRoute(where: string, target: Target, ids?: string[]): LinkmuxError {
+  const family = target.ip !== undefined && net.isIPv6(target.ip) ? 'IPv6' : 'IPv4';
+  const which = ids ? `link ${ids.join(', ')} has no` : 'no link has an';
+  return new LinkmuxError(
+    'LINKMUX_ERR_NO_ROUTE',
+    `cannot reach ${where}: it is an ${family} destination and ${which} ${family} address; ` +
+      `add a link with ${family}, or use a name with ${family === 'IPv6' ? 'IPv4' : 'IPv6'} records`,
+  );
+}
+
 export interface DialerCounters {
   active: number;
   total: number;
@@ -129,27 +155,29 @@ export class PoolDialer implements Dialer {
   }
 
   private async route(dst: Destination, ctx: DialContext): Promise<Dialed> {
-    const name = net.isIP(dst.host) ? undefined : dst.host;
-    const target = await this.resolve(dst.host, new Set([4, 6]));
-    const route = this.opts.rules.route({ ...(name ? { name } : {}), ip: target.address, port: dst.port });
-    const where = `${name ?? target.address}:${dst.port}`;
-    const verdict = this.opts.guard?.(target.address);
+    const target = await this.locate(dst);
+    const { name, ip, port } = target;
+    const route = this.opts.rules.route({ ...(name ? { name } : {}), ip, port });
+    const where = `${name ?? formatHost(ip as string)}:${port}`;
+    const verdict = ip === undefined ? undefined : this.opts.guard?.(ip);
     if (verdict && !verdict.allowed)
       throw new LinkmuxError('LINKMUX_ERR_DENIED', `${where}: ${verdict.reason}`);
     if (ctx.link !== undefined && route.kind !== 'deny') {
-      return this.race([ctx.link], target.address, dst.port, ctx.signal);
+      return this.race(this.reachable([ctx.link], target, where), target, ctx.signal);
     }
     switch (route.kind) {
       case 'deny':
         throw new LinkmuxError('LINKMUX_ERR_DENIED', `${where} is refused by ${route.reason} of the config`);
       case 'direct':
-        return { socket: await this.direct(target.address, dst.port, ctx.signal), link: 'direct' };
+        return { socket: await this.direct(await this.addressOf(target), port, ctx.signal), link: 'direct' };
       case 'link':
-        return this.race([route.link], target.address, dst.port, ctx.signal);
+        return this.race(this.reachable([route.link], target, where), target, ctx.signal);
       case 'policy': {
         const policy = (route.policy && this.opts.policies?.[route.policy]) || this.opts.policy;
-        const snapshot = this.snapshot();
-        const first = policy.pick(snapshot, { destination: name ?? target.address, now: this.clock.now() });
+        const all = this.snapshot();
+        const snapshot = all.filter((l) => this.canReach(l.id, target));
+        if (snapshot.length === 0 && all.length > 0) throw noRoute(where, target);
+        const first = policy.pick(snapshot, { destination: name ?? (ip as string), now: this.clock.now() });
         if (first === undefined) {
           throw new LinkmuxError(
             'LINKMUX_ERR_NO_LINKS',
@@ -158,9 +186,58 @@ export class PoolDialer implements Dialer {
         }
         const attempts = Math.max(1, this.opts.attempts ?? 3);
         const rest = orderForFailover(snapshot, first, { limit: attempts - 1 });
-        return this.race([first, ...rest], target.address, dst.port, ctx.signal);
+        return this.race([first, ...rest], target, ctx.signal);
       }
     }
+  }
+
+  /**
+   * The destination as the links will get it. A name is resolved here (through
+   * the links) when a local link may carry it, a rule or the guard must judge
+   * its address; links that resolve names on the far side (nodes, SOCKS5
+   * upstreams) still receive the name. When the lookup fails but such a link
+   * exists and no address rule needs the answer, the name goes to them alone.
+   */
+  private async locate(dst: Destination): Promise<Target> {
+    const bare = stripBrackets(dst.host);
+    if (net.isIP(bare)) return { ip: bare, port: dst.port };
+    const links = this.opts.pool.links;
+    const localFamilies = new Set<4 | 6>(
+      links.filter((l) => !l.capabilities.remoteNames).flatMap((l) => [...l.capabilities.families]),
+    );
+    const remote = links.some((l) => l.capabilities.remoteNames);
+    const mustKnow = this.opts.guard !== undefined || this.opts.rules.matchesAddresses;
+    if (localFamilies.size === 0 && !mustKnow) return { name: dst.host, port: dst.port };
+    try {
+      const families = localFamilies.size > 0 ? localFamilies : new Set<4 | 6>([4, 6]);
+      const { address } = await this.resolve(dst.host, families);
+      return { name: dst.host, ip: address, port: dst.port };
+    } catch (err) {
+      if (!remote || mustKnow) throw err;
+      this.logger.debug(`${dst.host}: ${describe(err)}; the name goes to links that resolve it themselves`);
+      return { name: dst.host, port: dst.port };
+    }
+  }
+
+  /** A link can carry the target: it resolves names itself, or has the family of the address. */
+  private canReach(id: string, target: Target): boolean {
+    const caps = this.opts.pool.get(id)?.capabilities;
+    if (!caps) return true; // unknown ids fail in the race with their own message
+    if (caps.remoteNames) return true;
+    if (target.ip === undefined) return false;
+    return caps.families.has(net.isIPv6(target.ip) ? 6 : 4);
+  }
+
+  private reachable(ids: string[], target: Target, where: string): string[] {
+    const ok = ids.filter((id) => this.canReach(id, target));
+    if (ok.length === 0) throw noRoute(where, target, ids);
+    return ok;
+  }
+
+  /** The address for a direct connection (a name that went unresolved is resolved now). */
+  private async addressOf(target: Target): Promise<string> {
+    if (target.ip !== undefined) return target.ip;
+    return (await this.resolve(target.name as string, new Set([4, 6]))).address;
   }
 
   /** The policy's pick, then the failover order: links that cannot carry UDP (relays) are skipped. */
@@ -207,12 +284,9 @@ export class PoolDialer implements Dialer {
   }
 
   /** The staggered race over candidate links (see the module comment). */
-  private race(
-    candidates: string[],
-    ip: string,
-    port: number,
-    signal: AbortSignal | undefined,
-  ): Promise<Dialed> {
+  private race(candidates: string[], target: Target, signal: AbortSignal | undefined): Promise<Dialed> {
+    const { port } = target;
+    const shown = target.name ?? formatHost(target.ip as string);
     const stagger = this.opts.staggerMs ?? 2_000;
     return new Promise<Dialed>((resolve, reject) => {
       let next = 0;
@@ -245,7 +319,7 @@ export class PoolDialer implements Dialer {
         if (next >= candidates.length) {
           if (running === 0)
             finish(() =>
-              reject(this.allFailed(candidates, ip, port, lastError, tried > 0 && denied === tried)),
+              reject(this.allFailed(candidates, shown, port, lastError, tried > 0 && denied === tried)),
             );
           return;
         }
@@ -263,11 +337,12 @@ export class PoolDialer implements Dialer {
         attempts.push(ctl);
         running++;
         const held = this.hold(id);
+        // A node or upstream gets the name (it resolves where its uplink is); a local link the address.
+        const host = link.capabilities.remoteNames
+          ? (target.name ?? (target.ip as string))
+          : (target.ip as string);
         link
-          .connect(
-            { host: ip, port },
-            { signal: ctl.signal, timeoutMs: this.opts.connectTimeoutMs ?? 10_000 },
-          )
+          .connect({ host, port }, { signal: ctl.signal, timeoutMs: this.opts.connectTimeoutMs ?? 10_000 })
           .then((socket) => {
             running--;
             if (settled) {
@@ -293,10 +368,10 @@ export class PoolDialer implements Dialer {
             tried++;
             if (isLinkmuxError(err, 'LINKMUX_ERR_DENIED')) denied++;
             // A relay refusing this destination says nothing about the link's health.
-            if (!isLinkmuxError(err, 'LINKMUX_ERR_DENIED')) {
+            if (!isLinkmuxError(err, 'LINKMUX_ERR_DENIED') && !isLinkmuxError(err, 'LINKMUX_ERR_NO_ROUTE')) {
               this.opts.report?.(id, { type: 'connect-failed', reason: describe(err) });
             }
-            this.logger.debug(`connect to ${ip}:${port} through ${id} failed: ${describe(err)}`);
+            this.logger.debug(`connect to ${shown}:${port} through ${id} failed: ${describe(err)}`);
             launch();
           });
         timer = setTimeout(launch, stagger);
@@ -308,7 +383,7 @@ export class PoolDialer implements Dialer {
 
   private allFailed(
     candidates: string[],
-    ip: string,
+    shown: string,
     port: number,
     last: unknown,
     allDenied = false,
@@ -319,7 +394,7 @@ export class PoolDialer implements Dialer {
       last instanceof LinkmuxError && last.code === 'LINKMUX_ERR_TIMEOUT'
         ? 'LINKMUX_ERR_TIMEOUT'
         : 'LINKMUX_ERR_CONNECT',
-      `cannot reach ${net.isIPv6(ip) ? `[${ip}]` : ip}:${port} through ${candidates.join(', ')}: ${describe(last)}`,
+      `cannot reach ${shown}:${port} through ${candidates.join(', ')}: ${describe(last)}`,
       { cause: last },
     );
   }

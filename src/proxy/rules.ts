@@ -34,8 +34,11 @@ export type Route =
 export interface RouteQuery {
   /** The name the client asked for, when it gave one. */
   name?: string;
-  /** The resolved (or given) IP address. */
-  ip: string;
+  /**
+   * The resolved (or given) IP address; undefined when a name goes unresolved
+   * to a link that resolves it on the far side (then no cidr rule matches).
+   */
+  ip?: string | undefined;
   port: number;
 }
 
@@ -79,11 +82,16 @@ export class RuleSet {
     this.compiled = rules.map((rule, index) => compile(rule, index));
   }
 
+  /** True when some rule matches on addresses, so a name must be resolved here to be judged. */
+  get matchesAddresses(): boolean {
+    return this.compiled.some((c) => c.cidr !== undefined);
+  }
+
   route(q: RouteQuery): Route {
     for (const c of this.compiled) {
       if (matches(c, q)) return toRoute(c.rule.action, `rule ${c.index + 1}`);
     }
-    if (this.privateDirect && (isPrivateAddress(q.ip) || q.name === 'localhost')) {
+    if (this.privateDirect && ((q.ip !== undefined && isPrivateAddress(q.ip)) || q.name === 'localhost')) {
       return { kind: 'direct', reason: 'private destination' };
     }
     return { kind: 'policy', reason: 'default' };
@@ -142,8 +150,8 @@ function matches(c: CompiledRule, q: RouteQuery): boolean {
     if (!(exact || (c.domain.suffix && name.endsWith(`.${c.domain.name}`)))) return false;
   }
   if (c.cidr) {
-    const family = isIP(q.ip);
-    if (!family || !c.cidr.check(q.ip, family === 4 ? 'ipv4' : 'ipv6')) return false;
+    const family = q.ip === undefined ? 0 : isIP(q.ip);
+    if (!family || !c.cidr.check(q.ip as string, family === 4 ? 'ipv4' : 'ipv6')) return false;
   }
   if (c.ports && (q.port < c.ports[0] || q.port > c.ports[1])) return false;
   return true;

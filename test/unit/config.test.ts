@@ -45,6 +45,7 @@ const DEFAULTS = {
   weights: {},
   sticky: { ttl: 600, fallback: 'adaptive' },
   connectTimeout: 10,
+  dns: { servers: [], system: true, tryTimeout: 1, timeout: 5 },
   failover: { attempts: 3, stagger: 2 },
   health: {
     interval: 1,

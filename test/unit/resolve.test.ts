@@ -24,11 +24,11 @@ for (const [name, candidates, families, want] of pickCases) {
   });
 }
 
-test('pickAddress: no address of a family the link has is a DNS error naming the host', () => {
+test('pickAddress: no address of a family the link has is a NO_ROUTE error naming the host', () => {
   assert.throws(
     () => pickAddress('v6only.example', [V6], only4),
     (err) =>
-      isLinkmuxError(err, 'LINKMUX_ERR_DNS') &&
+      isLinkmuxError(err, 'LINKMUX_ERR_NO_ROUTE') &&
       err.message.includes('v6only.example') &&
       err.message.includes('IPv6 only') &&
       err.message.includes('link has IPv4'),

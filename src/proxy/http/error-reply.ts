@@ -47,6 +47,9 @@ export function dialFailure(err: unknown, target: string): ProxyFailure {
   if (code === 'LINKMUX_ERR_DENIED') {
     return { status: 403, message: `linkmux: ${target} is refused by a rule` };
   }
+  if (code === 'LINKMUX_ERR_NO_ROUTE' && isLinkmuxError(err)) {
+    return { status: 502, message: `linkmux: ${err.message}` };
+  }
   if (code === 'LINKMUX_ERR_NO_LINKS') {
     return { status: 502, message: `linkmux: no uplink is available to reach ${target}` };
   }

@@ -89,6 +89,7 @@ export function replyCodeForDialError(err: unknown): Socks5ReplyCode {
     switch (err.code) {
       case 'LINKMUX_ERR_TIMEOUT':
       case 'LINKMUX_ERR_DNS':
+      case 'LINKMUX_ERR_NO_ROUTE':
         return REP.HOST_UNREACHABLE;
       case 'LINKMUX_ERR_DENIED':
         return REP.NOT_ALLOWED;
