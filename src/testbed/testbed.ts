@@ -4,6 +4,19 @@
  * for the picture). Optionally a LAN: node machines that own some of the uplinks
  * (for `linkmux node`) and LAN-only hosts routed through the client (for `linkmux
  * gateway`). Used by the netns tests, the benchmarks and `linkmux demo`.
+ * With `dns`, the server namespace also runs an authoritative DNS server (files.test
+ * → the server address, v6only.test → AAAA only) and every machine's resolv.conf
+ * names it (see testbed-dns.ts).
+ *
+ * Topology facts the tests rely on (checked by test/netns/testbed.test.ts):
+ * - each machine has one default route per own uplink, metrics 100, 101, 102, … in
+ *   uplink order (not 100/200/300), no source rules: unbound traffic, the system
+ *   resolver's queries included, leaves through the lowest metric (up0 on the client)
+ *   and dies with it when that ISP is blackholed;
+ * - nothing leaves the machine: the ISPs have routes to 198.18.0.0/15 neighbours only,
+ *   and drop (silently, before routing, so no ICMP unreachable comes back) every
+ *   packet to an address outside 198.18.0.0/15. A probe to 1.1.1.1 or 8.8.8.8 times
+ *   out as behind a blocked network; IPv6 has no route at all (connect fails at once).
  *
  * Guarantees: needs root and says so; touches nothing outside its own namespaces
  * (all named `<prefix>…`, prefix `lmx-<pid>-<random>-` by default, so leftovers of a
@@ -13,126 +26,59 @@
  */
 import { spawn as spawnChild, execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LinkmuxError, describe } from '../util/errors.js';
 import { ExecRunner, type RunResult, type Runner } from '../util/runner.js';
+import { killChild, waitListening } from './child-processes.js';
+import type { DnsQueryRecord, DnsZone } from './dns-server.js';
+import { killNamespaceProcesses, removeLeftovers } from './leftovers.js';
+import { etcDirs, removeEtcDirs, resolvConfFiles, writeEtcFiles } from './netns-etc.js';
+import { DnsServerProcess, defaultZone } from './testbed-dns.js';
 import { makeTestFile } from './test-file.js';
 import {
   allNamespaces,
-  blackholeCommands,
   certCommands,
   formatCommands,
   gatewayMasqueradeCommands,
   isTolerant,
-  linkStateCommands,
   planTopology,
   routeCommands,
   setupCommands,
   teardownCommands,
   type Command,
-  type LinkDownMode,
   type TopologyPlan,
-  type UplinkPlan,
 } from './topology.js';
+import { blackholeCommands, linkStateCommands, type LinkDownMode } from './faults.js';
+import type {
+  ByteCounters,
+  Testbed,
+  TestbedLanHost,
+  TestbedMachine,
+  TestbedOptions,
+  Uplink,
+} from './testbed-types.js';
 
-export interface TestbedOptions {
-  /** Namespace prefix; default `lmx-<pid>-<4 hex>-`. Keep the default so leftovers can be recognised. */
-  prefix?: string;
-  /** Number of uplinks, 1–9. Default 3. */
-  links?: number;
-  /** Mbit/s per uplink, one for all or one per link. Default 8. */
-  rateMbit?: number | number[];
-  /**
-   * Owner of each uplink (one entry per link): 0 = the client, k ≥ 1 = node machine
-   * k on the LAN, numbered without gaps. Default all 0 (no nodes). `links` defaults
-   * to its length.
-   */
-  machines?: number[];
-  /** LAN-only hosts whose default route is the client (0–9). Default 0. */
-  lanHosts?: number;
-  /** Also serve HTTPS on 443 with a self-signed certificate (see `caFile`). */
-  https?: boolean;
-  /** Files generated into a temp dir and served at /files/<name>. Default: 1m.bin (1 MiB), 4m.bin (4 MiB). */
-  files?: { name: string; size: number }[];
-  runner?: Runner;
-  /** Progress and every command run; default silent. */
-  log?: (s: string) => void;
-}
+export { removeLeftovers } from './leftovers.js';
+export { FILES_NAME, V6_ONLY_ADDRESS, V6_ONLY_NAME } from './testbed-dns.js';
 
-/** An uplink of a machine (`hostNs`, the client's unless nodes were asked for), as tests and benchmarks see it. */
-export type Uplink = Omit<UplinkPlan, 'ispServerAddress'>;
-
-/** A machine with uplinks of its own: the client (machines[0]) or a node (machines[k]). */
-export interface TestbedMachine {
-  ns: string;
-  /** 198.18.100.(1+k) on its lan0; '' when the testbed has no LAN. */
-  lanAddress: string;
-  /** Indexes into `uplinks` of the uplinks it owns. */
-  uplinks: number[];
-}
-
-/** A LAN-only host: lan0 at 198.18.100.(100+k), default route via the client's LAN address. */
-export interface TestbedLanHost {
-  ns: string;
-  lanAddress: string;
-}
-
-/** Bytes received and sent, by device name. */
-export type ByteCounters = Record<string, { rx: number; tx: number }>;
-
-export interface Testbed {
-  prefix: string;
-  clientNs: string;
-  serverNs: string;
-  uplinks: Uplink[];
-  /** Index 0 is the client (also without a LAN), k the node machine k. */
-  machines: TestbedMachine[];
-  lanHosts: TestbedLanHost[];
-  /** The namespace of the LAN's bridge, when there is a LAN. */
-  lanNs?: string;
-  /** The one server address, 198.19.0.10. */
-  serverAddress: string;
-  url(name: string, scheme?: 'http' | 'https'): string;
-  /** Certificate to trust for https (self-signed, it is its own CA), when `https` was asked for. */
-  caFile?: string;
-  files: Record<string, { path: string; size: number; sha256: string }>;
-  /** Runs `cmd args…` inside `ns`, any namespace of this testbed (others are refused), through the runner. */
-  exec(ns: string, cmd: string, args: string[]): Promise<RunResult>;
-  /** Starts `cmd args…` inside `ns`, any namespace of this testbed; killed by destroy(). */
-  spawn(ns: string, cmd: string, args: string[], opts?: SpawnOptions): ChildProcess;
-  /**
-   * Bytes per device of `ns` (default the client ns), lo excluded: a machine's up<i>
-   * (and lan0 on a LAN), an ISP's cl/sv, …
-   */
-  counters(ns?: string): Promise<ByteCounters>;
-  /** Bytes per uplink device (up0, up1, …) of every machine. */
-  uplinkCounters(): Promise<ByteCounters>;
-  /** Drops all traffic in ISP i's namespace; the link stays up. */
-  blackhole(i: number): Promise<void>;
-  unblackhole(i: number): Promise<void>;
-  /** 'admin' (default): the owning machine's device goes down; 'carrier': the ISP's end does. */
-  linkDown(i: number, mode?: LinkDownMode): Promise<void>;
-  linkUp(i: number): Promise<void>;
-  /** Per machine, one multipath default route over its uplinks, L4 hash; off restores per-uplink routes. */
-  setEcmp(on: boolean): Promise<void>;
-  /**
-   * The plain-kernel gateway baseline: on adds nft table `inet lmxtb_masq` in the
-   * client ns, masquerading LAN sources out of each of its uplinks; off removes it.
-   * Needs lanHosts > 0. Idempotent.
-   */
-  gatewayMasquerade(on: boolean): Promise<void>;
-  destroy(): Promise<void>;
-}
+export type {
+  ByteCounters,
+  Testbed,
+  TestbedLanHost,
+  TestbedMachine,
+  TestbedOptions,
+  Uplink,
+} from './testbed-types.js';
 
 const DEFAULT_FILES = [
   { name: '1m.bin', size: 1024 * 1024 },
   { name: '4m.bin', size: 4 * 1024 * 1024 },
 ];
 const SERVER_START_TIMEOUT_MS = 10_000;
-const KILL_GRACE_MS = 2_000;
 const OPERSTATE_POLLS = 60;
 const OPERSTATE_POLL_MS = 50;
 
@@ -193,6 +139,9 @@ class NetnsTestbed implements Testbed {
   files: Record<string, { path: string; size: number; sha256: string }> = {};
 
   private tmp?: string;
+  private readonly dns = new DnsServerProcess();
+  /** /etc/netns/<ns> directories written for the DNS option. */
+  private etc: string[] = [];
   private https = false;
   private readonly children = new Set<ChildProcess>();
   private ecmp = false;
@@ -257,17 +206,40 @@ class NetnsTestbed implements Testbed {
       const tls = ['--tls-key', path.join(tlsDir, 'key.pem'), '--tls-cert', this.caFile];
       await this.startServer([...serverArgs, '--port', '443', ...tls]);
     }
+    if (opts.dns) await this.startDns(opts.dns === true ? defaultZone(this.serverAddress) : opts.dns);
     await this.waitReachable();
   }
 
-  url(name: string, scheme: 'http' | 'https' = 'http'): string {
+  /** The DNS server in the server ns, then the resolv.conf files that name it. */
+  private async startDns(zone: DnsZone): Promise<void> {
+    await this.dns.start(
+      (cmd, args) => this.spawn(this.serverNs, cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }),
+      zone,
+      SERVER_START_TIMEOUT_MS,
+    );
+    const namespaces = [...this.machines.map((m) => m.ns), ...this.lanHosts.map((h) => h.ns)];
+    const files = resolvConfFiles(namespaces, this.serverAddress);
+    this.etc = etcDirs(files);
+    await writeEtcFiles(files);
+    this.log(`DNS server up in ${this.serverNs}; resolv.conf in ${this.etc.join(' ')}`);
+  }
+
+  dnsQueries(): DnsQueryRecord[] {
+    return this.dns.queries();
+  }
+
+  resetDnsQueries(): void {
+    this.dns.reset();
+  }
+
+  url(name: string, scheme: 'http' | 'https' = 'http', host = this.serverAddress): string {
     if (scheme === 'https' && !this.https) {
       throw new LinkmuxError(
         'LINKMUX_ERR_USAGE',
         'testbed: https URL asked for, but the testbed was built without https',
       );
     }
-    return `${scheme}://${this.serverAddress}/files/${encodeURIComponent(name)}`;
+    return `${scheme}://${host}/files/${encodeURIComponent(name)}`;
   }
 
   async exec(ns: string, cmd: string, args: string[]): Promise<RunResult> {
@@ -404,35 +376,7 @@ class NetnsTestbed implements Testbed {
     const child = this.spawn(this.serverNs, process.execPath, [main, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-2000);
-    });
-    await new Promise<void>((resolve, reject) => {
-      const fail = (why: string) => {
-        clearTimeout(timer);
-        reject(
-          new LinkmuxError(
-            'LINKMUX_ERR_COMMAND_FAILED',
-            `testbed: file server in ${this.serverNs} ${why}${stderr ? `: ${stderr.trim()}` : ''}`,
-          ),
-        );
-      };
-      const timer = setTimeout(
-        () => fail(`did not start within ${SERVER_START_TIMEOUT_MS} ms`),
-        SERVER_START_TIMEOUT_MS,
-      );
-      let out = '';
-      child.stdout?.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('listening ')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code, signal) => fail(`exited (${signal ?? code})`));
-      child.once('error', (err) => fail(`could not start (${err.message})`));
-    });
+    await waitListening(child, `file server in ${this.serverNs}`, SERVER_START_TIMEOUT_MS);
     this.log(`file server up in ${this.serverNs}: ${args.join(' ')}`);
   }
 
@@ -490,6 +434,7 @@ class NetnsTestbed implements Testbed {
       }
     }
     if (this.tmp) await rm(this.tmp, { recursive: true, force: true });
+    await removeEtcDirs(this.etc);
     this.log(`testbed ${this.prefix} destroyed`);
     if (errors.length > 0) {
       throw new LinkmuxError(
@@ -509,78 +454,11 @@ class NetnsTestbed implements Testbed {
         // nothing more can be done while exiting; removeLeftovers() catches it next time
       }
     }
+    for (const dir of this.etc) rmSync(dir, { recursive: true, force: true });
   }
 }
 
 interface IpLinkJson {
   ifname: string;
   stats64?: { rx: { bytes: number }; tx: { bytes: number } };
-}
-
-function killChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      setTimeout(resolve, 200);
-    }, KILL_GRACE_MS);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-/** Kills every process still living in namespace `ns` (it would keep the namespace alive). */
-async function killNamespaceProcesses(runner: Runner, ns: string): Promise<void> {
-  let pids: string;
-  try {
-    pids = (await runner.run('ip', ['netns', 'pids', ns])).stdout;
-  } catch {
-    return; // no such namespace
-  }
-  for (const pid of pids.split(/\s+/).filter((p) => /^\d+$/.test(p))) {
-    try {
-      process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/**
- * Deletes the namespaces of earlier testbed runs (`<family>-<pid>-<suffix>-…`) whose
- * owner process is dead, killing anything still running inside them first.
- * Returns the names removed. Namespaces of live runs are never touched.
- */
-export async function removeLeftovers(runner: Runner = new ExecRunner(), family = 'lmx'): Promise<string[]> {
-  if (!/^[a-z0-9]+$/.test(family))
-    throw new LinkmuxError('LINKMUX_ERR_USAGE', `bad namespace family "${family}"`);
-  const { stdout } = await runner.run('ip', ['netns', 'list']);
-  const pattern = new RegExp(`^${family}-(\\d+)-[a-z0-9]+-`);
-  const removed: string[] = [];
-  for (const line of stdout.split('\n')) {
-    const name = line.trim().split(/\s+/)[0] ?? '';
-    const m = pattern.exec(name);
-    if (!m || isAlive(Number(m[1]))) continue;
-    await killNamespaceProcesses(runner, name);
-    try {
-      await runner.run('ip', ['netns', 'del', name]);
-      removed.push(name);
-    } catch {
-      // raced with another cleaner; it is gone either way
-    }
-  }
-  return removed;
-}
-
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

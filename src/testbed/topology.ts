@@ -10,7 +10,9 @@
  *                              forward + masquerade out of sv
  *
  * The client looks like a real multi-homed host: one default route per uplink with
- * metrics 100, 101, … and no source rules, so unbound traffic leaves through up0.
+ * metrics 100, 101, … and no source rules, so unbound traffic (the system resolver's
+ * too) leaves through up0. The ISPs silently drop whatever is addressed outside
+ * 198.18.0.0/15 (1.1.1.1, 8.8.8.8, …): a probe there times out, nothing leaves.
  * Each ISP drops client packets whose source is not its own client subnet, as real
  * ISPs do (BCP 38): binding only a source address does not pick an uplink here either.
  *
@@ -27,13 +29,10 @@
  * Every address is in 198.18.0.0/15; nothing touches the root namespace.
  */
 import { LinkmuxError } from '../util/errors.js';
+import { ip, nsExec, sysctl, type Command } from './commands.js';
 
-export interface Command {
-  cmd: string;
-  args: string[];
-  /** Fed to stdin (nft -f -). */
-  input?: string;
-}
+// Commands and their text live in commands.ts; re-exported for the callers that knew them here.
+export { certCommands, formatCommands, isTolerant, type Command } from './commands.js';
 
 export interface UplinkPlan {
   index: number;
@@ -111,6 +110,8 @@ export interface TopologyOptions {
 }
 
 export const SERVER_ADDRESS = '198.19.0.10';
+/** Every testbed address is in here; the ISPs drop packets to anything else. */
+export const TESTBED_NET = '198.18.0.0/15';
 export const MAX_LINKS = 9;
 /** Devices inside an ISP namespace: toward the client and toward the server. */
 export const ISP_CLIENT_DEV = 'cl';
@@ -239,13 +240,6 @@ export function allNamespaces(plan: TopologyPlan): string[] {
   ];
 }
 
-const ip = (...args: string[]): Command => ({ cmd: 'ip', args });
-const nsExec = (ns: string, cmd: string, ...args: string[]): Command => ({
-  cmd: 'ip',
-  args: ['netns', 'exec', ns, cmd, ...args],
-});
-const sysctl = (ns: string, setting: string): Command => nsExec(ns, 'sysctl', '-qw', setting);
-
 /**
  * TBF at `rateMbit`. The bucket holds ~10 ms of traffic (at least 10 full frames, so
  * GSO bursts on veth do not starve it) and the queue ~50 ms: a single TCP flow then
@@ -258,11 +252,22 @@ export function tbfArgs(rateMbit: number): string[] {
   return ['tbf', 'rate', rate, 'burst', String(burst), 'latency', '50ms'];
 }
 
-/** The ISP's ruleset: anti-spoofing on the client side, masquerade toward the server. */
+/**
+ * The ISP's ruleset: anti-spoofing on the client side, masquerade toward the server,
+ * and a silent drop of everything addressed outside the testbed (198.18.0.0/15). The
+ * drop is in prerouting, before the route lookup: without it the ISP, having no route
+ * there, would answer "net unreachable" at once, but the scenario the health and DNS
+ * tests need is a blocked network where probes to 1.1.1.1 or 8.8.8.8 time out. It also
+ * keeps every packet on the machine whatever the routes say.
+ */
 export function ispRuleset(u: UplinkPlan): string {
   const subnet = `198.18.${u.index + 1}.0/24`;
   return [
     'table ip linkmux_isp {',
+    '  chain isp_outside {',
+    '    type filter hook prerouting priority raw; policy accept;',
+    `    ip daddr != ${TESTBED_NET} counter drop`,
+    '  }',
     '  chain isp_forward {',
     '    type filter hook forward priority filter; policy accept;',
     `    iifname "${ISP_CLIENT_DEV}" ip saddr != ${subnet} counter drop`,
@@ -414,63 +419,6 @@ function machineRouteCommands(c: string, uplinks: UplinkPlan[], state: RouteStat
   return cmds;
 }
 
-/** A `route del` may find its route already gone; every other command must succeed. */
-export function isTolerant(cmd: Command): boolean {
-  return cmd.cmd === 'ip' && cmd.args.includes('route') && cmd.args.includes('del');
-}
-
-/**
- * Blackholing drops everything the ISP forwards, receives or sends, while the link
- * itself stays up (ARP still answers): the "upstream dead, cable fine" failure.
- * Both directions are written so that applying either one twice is harmless.
- */
-export function blackholeCommands(plan: TopologyPlan, index: number, on: boolean): Command[] {
-  const u = uplinkAt(plan, index);
-  const reset = 'table ip linkmux_blackhole {}\ndelete table ip linkmux_blackhole\n';
-  const chains = on
-    ? [
-        'table ip linkmux_blackhole {',
-        ...['forward', 'input', 'output'].map(
-          (hook) => `  chain bh_${hook} { type filter hook ${hook} priority -10; policy drop; }`,
-        ),
-        '}',
-        '',
-      ].join('\n')
-    : '';
-  return [{ ...nsExec(u.ispNs, 'nft', '-f', '-'), input: reset + chains }];
-}
-
-/**
- * How a link goes down: 'admin' sets its machine's device down (the kernel removes its
- * routes, sockets bound to it fail at once); 'carrier' sets the ISP's end down, so
- * the machine's device loses carrier but keeps its routes, like a pulled cable on a
- * host without a network manager.
- */
-export type LinkDownMode = 'admin' | 'carrier';
-
-export function linkStateCommands(
-  plan: TopologyPlan,
-  index: number,
-  up: boolean,
-  mode: LinkDownMode,
-): Command[] {
-  const u = uplinkAt(plan, index);
-  const state = up ? 'up' : 'down';
-  const cmds =
-    mode === 'admin'
-      ? [ip('-n', u.hostNs, 'link', 'set', u.dev, state)]
-      : [ip('-n', u.ispNs, 'link', 'set', ISP_CLIENT_DEV, state)];
-  if (up) {
-    // ARP entries left INCOMPLETE/FAILED by the outage would delay or refuse the first
-    // connections after the link returns (up to ~1 s, or EHOSTUNREACH): start afresh.
-    cmds.push(
-      ip('-n', u.hostNs, 'neigh', 'flush', 'dev', u.dev),
-      ip('-n', u.ispNs, 'neigh', 'flush', 'dev', ISP_CLIENT_DEV),
-    );
-  }
-  return cmds;
-}
-
 /**
  * The plain-kernel gateway baseline: masquerade LAN sources out of every uplink of the
  * client, in nft table `inet lmxtb_masq`, so forwarded traffic passes the ISPs' BCP 38
@@ -507,49 +455,8 @@ export function teardownCommands(plan: TopologyPlan): Command[] {
   return allNamespaces(plan).map((ns) => ip('netns', 'del', ns));
 }
 
-/** A self-signed certificate for the server address, usable as its own CA (curl --cacert). */
-export function certCommands(dir: string, address: string): Command[] {
-  return [
-    {
-      cmd: 'openssl',
-      args: [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        `/CN=${address}`,
-        '-addext',
-        `subjectAltName=IP:${address}`,
-        '-keyout',
-        `${dir}/key.pem`,
-        '-out',
-        `${dir}/cert.pem`,
-      ],
-    },
-  ];
-}
-
-/** Shell-like text of commands, for logs, dry runs and unit-test comparisons. */
-export function formatCommands(cmds: readonly Command[]): string {
-  return cmds
-    .map((c) => {
-      const line = [c.cmd, ...c.args.map(quote)].join(' ');
-      return c.input === undefined ? line : `${line} <<'EOF'\n${c.input.replace(/\n$/, '')}\nEOF`;
-    })
-    .join('\n');
-}
-
-function quote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-
-function uplinkAt(plan: TopologyPlan, index: number): UplinkPlan {
+/** The uplink with this index, or a usage error naming how many there are. */
+export function uplinkAt(plan: TopologyPlan, index: number): UplinkPlan {
   const u = plan.uplinks[index];
   if (!u) {
     throw new LinkmuxError('LINKMUX_ERR_USAGE', `testbed: no uplink ${index} (have ${plan.uplinks.length})`);

@@ -4,17 +4,16 @@ import { describe, it } from 'node:test';
 import { isLinkmuxError } from '../../src/util/errors.js';
 import {
   allNamespaces,
-  blackholeCommands,
   formatCommands,
   gatewayMasqueradeCommands,
   isTolerant,
-  linkStateCommands,
   planTopology,
   routeCommands,
   setupCommands,
   tbfArgs,
   teardownCommands,
 } from '../../src/testbed/topology.js';
+import { blackholeCommands, linkStateCommands } from '../../src/testbed/faults.js';
 
 const plan = planTopology({ prefix: 't-', links: 2, rateMbit: [8, 4] });
 
@@ -53,6 +52,10 @@ tc -n t-c qdisc replace dev up0 root tbf rate 8mbit burst 15000 latency 50ms
 tc -n t-i0 qdisc replace dev cl root tbf rate 8mbit burst 15000 latency 50ms
 ip netns exec t-i0 nft -f - <<'EOF'
 table ip linkmux_isp {
+  chain isp_outside {
+    type filter hook prerouting priority raw; policy accept;
+    ip daddr != 198.18.0.0/15 counter drop
+  }
   chain isp_forward {
     type filter hook forward priority filter; policy accept;
     iifname "cl" ip saddr != 198.18.1.0/24 counter drop
@@ -77,6 +80,10 @@ tc -n t-c qdisc replace dev up1 root tbf rate 4mbit burst 15000 latency 50ms
 tc -n t-i1 qdisc replace dev cl root tbf rate 4mbit burst 15000 latency 50ms
 ip netns exec t-i1 nft -f - <<'EOF'
 table ip linkmux_isp {
+  chain isp_outside {
+    type filter hook prerouting priority raw; policy accept;
+    ip daddr != 198.18.0.0/15 counter drop
+  }
   chain isp_forward {
     type filter hook forward priority filter; policy accept;
     iifname "cl" ip saddr != 198.18.2.0/24 counter drop
@@ -146,6 +153,10 @@ tc -n t-c qdisc replace dev up0 root tbf rate 8mbit burst 15000 latency 50ms
 tc -n t-i0 qdisc replace dev cl root tbf rate 8mbit burst 15000 latency 50ms
 ip netns exec t-i0 nft -f - <<'EOF'
 table ip linkmux_isp {
+  chain isp_outside {
+    type filter hook prerouting priority raw; policy accept;
+    ip daddr != 198.18.0.0/15 counter drop
+  }
   chain isp_forward {
     type filter hook forward priority filter; policy accept;
     iifname "cl" ip saddr != 198.18.1.0/24 counter drop
@@ -170,6 +181,10 @@ tc -n t-n1 qdisc replace dev up1 root tbf rate 8mbit burst 15000 latency 50ms
 tc -n t-i1 qdisc replace dev cl root tbf rate 8mbit burst 15000 latency 50ms
 ip netns exec t-i1 nft -f - <<'EOF'
 table ip linkmux_isp {
+  chain isp_outside {
+    type filter hook prerouting priority raw; policy accept;
+    ip daddr != 198.18.0.0/15 counter drop
+  }
   chain isp_forward {
     type filter hook forward priority filter; policy accept;
     iifname "cl" ip saddr != 198.18.2.0/24 counter drop
@@ -194,6 +209,10 @@ tc -n t-n2 qdisc replace dev up2 root tbf rate 8mbit burst 15000 latency 50ms
 tc -n t-i2 qdisc replace dev cl root tbf rate 8mbit burst 15000 latency 50ms
 ip netns exec t-i2 nft -f - <<'EOF'
 table ip linkmux_isp {
+  chain isp_outside {
+    type filter hook prerouting priority raw; policy accept;
+    ip daddr != 198.18.0.0/15 counter drop
+  }
   chain isp_forward {
     type filter hook forward priority filter; policy accept;
     iifname "cl" ip saddr != 198.18.3.0/24 counter drop
@@ -270,6 +289,10 @@ tc -n t-c qdisc replace dev up0 root tbf rate 8mbit burst 15000 latency 50ms
 tc -n t-i0 qdisc replace dev cl root tbf rate 8mbit burst 15000 latency 50ms
 ip netns exec t-i0 nft -f - <<'EOF'
 table ip linkmux_isp {
+  chain isp_outside {
+    type filter hook prerouting priority raw; policy accept;
+    ip daddr != 198.18.0.0/15 counter drop
+  }
   chain isp_forward {
     type filter hook forward priority filter; policy accept;
     iifname "cl" ip saddr != 198.18.1.0/24 counter drop
