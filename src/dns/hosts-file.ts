@@ -60,8 +60,10 @@ export class HostsFile {
   async lookup(name: string): Promise<ReadonlyArray<{ address: string; family: 4 | 6 }> | undefined> {
     if (this.clock.now() - this.checkedAt >= this.recheckMs) {
       this.reading ??= this.refresh().finally(() => (this.reading = undefined));
-      await this.reading;
     }
+    // Lookups that arrive while a read is under way wait for it too: on the
+    // first read the table is still empty, and a hosts name would go to DNS.
+    if (this.reading) await this.reading;
     return this.table.get(normalizeName(name));
   }
 

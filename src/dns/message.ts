@@ -7,8 +7,9 @@
  * id and question echo the query (case-insensitively, RFC 1035 §7.3 / 0x20),
  * and it decodes; anything else is `invalid` and the caller keeps waiting for
  * the real answer (a spoofed or stray datagram never ends a lookup). TTLs come
- * from the records (the smallest wins); a negative answer's TTL from the SOA in
- * the authority section (RFC 2308), else a default.
+ * from the records, the CNAMEs that led to them included (the smallest wins);
+ * a negative answer's TTL from the SOA in the authority section (RFC 2308),
+ * else a default.
  */
 import packet from 'dns-packet';
 
@@ -74,7 +75,9 @@ export function interpret(buf: Buffer, id: number, q: Question): Interpretation 
     (a): a is packet.StringAnswer => a.type === q.type && typeof a.data === 'string',
   );
   if (hits.length === 0) return { kind: 'negative', nxdomain: false, ttl: negativeTtl(res) };
-  const ttl = Math.min(...hits.map((a) => a.ttl ?? 0));
+  // The addresses are only as fresh as every CNAME that led to them.
+  const chain = (res.answers ?? []).filter((a): a is packet.StringAnswer => a.type === 'CNAME');
+  const ttl = Math.min(...[...hits, ...chain].map((a) => a.ttl ?? 0));
   return { kind: 'answer', addresses: [...new Set(hits.map((a) => a.data))], ttl };
 }
 

@@ -35,7 +35,8 @@ export function parseResolvConf(text: string): ResolvConf {
     const [key, ...values] = line.split(/\s+/);
     if (key === 'nameserver' && values[0] !== undefined) {
       const ip = values[0];
-      if (net.isIP(ip) && !out.nameservers.includes(ip)) out.nameservers.push(ip);
+      // net.isIP accepts a zone id (fe80::1%eth0); such a server is kept out (see above).
+      if (net.isIP(ip) && !ip.includes('%') && !out.nameservers.includes(ip)) out.nameservers.push(ip);
     } else if (key === 'search' || key === 'domain') {
       out.search = values.map((d) => d.replace(/\.$/, '').toLowerCase()).filter((d) => d.length > 0);
     } else if (key === 'options') {
