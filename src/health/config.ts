@@ -18,6 +18,7 @@
  * degraded would push traffic off exactly the links doing the work. Set
  * slowRttMs below timeoutMs to turn the check on.
  */
+import { isIP } from 'node:net';
 import type { HealthThresholds } from './state-machine.js';
 import { DEFAULT_THRESHOLDS } from './state-machine.js';
 
@@ -26,7 +27,13 @@ export type ProbeTarget =
   /** A TCP connect to host:port; success = the handshake completed. Use IP literals to keep DNS out of it. */
   | { kind: 'tcp'; host: string; port: number }
   /** An HTTP GET of url; success = a response arrived before the timeout. */
-  | { kind: 'http'; url: string };
+  | { kind: 'http'; url: string }
+  /**
+   * One DNS query to the nameserver host:port (an IP address) through the link;
+   * success = any reply, NXDOMAIN, SERVFAIL and REFUSED included: the server
+   * answering proves the path, whatever it thinks of the question.
+   */
+  | { kind: 'dns'; host: string; port: number };
 
 /** failThreshold (default 3), riseThreshold (default 2) and slowRttMs (default 500) come from HealthThresholds. */
 export interface HealthConfig extends HealthThresholds {
@@ -40,20 +47,57 @@ export interface HealthConfig extends HealthThresholds {
   timeoutMs: number;
   /**
    * Probe targets. A probe round of a link succeeds when any target answers, so one
-   * target being down does not take every link offline. Default: TCP 1.1.1.1:443
-   * and 8.8.8.8:443 (two operators; IP addresses, so no DNS is needed).
+   * target being down does not take every link offline. Default:
+   * `defaultProbeTargets(system nameservers)` (the daemon reads them at start);
+   * without nameservers, the four public hosts alone.
    */
   targets: readonly ProbeTarget[];
+}
+
+/**
+ * Public hosts of four operators, TCP 443 (any handshake counts), by IP
+ * address so no DNS is needed: one operator's outage or one blocked address
+ * leaves three, and a network must block them all before the monitor suspects
+ * the targets (see suspicion.ts).
+ */
+const PUBLIC_TARGETS: readonly ProbeTarget[] = Object.freeze([
+  { kind: 'tcp', host: '1.1.1.1', port: 443 }, // Cloudflare
+  { kind: 'tcp', host: '8.8.8.8', port: 443 }, // Google
+  { kind: 'tcp', host: '9.9.9.9', port: 443 }, // Quad9
+  { kind: 'tcp', host: '208.67.222.222', port: 443 }, // Cisco OpenDNS
+] as const);
+
+/**
+ * The default targets: the public hosts, plus a dns:// probe of each system
+ * nameserver (from /etc/resolv.conf). Networks that block the public hosts
+ * still answer their own resolver, which is usually the uplink's router or
+ * the ISP's. Loopback nameservers (a local stub such as systemd-resolved's
+ * 127.0.0.53) are left out: a reply from this machine proves nothing about a
+ * link. Duplicates are dropped; the order is kept. Pure.
+ */
+export function defaultProbeTargets(nameservers: readonly string[]): ProbeTarget[] {
+  const out: ProbeTarget[] = PUBLIC_TARGETS.map((t) => ({ ...t }));
+  const seen = new Set<string>();
+  for (const raw of nameservers) {
+    // resolv.conf may carry a zone id ("fe80::1%eth0"); the link decides the interface.
+    const host = raw.trim().replace(/%.*$/, '');
+    const family = isIP(host);
+    if (family === 0 || seen.has(host) || isLoopback(host, family)) continue;
+    seen.add(host);
+    out.push({ kind: 'dns', host, port: 53 });
+  }
+  return out;
+}
+
+function isLoopback(host: string, family: number): boolean {
+  return family === 4 ? host.startsWith('127.') : host === '::1' || /^::ffff:127\./i.test(host);
 }
 
 export const DEFAULT_HEALTH_CONFIG: Readonly<HealthConfig> = Object.freeze({
   intervalMs: 1_000,
   timeoutMs: 500,
   ...DEFAULT_THRESHOLDS,
-  targets: Object.freeze([
-    { kind: 'tcp', host: '1.1.1.1', port: 443 },
-    { kind: 'tcp', host: '8.8.8.8', port: 443 },
-  ] as const),
+  targets: Object.freeze(defaultProbeTargets([])),
 });
 
 /** The defaults overlaid with whatever the caller set. */

@@ -54,7 +54,7 @@ function scriptedProber(timers: FakeTimers, clock: FakeClock) {
   const behaviour = new Map<string, Behaviour>();
   const starts: Array<{ link: string; target: string; at: number }> = [];
   let inFlight = 0;
-  const key = (link: string, t: ProbeTarget) => `${link} ${t.kind === 'tcp' ? t.port : t.url}`;
+  const key = (link: string, t: ProbeTarget) => `${link} ${t.kind === 'http' ? t.url : t.port}`;
   const prober: Prober = (link, target, { signal }) => {
     starts.push({ link: link.id, target: key(link.id, target), at: clock.now() });
     const b = behaviour.get(key(link.id, target)) ?? behaviour.get(link.id) ?? OK;
