@@ -18,7 +18,7 @@
  * degraded would push traffic off exactly the links doing the work. Set
  * slowRttMs below timeoutMs to turn the check on.
  */
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import type { HealthThresholds } from './state-machine.js';
 import { DEFAULT_THRESHOLDS } from './state-machine.js';
 
@@ -69,29 +69,62 @@ const PUBLIC_TARGETS: readonly ProbeTarget[] = Object.freeze([
 
 /**
  * The default targets: the public hosts, plus a dns:// probe of each system
- * nameserver (from /etc/resolv.conf). Networks that block the public hosts
- * still answer their own resolver, which is usually the uplink's router or
- * the ISP's. Loopback nameservers (a local stub such as systemd-resolved's
- * 127.0.0.53) are left out: a reply from this machine proves nothing about a
- * link. Duplicates are dropped; the order is kept. Pure.
+ * nameserver (from /etc/resolv.conf) that has a public address, such as an
+ * ISP's resolver: a network that blocks the public hosts still answers it.
+ *
+ * Nameservers at loopback, private, shared (CGNAT), link-local or unique-local
+ * addresses are left out on purpose. A reply from them proves the path to the
+ * LAN, not the uplink behind it: a home router or a local unbound answers a
+ * probe from its cache (or, for `.invalid`, by itself) while its WAN is dead,
+ * and since any target answering makes a round succeed, such a target would
+ * keep a dead link online, which is the failure linkmux exists to catch. Where
+ * every public target is blocked and only a LAN resolver answers, the monitor
+ * suspects the targets and keeps the links in service as unverified instead.
+ * Duplicates are dropped; the order is kept. Pure.
  */
 export function defaultProbeTargets(nameservers: readonly string[]): ProbeTarget[] {
   const out: ProbeTarget[] = PUBLIC_TARGETS.map((t) => ({ ...t }));
   const seen = new Set<string>();
   for (const raw of nameservers) {
-    // resolv.conf may carry a zone id ("fe80::1%eth0"); the link decides the interface.
+    // resolv.conf may carry a zone id ("fe80::1%eth0"), which only link-local addresses need.
     const host = raw.trim().replace(/%.*$/, '');
     const family = isIP(host);
-    if (family === 0 || seen.has(host) || isLoopback(host, family)) continue;
+    if (family === 0 || seen.has(host) || NOT_BEYOND_THE_LAN.check(host, family === 4 ? 'ipv4' : 'ipv6')) {
+      continue;
+    }
     seen.add(host);
     out.push({ kind: 'dns', host, port: 53 });
   }
   return out;
 }
 
-function isLoopback(host: string, family: number): boolean {
-  return family === 4 ? host.startsWith('127.') : host === '::1' || /^::ffff:127\./i.test(host);
-}
+/**
+ * Addresses whose answer does not prove an uplink (a subset of the ranges in
+ * proxy/ip-ranges.ts, which health may not import: it sits above). BlockList
+ * matches IPv4-mapped IPv6 forms too.
+ */
+const NOT_BEYOND_THE_LAN = (() => {
+  const list = new BlockList();
+  for (const [net, prefix] of [
+    ['0.0.0.0', 8],
+    ['10.0.0.0', 8],
+    ['100.64.0.0', 10],
+    ['127.0.0.0', 8],
+    ['169.254.0.0', 16],
+    ['172.16.0.0', 12],
+    ['192.168.0.0', 16],
+  ] as const) {
+    list.addSubnet(net, prefix, 'ipv4');
+  }
+  for (const [net, prefix] of [
+    ['::', 127], // :: and ::1
+    ['fc00::', 7],
+    ['fe80::', 10],
+  ] as const) {
+    list.addSubnet(net, prefix, 'ipv6');
+  }
+  return list;
+})();
 
 export const DEFAULT_HEALTH_CONFIG: Readonly<HealthConfig> = Object.freeze({
   intervalMs: 1_000,
