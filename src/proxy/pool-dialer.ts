@@ -294,7 +294,7 @@ export class PoolDialer implements Dialer {
               // while another link did: a timeout, the only one the passive rule sees with long connect timeouts.
               const waited = this.clock.now() - started;
               if (winner && winner !== ctl && waited >= Math.max(stagger, LOSER_TIMEOUT_MS)) {
-                const reason = `no connection to ${ip}:${port} in ${waited} ms while another link connected`;
+                const reason = `no connection to ${ip}:${port} in ${Math.round(waited)} ms while another link connected`;
                 this.opts.report?.(id, { type: 'connect-failed', reason, kind: 'timeout' });
               }
               return;

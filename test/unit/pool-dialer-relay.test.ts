@@ -198,6 +198,7 @@ function setup(
   after(() => {
     for (const l of links) l.destroy();
   });
+  void oks; // connect-ok reports are checked in pool-dialer.test.ts
   return { links, dialer, reports, lookups, guarded, byId };
 }
 
