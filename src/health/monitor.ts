@@ -307,7 +307,8 @@ export class HealthMonitor {
   private emit(event: StateChangedEvent): void {
     const line = `link ${event.link} ${event.to}: ${event.reason}`;
     // The episode's one warning already says what to do; each link's move into it is news, not a warning.
-    if (event.to === 'unverified') this.logger.info(`link ${event.link} unverified: kept in service, its probes prove nothing now`);
+    if (event.to === 'unverified')
+      this.logger.info(`link ${event.link} unverified: kept in service, its probes prove nothing now`);
     else if (event.to === 'online') this.logger.info(line);
     else this.logger.warn(line);
     try {

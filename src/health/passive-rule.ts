@@ -49,7 +49,9 @@ export function passiveVerdict(
   const need = Math.max(1, opts.failThreshold);
   if (!me || me.connectFailStreak < need) return undefined;
   const witness = links
-    .filter((l) => l.id !== linkId && l.lastConnectOkAt !== undefined && now - l.lastConnectOkAt <= opts.windowMs)
+    .filter(
+      (l) => l.id !== linkId && l.lastConnectOkAt !== undefined && now - l.lastConnectOkAt <= opts.windowMs,
+    )
     .sort((a, b) => (b.lastConnectOkAt ?? 0) - (a.lastConnectOkAt ?? 0))[0];
   if (!witness) return undefined;
   const ago = Math.round((now - (witness.lastConnectOkAt ?? now)) / 1000);

@@ -14,14 +14,20 @@ export type ParsedTarget = { ok: true; target: ProbeTarget } | { ok: false; mess
 
 const TCP = /^tcp:\/\/(?:\[([0-9A-Fa-f:.]+)\]|([^\s:/[\]]+)):(\d{1,5})\/?$/;
 const DNS = /^dns:\/\/(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+))(?::(\d{1,5}))?\/?$/i;
-const DNS_FORM = 'expected dns://IP[:PORT] with an IP address (e.g. dns://192.168.1.1 or dns://[2001:db8::53]:53)';
+const DNS_FORM =
+  'expected dns://IP[:PORT] with an IP address (e.g. dns://192.168.1.1 or dns://[2001:db8::53]:53)';
 
 function parseDns(text: string, value: string): ParsedTarget {
   const m = DNS.exec(value);
   const v6 = m?.[1];
   const v4 = m?.[2];
   const host = v6 ?? v4;
-  if (!m || host === undefined || (v6 !== undefined && isIP(v6) !== 6) || (v4 !== undefined && isIP(v4) !== 4)) {
+  if (
+    !m ||
+    host === undefined ||
+    (v6 !== undefined && isIP(v6) !== 6) ||
+    (v4 !== undefined && isIP(v4) !== 4)
+  ) {
     return { ok: false, message: `${DNS_FORM}, got "${text}"` };
   }
   const port = m[3] === undefined ? 53 : Number(m[3]);

@@ -82,4 +82,3 @@ export function scriptedProber(timers: FakeTimers, clock: FakeClock) {
     },
   };
 }
-

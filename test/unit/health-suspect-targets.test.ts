@@ -45,14 +45,20 @@ function setup(opts: SetupOptions = {}) {
 const WEB: ProbeTarget = { kind: 'tcp', host: '203.0.113.7', port: 443 };
 
 test('every link failing its probes at once: unverified (in service), never offline, one warning', async () => {
-  for (const ids of [['up1', 'up2'], ['up1', 'up2', 'up3']]) {
+  for (const ids of [
+    ['up1', 'up2'],
+    ['up1', 'up2', 'up3'],
+  ]) {
     const { timers, script, events, monitor, states, warnings } = setup({ links: ids });
     for (const id of ids) script.set(id, SILENT);
     monitor.start();
     const at = await timers.advanceUntil(() => states().every((s) => s === 'unverified'), 10_000);
     assert.ok(at <= detectionBoundMs(DEFAULT_HEALTH_CONFIG), `unverified after ${at} ms`);
     await timers.advance(60_000); // a minute of failing rounds changes nothing
-    assert.deepEqual(states(), ids.map(() => 'unverified'));
+    assert.deepEqual(
+      states(),
+      ids.map(() => 'unverified'),
+    );
     assert.ok(!events.some((e) => e.to === 'offline'), 'no link ever went offline');
     const status = monitor.status('up1');
     assert.equal(
@@ -112,8 +118,11 @@ function fail(monitor: HealthMonitor, link: string, n: number, kind: 'timeout' |
   for (let i = 0; i < n; i++) monitor.report(link, { type: 'connect-failed', reason: 'timed out', kind });
 }
 
-const ok = (monitor: HealthMonitor, link: string, dst = { host: WEB.host, port: (WEB as { port: number }).port }) =>
-  monitor.report(link, { type: 'connect-ok', dst });
+const ok = (
+  monitor: HealthMonitor,
+  link: string,
+  dst = { host: WEB.host, port: (WEB as { port: number }).port },
+) => monitor.report(link, { type: 'connect-ok', dst });
 
 test('passive rule table: who goes offline on connect failures', async () => {
   const table: Array<{
@@ -131,7 +140,11 @@ test('passive rule table: who goes offline on connect failures', async () => {
       run: (m) => (ok(m, 'up2'), fail(m, 'up1', 3, 'unreachable')),
       up1: 'offline',
     },
-    { name: 'two are not enough', run: (m) => (ok(m, 'up2'), fail(m, 'up1', 2, 'timeout')), up1: 'unverified' },
+    {
+      name: 'two are not enough',
+      run: (m) => (ok(m, 'up2'), fail(m, 'up1', 2, 'timeout')),
+      up1: 'unverified',
+    },
     {
       name: 'no other link connected (a dead destination): stays',
       run: (m) => fail(m, 'up1', 5, 'timeout'),
@@ -168,7 +181,10 @@ test('passive rule table: who goes offline on connect failures', async () => {
     assert.equal(monitor.state('up1'), row.up1, row.name);
     assert.equal(monitor.state('up2'), 'unverified', row.name);
     if (row.up1 === 'offline') {
-      assert.match(monitor.status('up1').reason ?? '', /3 connects in a row timed out or found no route .* while up2 connected 0 s ago/);
+      assert.match(
+        monitor.status('up1').reason ?? '',
+        /3 connects in a row timed out or found no route .* while up2 connected 0 s ago/,
+      );
       assert.equal(events.at(-1)?.to, 'offline');
     }
     monitor.stop();
@@ -201,7 +217,10 @@ test('a link taken out by its connects comes back through learned targets while 
   await timers.advance(5_000);
   assert.equal(monitor.state('up1'), 'offline');
   const probed = script.starts.slice(from);
-  assert.ok(probed.some((p) => p.link === 'up1' && p.target === 'up1 443'), 'up1 is probed at the learned target');
+  assert.ok(
+    probed.some((p) => p.link === 'up1' && p.target === 'up1 443'),
+    'up1 is probed at the learned target',
+  );
   assert.ok(!probed.some((p) => p.link === 'up2' && p.target === 'up2 443'), 'links in service are not');
   // up1 recovers: the learned destination answers through it, the configured targets still do not.
   script.set('up1', OK, WEB);

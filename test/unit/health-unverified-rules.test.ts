@@ -11,7 +11,11 @@ import { formatProbeTarget, parseProbeTarget } from '../../src/health/probe-targ
 import { DEFAULT_HEALTH_CONFIG, defaultProbeTargets } from '../../src/health/config.js';
 import { LinkmuxError } from '../../src/util/errors.js';
 
-const fail = (suspect?: string): HealthInput => ({ type: 'probe-failed', reason: 'timeout', ...(suspect ? { suspect } : {}) });
+const fail = (suspect?: string): HealthInput => ({
+  type: 'probe-failed',
+  reason: 'timeout',
+  ...(suspect ? { suspect } : {}),
+});
 const okFast: HealthInput = { type: 'probe-ok', rttMs: 20 };
 
 /** Runs inputs from a status; returns the final state. */
@@ -23,22 +27,75 @@ function run(from: Partial<HealthStatus> & { state: LinkState }, inputs: HealthI
 
 test('state machine: unverified in, unverified out', () => {
   const table: Array<[string, Partial<HealthStatus> & { state: LinkState }, HealthInput[], LinkState]> = [
-    ['F suspect failures from online: unverified', { state: 'online' }, [fail('s'), fail('s'), fail('s')], 'unverified'],
+    [
+      'F suspect failures from online: unverified',
+      { state: 'online' },
+      [fail('s'), fail('s'), fail('s')],
+      'unverified',
+    ],
     ['F plain failures from online: offline', { state: 'online' }, [fail(), fail(), fail()], 'offline'],
-    ['offline by probes, suspect failure: unverified', { state: 'offline', failStreak: 5 }, [fail('s')], 'unverified'],
-    ['offline by connects stays offline under suspicion', { state: 'offline', failStreak: 5, offlineByConnects: true }, [fail('s')], 'offline'],
-    ['unverified, plain failure (someone else reaches the targets): offline', { state: 'unverified', failStreak: 3 }, [fail()], 'offline'],
-    ['unverified, R fast successes: online', { state: 'unverified', failStreak: 3 }, [okFast, okFast], 'online'],
-    ['unverified, one success then plain failure: degraded', { state: 'unverified', failStreak: 3 }, [okFast, fail()], 'degraded'],
-    ['unverified, one success then suspect failure: unverified', { state: 'unverified', failStreak: 3 }, [okFast, fail('s')], 'unverified'],
-    ['unverified ignores a passive connect failure (the passive rule judges it)', { state: 'unverified', failStreak: 3 }, [{ type: 'connect-failed', reason: 'x', kind: 'timeout' }], 'unverified'],
-    ['connects-failing takes any state offline', { state: 'unverified' }, [{ type: 'connects-failing', reason: 'r' }], 'offline'],
-    ['offline by connects leaves by R probe successes', { state: 'offline', offlineByConnects: true }, [okFast, okFast], 'online'],
+    [
+      'offline by probes, suspect failure: unverified',
+      { state: 'offline', failStreak: 5 },
+      [fail('s')],
+      'unverified',
+    ],
+    [
+      'offline by connects stays offline under suspicion',
+      { state: 'offline', failStreak: 5, offlineByConnects: true },
+      [fail('s')],
+      'offline',
+    ],
+    [
+      'unverified, plain failure (someone else reaches the targets): offline',
+      { state: 'unverified', failStreak: 3 },
+      [fail()],
+      'offline',
+    ],
+    [
+      'unverified, R fast successes: online',
+      { state: 'unverified', failStreak: 3 },
+      [okFast, okFast],
+      'online',
+    ],
+    [
+      'unverified, one success then plain failure: degraded',
+      { state: 'unverified', failStreak: 3 },
+      [okFast, fail()],
+      'degraded',
+    ],
+    [
+      'unverified, one success then suspect failure: unverified',
+      { state: 'unverified', failStreak: 3 },
+      [okFast, fail('s')],
+      'unverified',
+    ],
+    [
+      'unverified ignores a passive connect failure (the passive rule judges it)',
+      { state: 'unverified', failStreak: 3 },
+      [{ type: 'connect-failed', reason: 'x', kind: 'timeout' }],
+      'unverified',
+    ],
+    [
+      'connects-failing takes any state offline',
+      { state: 'unverified' },
+      [{ type: 'connects-failing', reason: 'r' }],
+      'offline',
+    ],
+    [
+      'offline by connects leaves by R probe successes',
+      { state: 'offline', offlineByConnects: true },
+      [okFast, okFast],
+      'online',
+    ],
     ['connect-ok changes nothing', { state: 'degraded' }, [{ type: 'connect-ok' }], 'degraded'],
   ];
   for (const [name, from, inputs, to] of table) assert.equal(run(from, inputs), to, name);
   // Leaving offline forgets why it was there.
-  const back = step({ ...initialStatus('offline'), offlineByConnects: true, successStreak: 1, okStreak: 1 }, okFast);
+  const back = step(
+    { ...initialStatus('offline'), offlineByConnects: true, successStreak: 1, okStreak: 1 },
+    okFast,
+  );
   assert.equal(back.status.offlineByConnects, undefined);
   assert.equal(step(initialStatus('online'), { type: 'connects-failing', reason: 'r' }).change?.reason, 'r');
 });
@@ -60,7 +117,11 @@ test('targetsSuspect: every link failing now and one at the threshold; never a l
 test('passiveVerdict: N timeouts here while another link connected within the window', () => {
   const now = 100_000;
   const a = (streak: number) => ({ id: 'a', connectFailStreak: streak });
-  const b = (okAt?: number) => ({ id: 'b', connectFailStreak: 0, ...(okAt !== undefined ? { lastConnectOkAt: okAt } : {}) });
+  const b = (okAt?: number) => ({
+    id: 'b',
+    connectFailStreak: 0,
+    ...(okAt !== undefined ? { lastConnectOkAt: okAt } : {}),
+  });
   const table: Array<[string, Parameters<typeof passiveVerdict>[0], boolean]> = [
     ['3 here, b connected 5 s ago', [a(3), b(now - 5_000)], true],
     ['2 here', [a(2), b(now - 5_000)], false],
@@ -68,7 +129,8 @@ test('passiveVerdict: N timeouts here while another link connected within the wi
     ['b connected 31 s ago', [a(5), b(now - 31_000)], false],
     ["a's own old success is no witness", [{ ...a(3), lastConnectOkAt: now }], false],
   ];
-  for (const [name, views, out] of table) assert.equal(passiveVerdict(views, 'a', now) !== undefined, out, name);
+  for (const [name, views, out] of table)
+    assert.equal(passiveVerdict(views, 'a', now) !== undefined, out, name);
   assert.equal(
     passiveVerdict([a(3), b(now - 5_000)], 'a', now),
     '3 connects in a row timed out or found no route through this link while b connected 5 s ago',
@@ -123,7 +185,12 @@ test('dns:// targets: IP literals, port 53 by default, bracketed IPv6; malformed
 });
 
 test('defaultProbeTargets: four operators, then public nameservers only, deduplicated', () => {
-  const publicHosts = ['tcp://1.1.1.1:443', 'tcp://8.8.8.8:443', 'tcp://9.9.9.9:443', 'tcp://208.67.222.222:443'];
+  const publicHosts = [
+    'tcp://1.1.1.1:443',
+    'tcp://8.8.8.8:443',
+    'tcp://9.9.9.9:443',
+    'tcp://208.67.222.222:443',
+  ];
   assert.deepEqual(defaultProbeTargets([]).map(formatProbeTarget), publicHosts);
   assert.deepEqual(DEFAULT_HEALTH_CONFIG.targets.map(formatProbeTarget), publicHosts);
   assert.deepEqual(
@@ -147,5 +214,9 @@ test('defaultProbeTargets: four operators, then public nameservers only, dedupli
   );
   const a = defaultProbeTargets([]);
   (a[0] as { port: number }).port = 1;
-  assert.equal(defaultProbeTargets([])[0]?.kind === 'tcp' && (defaultProbeTargets([])[0] as { port: number }).port, 443, 'fresh objects each call');
+  assert.equal(
+    defaultProbeTargets([])[0]?.kind === 'tcp' && (defaultProbeTargets([])[0] as { port: number }).port,
+    443,
+    'fresh objects each call',
+  );
 });

@@ -511,7 +511,10 @@ test('a race loser unanswered for the stagger (>= 1 s) while another link connec
   assert.equal(id, 'a');
   assert.equal(input.type, 'connect-failed');
   assert.equal((input as { kind?: string }).kind, 'timeout');
-  assert.match((input as { reason: string }).reason, /no connection to .* in \d+ ms while another link connected/);
+  assert.match(
+    (input as { reason: string }).reason,
+    /no connection to .* in \d+ ms while another link connected/,
+  );
   assert.deepEqual(
     oks.map(([l]) => l),
     ['b'],
