@@ -17,6 +17,7 @@ export async function runDaemon(config: Config, source: string): Promise<void> {
   const { toRuntime } = await import('../config/runtime.js');
   const { Daemon } = await import('../daemon/daemon.js');
   const { LocalLink } = await import('../links/local-link.js');
+  const { healthAtStart } = await import('../health/targets-at-start.js');
   const rt = toRuntime(config);
   const logger = createLogger(rt.log);
   logger.info(`config: ${source}`);
@@ -60,7 +61,7 @@ export async function runDaemon(config: Config, source: string): Promise<void> {
     connectTimeoutMs: rt.connectTimeoutMs,
     failoverAttempts: rt.failover.attempts,
     staggerMs: rt.failover.staggerMs,
-    health: rt.health,
+    health: await healthAtStart(rt.health, rt.healthTargetsSet, logger),
     rules: rt.rules.map((r) => ({ match: { ...r.match }, action: r.action })),
     privateDirect: rt.privateDirect,
     logger,

@@ -152,7 +152,22 @@ export function renderStatus(status: DaemonStatus): string {
   }
   if (status.links.length === 0) return `${[...lines, 'no links'].join('\n')}\n`;
   const rows = status.links.map((l) => linkRow(l, ago));
-  return `${[...lines, ...alignTable(HEADER, rows, RIGHT)].join('\n')}\n`;
+  return `${[...lines, ...alignTable(HEADER, rows, RIGHT), ...unverifiedNotes(status.links)].join('\n')}\n`;
+}
+
+/**
+ * Unverified links share one long reason (the probe targets look blocked), too
+ * long for a column: it is printed once under the table, with the links it
+ * concerns, because it says what the user must change.
+ */
+function unverifiedNotes(links: readonly LinkStatus[]): string[] {
+  const byReason = new Map<string, string[]>();
+  for (const l of links) {
+    if (l.state !== 'unverified') continue;
+    const reason = l.stateReason ?? 'the probes cannot tell whether the link works';
+    byReason.set(reason, [...(byReason.get(reason) ?? []), l.id]);
+  }
+  return [...byReason].map(([reason, ids]) => `${ids.join(', ')} unverified (in service): ${reason}`);
 }
 
 const HEADER = [

@@ -78,9 +78,14 @@ health:
   failThreshold: 3           # failed rounds in a row before offline
   riseThreshold: 2           # good rounds in a row before back online
   slowRtt: 0.5               # slower probes mark a link degraded (off while >= timeout)
-  targets:                   # tcp://HOST:PORT or http(s) URLs; any answer is enough
-    - tcp://1.1.1.1:443
-    - tcp://8.8.8.8:443
+  # targets: unset = TCP 443 of 1.1.1.1, 8.8.8.8, 9.9.9.9 and 208.67.222.222
+  # plus dns:// of this system's public nameservers; any answer is enough. If
+  # every link fails them at once, linkmux blames the targets, not the links:
+  # the links stay in service as "unverified" and a warning asks you to set
+  # targets reachable from here (tcp://HOST:PORT, dns://IP[:PORT], http(s) URLs):
+  # targets:
+  #   - tcp://192.0.2.10:443
+  #   - dns://192.0.2.53
 
 # Name lookups go out of the healthy links (never only the main route), to
 # these servers first and then the system's (/etc/resolv.conf), racing across

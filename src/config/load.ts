@@ -127,7 +127,7 @@ function merge(base: unknown, over: unknown): unknown {
 export function redactConfig(config: Config): Config {
   const copy = structuredClone(config) as unknown as {
     auth?: { password: string };
-    health: { targets: string[] };
+    health: { targets?: string[] };
     links: string[];
     join: string[];
   };
@@ -135,7 +135,9 @@ export function redactConfig(config: Config): Config {
   copy.links = copy.links.map((l) => l.replace(/^(socks5h?:\/\/[^:@/]*):[^@/]*@/i, '$1:***@'));
   // A join token is a bearer credential: only its kind is shown.
   copy.join = copy.join.map((t) => `${t.slice(0, 5)}***`);
-  copy.health.targets = copy.health.targets.map((t) => (/^https?:\/\/[^/]*@/i.test(t) ? redactUrl(t) : t));
+  if (copy.health.targets) {
+    copy.health.targets = copy.health.targets.map((t) => (/^https?:\/\/[^/]*@/i.test(t) ? redactUrl(t) : t));
+  }
   return deepFreeze(copy) as unknown as Config;
 }
 

@@ -6,7 +6,7 @@
  * `linkmux config show` prints what the file says. Pure and total: a `Config`
  * has been validated, so nothing here can fail.
  */
-import type { HealthConfig, ProbeTarget } from '../health/config.js';
+import { defaultProbeTargets, type HealthConfig, type ProbeTarget } from '../health/config.js';
 import { parseProbeTarget } from '../health/probe-target.js';
 import type { PolicyName, PolicyOptions } from '../scheduler/policies.js';
 import type { LogLevel } from '../util/logger.js';
@@ -58,8 +58,14 @@ export interface RuntimeConfig {
   weights: Readonly<Record<string, number>>;
   connectTimeoutMs: number;
   failover: { attempts: number; staggerMs: number };
+  /**
+   * health.targets without the system's nameservers when the config leaves them
+   * unset (`healthTargetsSet` false): the daemon adds those at start
+   * (health/targets-at-start.ts), which reading a file makes no job for this pure module.
+   */
   health: HealthConfig;
   dns: RuntimeDns;
+  healthTargetsSet: boolean;
   rules: readonly RuntimeRule[];
   privateDirect: boolean;
   drainTimeoutMs: number;
@@ -100,7 +106,7 @@ export function toRuntime(config: Config): RuntimeConfig {
       failThreshold: config.health.failThreshold,
       riseThreshold: config.health.riseThreshold,
       slowRttMs: ms(config.health.slowRtt),
-      targets: config.health.targets.map(toTarget),
+      targets: config.health.targets?.map(toTarget) ?? defaultProbeTargets([]),
     },
     dns: {
       servers: config.dns.servers.map(toNameserver),
@@ -108,6 +114,7 @@ export function toRuntime(config: Config): RuntimeConfig {
       perTryMs: ms(config.dns.tryTimeout),
       totalMs: Math.min(ms(config.dns.timeout), ms(config.connectTimeout)),
     },
+    healthTargetsSet: config.health.targets !== undefined,
     rules: config.rules.map((r) => ({
       match: {
         ...(r.match.domain !== undefined ? { domain: r.match.domain } : {}),

@@ -16,7 +16,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { DEFAULT_HEALTH_CONFIG } from '../health/config.js';
-import { formatProbeTarget } from '../health/probe-target.js';
 import { DEFAULT_POLICY, POLICY_NAMES } from '../scheduler/policies.js';
 import type { PolicyName } from '../scheduler/policies.js';
 import { decodeJoinToken, encodeJoinToken } from '../relay/join-token.js';
@@ -106,8 +105,13 @@ export const healthSchema = z
     riseThreshold: count(1, 100).default(healthDefaults.riseThreshold),
     /** Seconds: a probe slower than this makes a link degraded; not below timeout = off. Default 0.5. */
     slowRtt: duration(0.001, 60).default(healthDefaults.slowRttMs / 1000),
-    /** tcp://HOST:PORT or http(s) URLs; a round succeeds when any answers; [] = passive checks only. */
-    targets: z.array(probeTarget).default(healthDefaults.targets.map(formatProbeTarget)),
+    /**
+     * tcp://HOST:PORT, dns://IP[:PORT] or http(s) URLs; a round succeeds when any
+     * answers; [] = passive checks only. Unset = the defaults: TCP 443 of four
+     * public hosts plus dns:// of this system's public nameservers, read at
+     * start (health/config.ts defaultProbeTargets), so `config show` omits it.
+     */
+    targets: z.array(probeTarget).optional(),
   })
   .prefault({});
 

@@ -18,8 +18,9 @@
  * | name | type | labels | value |
  * |---|---|---|---|
  * | linkmux_info | gauge | version, policy | always 1 |
- * | linkmux_link_up | gauge | link | 1 online, 0.5 degraded, 0 offline |
- * | linkmux_link_state | gauge | link, state | 1 for the current state, 0 for the other two |
+ * | linkmux_link_up | gauge | link | 1 online, 0.5 degraded or unverified, 0 offline |
+ * | linkmux_link_state | gauge | link, state | 1 for the current state, 0 for the other three |
+ * | linkmux_link_state_info | gauge | link, state, reason | 1; why the link is in its state (absent until a change) |
  * | linkmux_link_rtt_seconds | gauge | link | last probe RTT; absent until measured |
  * | linkmux_link_rate_bytes_per_second | gauge | link, direction | measured rate |
  * | linkmux_link_capacity_bytes_per_second | gauge | link | learned capacity; absent until learned |
@@ -34,18 +35,21 @@
  * still carries traffic (used when nothing better exists), so 0 would overstate
  * the problem and 1 would hide it; `sum(linkmux_link_up)` reads as "usable
  * links" and `linkmux_link_up < 1` is the alert. The exact state, for graphs
- * and for `== 0.5`-free alerting, is the one-hot linkmux_link_state.
+ * and for `== 0.5`-free alerting, is the one-hot linkmux_link_state. An
+ * unverified link (every link fails its probes: the targets look blocked) is
+ * 0.5 too: it carries traffic, but nothing proves it works, and the alert
+ * should fire so someone sets health.targets.
  *
  * Counters are taken from the daemon's cumulative totals, which only grow while
  * it runs; a daemon restart resets them to 0, which Prometheus' rate() treats as
  * an ordinary counter reset.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { LinkState } from '../health/state-machine.js';
+import { LINK_STATES, type LinkState } from '../health/state-machine.js';
 import type { DaemonStatus } from './status-types.js';
 
-const STATES: readonly LinkState[] = ['online', 'degraded', 'offline'];
-const UP_VALUE: Record<LinkState, number> = { online: 1, degraded: 0.5, offline: 0 };
+const STATES: readonly LinkState[] = LINK_STATES;
+const UP_VALUE: Record<LinkState, number> = { online: 1, degraded: 0.5, unverified: 0.5, offline: 0 };
 
 /**
  * A registry holding the linkmux metrics (read from `status` at each scrape)
@@ -73,7 +77,7 @@ export function createMetricsRegistry(status: () => DaemonStatus): Registry {
   });
   perLinkGauge(
     'linkmux_link_up',
-    'Link health: 1 online, 0.5 degraded, 0 offline.',
+    'Link health: 1 online, 0.5 degraded or unverified, 0 offline.',
     (l) => UP_VALUE[l.state],
   );
   new Gauge({
@@ -85,6 +89,18 @@ export function createMetricsRegistry(status: () => DaemonStatus): Registry {
       this.reset();
       for (const l of snapshot().links) {
         for (const state of STATES) this.set({ link: l.id, state }, l.state === state ? 1 : 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'linkmux_link_state_info',
+    help: 'Always 1; labels carry the link state and the reason for it (absent until the state changed once).',
+    labelNames: ['link', 'state', 'reason'],
+    registers,
+    collect() {
+      this.reset();
+      for (const l of snapshot().links) {
+        if (l.stateReason !== undefined) this.set({ link: l.id, state: l.state, reason: l.stateReason }, 1);
       }
     },
   });

@@ -10,6 +10,12 @@ export interface LinkStatus {
   /** "eth0 198.18.1.2 via 198.18.1.1 (SO_BINDTODEVICE)" */
   description: string;
   state: LinkState;
+  /**
+   * Why the link is in its state, one line ("3 consecutive probe failures (last:
+   * timeout)", or for unverified "every link failed its probes to …"); absent
+   * until the state changed once.
+   */
+  stateReason?: string;
   /** When the link entered its state. */
   since: string;
   /** Last probe round-trip time, ms. */

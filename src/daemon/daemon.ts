@@ -256,6 +256,7 @@ export class Daemon {
         id: link.id,
         description: link.description,
         state: h.state,
+        ...(h.reason !== undefined ? { stateReason: h.reason } : {}),
         since: toIso(h.since),
         ...(h.lastRttMs !== undefined ? { rttMs: h.lastRttMs } : {}),
         rateIn: r.rateIn,

@@ -145,6 +145,7 @@ export class GatewayDaemon {
         description: `${u.dev} via ${u.gateway} (mark 0x${u.mark.toString(16)}, table ${u.table}, ${u.slots} slot(s))`,
         // "offline" once the kernel no longer sends new connections there (the re-apply follows the probe).
         state: h.state === 'offline' && u.online ? 'degraded' : h.state,
+        ...(h.reason !== undefined ? { stateReason: h.reason } : {}),
         since: toIso(h.since),
         ...(h.lastRttMs !== undefined ? { rttMs: h.lastRttMs } : {}),
         rateIn: r.rateIn,

@@ -13,6 +13,7 @@ import { LinkmuxError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
 import { ExecRunner } from '../util/runner.js';
 import type { Runner } from '../util/runner.js';
+import { healthAtStart } from '../health/targets-at-start.js';
 import { GatewayDaemon } from './gateway-daemon.js';
 import { GatewayKernel } from './kernel.js';
 import { planGateway } from './plan.js';
@@ -95,7 +96,7 @@ export async function runGateway(flags: GatewayRunFlags, runner: Runner = new Ex
     rules,
     numbers,
     links,
-    health: rt.health,
+    health: await healthAtStart(rt.health, rt.healthTargetsSet, logger),
     weightIntervalMs: g.weightInterval * 1000,
     control: rt.listen.control && formatControlAddress(rt.listen.control),
     logger,

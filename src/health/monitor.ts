@@ -27,6 +27,23 @@
  * Re-admission is not hurried: rounds on an offline link stay I apart, so the
  * R successes that bring it back span (R − 1) × I of good behaviour.
  *
+ * Suspect targets (suspicion.ts): when a link's round fails and every monitored
+ * link's latest round failed too, with one at the offline threshold, the
+ * failure is fed as "suspect" and the link goes unverified (in service)
+ * instead of offline. One warning is logged per episode, not per round; the
+ * first successful round of any link ends the episode (logged once), and
+ * from then on failing links go offline by the ordinary rules, each at its own
+ * next failed round.
+ *
+ * Passive rule (passive-rule.ts): connect successes and failures reported by
+ * the dialer are counted per link; a link whose connects keep timing out while
+ * another link connected lately goes offline. Learned targets bring it back:
+ * the destinations (IP, port) of the last few successful connects through
+ * other links are added, as TCP targets, to the probe rounds of a link taken
+ * out that way, so it returns after R successful rounds even when the
+ * configured targets are blocked (or none are configured). Its rounds run
+ * every interval while it is out.
+ *
  * Guarantees: one round per link at a time; `stop()` clears every timer and
  * aborts every probe in flight (idempotent), after which no event fires; a
  * throwing event listener is logged, never breaks the schedule.
@@ -37,7 +54,10 @@ import { systemClock } from '../util/clock.js';
 import { LinkmuxError, describe } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
-import type { HealthConfig } from './config.js';
+import type { HealthConfig, ProbeTarget } from './config.js';
+import { formatProbeTarget } from './probe-target.js';
+import { DEFAULT_PASSIVE_RULE, passiveVerdict, type PassiveRuleOptions } from './passive-rule.js';
+import { suspectReason, targetsSuspect } from './suspicion.js';
 import type { Prober, RoundResult } from './prober.js';
 import { defaultProber, probeRound } from './prober.js';
 import type { HealthInput, LinkState, StateChangedEvent } from './state-machine.js';
@@ -59,7 +79,12 @@ export interface HealthMonitorOptions {
   trafficCountsAsAlive?: boolean;
   /** State of a link before any evidence. Default 'online' (see LinkHealthOptions.initial). */
   initial?: LinkState;
+  /** The passive rule's thresholds (default: 3 connects, 30 s window). */
+  passive?: Partial<PassiveRuleOptions>;
 }
+
+/** How many learned destinations are kept and probed. */
+const LEARNED_TARGETS = 4;
 
 /** What the control API and `linkmux status` show for one link. */
 export interface LinkHealthStatus {
@@ -75,6 +100,8 @@ export interface LinkHealthStatus {
   failStreak: number;
   /** Consecutive successful probe rounds. */
   successStreak: number;
+  /** Why the link is in its state (the reason of the last state change); absent until one happened. */
+  reason?: string;
 }
 
 interface Entry {
@@ -86,6 +113,13 @@ interface Entry {
   round?: AbortController;
   lastRoundStart?: number;
   lastFailure?: { reason: string; at: number };
+  /** The reason of the last state change. */
+  reason?: string;
+  /** A round has been counted (its verdict fed to the state machine). */
+  probed: boolean;
+  /** Consecutive connects that timed out or found no route (passive rule). */
+  connectFailStreak: number;
+  lastConnectOkAt?: number;
 }
 
 /** Worst-case ms from the moment a link starts dropping traffic until it is offline. */
@@ -103,7 +137,14 @@ export class HealthMonitor {
   private readonly logger: Logger;
   private readonly prober: Prober;
   private readonly trafficCountsAsAlive: boolean;
+  private readonly passive: PassiveRuleOptions;
   private running = false;
+  /** An episode of suspect targets is going on (its warning was logged). */
+  private suspecting = false;
+  /** The hint for a lone link failing its probes was logged. */
+  private loneHinted = false;
+  /** Destinations of recent successful connects, newest first (learned targets). */
+  private learned: Array<{ target: ProbeTarget & { kind: 'tcp' }; link: string }> = [];
 
   constructor(private readonly opts: HealthMonitorOptions) {
     this.config = opts.config;
@@ -112,6 +153,7 @@ export class HealthMonitor {
     this.logger = opts.logger ?? silentLogger;
     this.prober = opts.probe ?? defaultProber;
     this.trafficCountsAsAlive = opts.trafficCountsAsAlive ?? true;
+    this.passive = { ...DEFAULT_PASSIVE_RULE, ...opts.passive };
     for (const link of opts.links) this.add(link);
   }
 
@@ -145,9 +187,13 @@ export class HealthMonitor {
         slowRttMs: this.config.slowRttMs,
       },
       ...(this.opts.initial ? { initial: this.opts.initial } : {}),
-      onEvent: (e) => this.emit(e),
+      onEvent: (e) => {
+        const current = this.entries.get(e.link);
+        if (current) current.reason = e.reason;
+        this.emit(e);
+      },
     });
-    const entry: Entry = { link, health };
+    const entry: Entry = { link, health, probed: false, connectFailStreak: 0 };
     this.entries.set(link.id, entry);
     if (this.probing()) this.schedule(entry, 0);
   }
@@ -175,6 +221,7 @@ export class HealthMonitor {
       ...(entry.lastFailure ? { lastFailure: { ...entry.lastFailure } } : {}),
       failStreak: s.failStreak,
       successStreak: s.successStreak,
+      ...(entry.reason !== undefined ? { reason: entry.reason } : {}),
     };
   }
 
@@ -190,10 +237,55 @@ export class HealthMonitor {
   report(linkId: string, input: HealthInput): void {
     const entry = this.entries.get(linkId);
     if (!entry) return;
+    if (input.type === 'connect-ok') return this.connectOk(entry, input.dst);
     this.apply(entry, input);
+    if (input.type === 'connect-failed' && (input.kind === 'timeout' || input.kind === 'unreachable')) {
+      entry.connectFailStreak += 1;
+      this.judgeConnects(entry);
+    }
     if ((input.type === 'connect-failed' || input.type === 'stall') && entry.health.state !== 'offline') {
       this.pullForward(entry);
     }
+  }
+
+  private connectOk(entry: Entry, dst: { host: string; port: number } | undefined): void {
+    entry.connectFailStreak = 0;
+    entry.lastConnectOkAt = this.clock.now();
+    if (!dst) return;
+    const target = { kind: 'tcp' as const, host: dst.host, port: dst.port };
+    const key = formatProbeTarget(target);
+    this.learned = [
+      { target, link: entry.link.id },
+      ...this.learned.filter((l) => formatProbeTarget(l.target) !== key),
+    ].slice(0, LEARNED_TARGETS * 2);
+  }
+
+  /** The passive rule; a link it takes out is probed with learned targets from now on. */
+  private judgeConnects(entry: Entry): void {
+    if (entry.health.state === 'offline') return;
+    const views = [...this.entries.values()].map((e) => ({
+      id: e.link.id,
+      connectFailStreak: e.connectFailStreak,
+      ...(e.lastConnectOkAt !== undefined ? { lastConnectOkAt: e.lastConnectOkAt } : {}),
+    }));
+    const reason = passiveVerdict(views, entry.link.id, this.clock.now(), this.passive);
+    if (reason === undefined) return;
+    entry.connectFailStreak = 0;
+    this.apply(entry, { type: 'connects-failing', reason });
+    // Without configured targets nothing probes this link yet: start its rounds.
+    if (this.running && !entry.round && entry.dueAt === undefined && this.targetsFor(entry).length > 0) {
+      this.schedule(entry, this.config.intervalMs);
+    }
+  }
+
+  /** The configured targets, plus learned ones for a link its connects took out. */
+  private targetsFor(entry: Entry): readonly ProbeTarget[] {
+    if (!entry.health.status().offlineByConnects) return this.config.targets;
+    const learned = this.learned
+      .filter((l) => l.link !== entry.link.id)
+      .slice(0, LEARNED_TARGETS)
+      .map((l) => l.target);
+    return [...this.config.targets, ...learned];
   }
 
   private entry(linkId: string): Entry {
@@ -208,13 +300,16 @@ export class HealthMonitor {
   }
 
   private apply(entry: Entry, input: HealthInput): void {
-    if (input.type !== 'probe-ok') entry.lastFailure = { reason: input.reason, at: this.clock.now() };
+    if ('reason' in input) entry.lastFailure = { reason: input.reason, at: this.clock.now() };
     entry.health.apply(input);
   }
 
   private emit(event: StateChangedEvent): void {
     const line = `link ${event.link} ${event.to}: ${event.reason}`;
-    if (event.to === 'online') this.logger.info(line);
+    // The episode's one warning already says what to do; each link's move into it is news, not a warning.
+    if (event.to === 'unverified')
+      this.logger.info(`link ${event.link} unverified: kept in service, its probes prove nothing now`);
+    else if (event.to === 'online') this.logger.info(line);
     else this.logger.warn(line);
     try {
       this.opts.onEvent?.(event);
@@ -251,8 +346,15 @@ export class HealthMonitor {
     entry.lastRoundStart = start;
     const bytesBefore = this.trafficCountsAsAlive ? bytesIn(entry.link) : undefined;
     let result: RoundResult;
+    const targets = this.targetsFor(entry);
+    if (targets.length === 0) {
+      // Only a link taken out by its connects is probed without configured targets, and nothing is learned yet.
+      if (entry.round === round) entry.round = undefined;
+      if (entry.health.status().offlineByConnects) this.schedule(entry, this.config.intervalMs);
+      return;
+    }
     try {
-      result = await probeRound(entry.link, this.config.targets, {
+      result = await probeRound(entry.link, targets, {
         prober: this.prober,
         clock: this.clock,
         timers: this.timers,
@@ -267,7 +369,15 @@ export class HealthMonitor {
 
     const { intervalMs, timeoutMs } = this.config;
     if (result.ok) {
+      entry.probed = true;
       this.apply(entry, { type: 'probe-ok', rttMs: result.rttMs });
+      if (this.suspecting) {
+        this.suspecting = false;
+        this.logger.info(
+          `health: the probe targets answer again (${result.target} through ${entry.link.id}); ` +
+            'links whose probes still fail go offline',
+        );
+      }
       this.logger.debug(
         `link ${entry.link.id}: probe ok via ${result.target} in ${Math.round(result.rttMs)} ms`,
       );
@@ -283,10 +393,43 @@ export class HealthMonitor {
       this.schedule(entry, start + intervalMs - this.clock.now());
       return;
     }
-    this.apply(entry, { type: 'probe-failed', reason: result.reason });
+    entry.probed = true;
+    const suspect = this.suspectAfterFailure(entry);
+    this.apply(entry, { type: 'probe-failed', reason: result.reason, ...(suspect ? { suspect } : {}) });
     this.logger.debug(`link ${entry.link.id}: probe failed: ${result.reason}`);
-    const settled = entry.health.state === 'offline';
+    this.hintLoneLink(entry);
+    const settled = entry.health.state === 'offline' || entry.health.state === 'unverified';
     this.schedule(entry, start + (settled ? intervalMs : timeoutMs) - this.clock.now());
+  }
+
+  /**
+   * Whether the targets are suspect once this entry's failed round is counted
+   * (suspicion.ts): the reason to feed with the failure, else undefined. Logs
+   * the episode's one warning.
+   */
+  private suspectAfterFailure(entry: Entry): string | undefined {
+    const views = [...this.entries.values()].map((e) => ({
+      failStreak: e.health.status().failStreak + (e === entry ? 1 : 0),
+      probed: e.probed,
+    }));
+    if (!targetsSuspect(views, this.config.failThreshold)) return undefined;
+    const reason = suspectReason(this.config.targets.map(formatProbeTarget));
+    if (!this.suspecting) {
+      this.suspecting = true;
+      this.logger.warn(`health: ${reason}. Links stay in service as "unverified" until a probe answers.`);
+    }
+    return reason;
+  }
+
+  /** Once: a lone link cannot tell blocked targets from a dead link (suspicion.ts), so say what to check. */
+  private hintLoneLink(entry: Entry): void {
+    if (this.loneHinted || this.entries.size !== 1 || entry.health.state !== 'offline') return;
+    this.loneHinted = true;
+    this.logger.warn(
+      `health: ${entry.link.id} is the only link and fails its probes to ` +
+        `${this.config.targets.map(formatProbeTarget).join(', ')}; if this network blocks them, ` +
+        'set health.targets to hosts reachable from here',
+    );
   }
 
   /** Active probes run only while started and with at least one target. */

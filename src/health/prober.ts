@@ -1,8 +1,10 @@
 /**
  * Active probes, each forced out of one link: a TCP connect through
- * `link.connect` (success = handshake done), or an HTTP GET through an undici
+ * `link.connect` (success = handshake done), an HTTP GET through an undici
  * Agent whose connections use the link (success = any response status, since
- * a 404 or 503 still proves the path works). `probeRound` runs one round over
+ * a 404 or 503 still proves the path works), or one DNS query to a nameserver
+ * through the link (success = any reply that answers the query: NXDOMAIN,
+ * SERVFAIL and REFUSED prove the path as well as an answer does). `probeRound` runs one round over
  * every target in parallel: it succeeds as soon as any target answers, fails
  * when all have failed or the timeout has passed, and always settles by the
  * deadline, whatever the prober does — a prober that ignores its signal cannot
@@ -18,6 +20,8 @@ import type { TlsOptions } from '../download/link-agent.js';
 import type { Clock } from '../util/clock.js';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import { VERSION } from '../version.js';
+import { queryThroughLink } from '../dns/link-query.js';
+import type { Question } from '../dns/message.js';
 import type { ProbeTarget } from './config.js';
 import { formatProbeTarget } from './probe-target.js';
 import type { Timers } from './timers.js';
@@ -87,10 +91,52 @@ export async function probeHttp(
   }
 }
 
-/** The real prober: TCP or HTTP by the target's kind. */
+/**
+ * The question of a DNS probe: a name under `.invalid`, which RFC 6761 reserves
+ * and tells resolvers to answer NXDOMAIN themselves. So the reply is quick and
+ * the same on every network, the resolver sends nothing upstream on our behalf
+ * (what is probed is the path to it, not its own uplink), and no real name is
+ * looked up once a second.
+ */
+export const DNS_PROBE_QUESTION: Readonly<Question> = Object.freeze({
+  name: 'linkmux-health-probe.invalid',
+  type: 'A',
+});
+
+/**
+ * DNS: one query through the link (UDP from a socket the link opened; TCP only
+ * if the reply is truncated). Links that cannot carry UDP (relays) fail the
+ * probe at once with a reason that says so, and the round's other targets decide.
+ */
+export async function probeDns(
+  link: Link,
+  target: Extract<ProbeTarget, { kind: 'dns' }>,
+  opts: ProbeOptions,
+): Promise<ProbeOutcome> {
+  if (!link.capabilities.udp) return { ok: false, reason: 'link carries no UDP' };
+  // The round aborts its signal at its deadline; this one is the probe's own, for direct callers.
+  const signal = AbortSignal.any([opts.signal, AbortSignal.timeout(opts.timeoutMs)]);
+  try {
+    await queryThroughLink(link, { address: target.host, port: target.port }, DNS_PROBE_QUESTION, signal);
+    return { ok: true };
+  } catch (err) {
+    if (signal.aborted && !opts.signal.aborted) return { ok: false, reason: 'timeout' };
+    return { ok: false, reason: failureReason(err) };
+  }
+}
+
+/** The real prober: TCP, HTTP or DNS by the target's kind. */
 export function createProber(tls: TlsOptions = {}): Prober {
-  return (link, target, opts) =>
-    target.kind === 'tcp' ? probeTcp(link, target, opts) : probeHttp(link, target, opts, tls);
+  return (link, target, opts) => {
+    switch (target.kind) {
+      case 'tcp':
+        return probeTcp(link, target, opts);
+      case 'dns':
+        return probeDns(link, target, opts);
+      case 'http':
+        return probeHttp(link, target, opts, tls);
+    }
+  };
 }
 
 export const defaultProber: Prober = createProber();

@@ -1,6 +1,6 @@
 /**
  * The health state machine of one link: probe results and passive signals in,
- * online / degraded / offline out, with typed `state-changed` events. Pure: no
+ * online / degraded / unverified / offline out, with typed `state-changed` events. Pure: no
  * timers, no sockets; the only outside input is the injected clock that stamps
  * events. `step` is the transition function, `LinkHealth` keeps one link's status.
  *
@@ -22,19 +22,52 @@
  *   comes back online if those R were all fast, degraded otherwise. A single
  *   success never re-admits an offline link when R >= 2. Passive signals are
  *   ignored while offline: they come from connections opened before the fall.
+ * - unverified ("the probes, not the link, are suspect"): F consecutive probe
+ *   failures while the monitor judges the *targets* suspect (every link fails
+ *   at once; see suspicion.ts) — the input carries `suspect` with the reason.
+ *   Unverified links stay in service like online ones. From unverified, a
+ *   failure without `suspect` means some other link reaches the targets now, so
+ *   the ordinary rules apply again (offline at F in a row); R fast successes
+ *   make it online. An offline link whose probes keep failing moves to
+ *   unverified when the targets become suspect, unless it was taken out by its
+ *   connects (below): that verdict does not rest on the probes.
+ * - offline by connects: `connects-failing` (the monitor's passive rule, see
+ *   passive-rule.ts: real connects time out through this link while other
+ *   links connect) takes a link offline from any state. It leaves offline by
+ *   the ordinary R probe successes (the monitor adds learned targets to its
+ *   probes so it can).
  * Thresholds below 1 are treated as 1.
  */
 import type { Clock } from '../util/clock.js';
 
-export type LinkState = 'online' | 'degraded' | 'offline';
+export type LinkState = 'online' | 'degraded' | 'unverified' | 'offline';
+
+/** Every state, in order from best to worst (for tables, metrics and docs). */
+export const LINK_STATES: readonly LinkState[] = Object.freeze([
+  'online',
+  'degraded',
+  'unverified',
+  'offline',
+]);
+
+/** Why a connect failed, as far as it blames the link: only timeouts and unreachables feed the passive rule. */
+export type ConnectFailureKind = 'timeout' | 'unreachable' | 'other';
 
 export type HealthInput =
   /** An active probe through the link answered, after rttMs. */
   | { type: 'probe-ok'; rttMs: number }
-  /** An active probe failed (timeout, refused, unreachable …). */
-  | { type: 'probe-failed'; reason: string }
+  /**
+   * An active probe failed (timeout, refused, unreachable …). `suspect`, set by
+   * the monitor when every link fails its probes at once, says why the targets
+   * rather than this link are to blame: the link goes unverified, not offline.
+   */
+  | { type: 'probe-failed'; reason: string; suspect?: string }
   /** Passive: a connection through the link failed for a reason that blames the link. */
-  | { type: 'connect-failed'; reason: string }
+  | { type: 'connect-failed'; reason: string; kind?: ConnectFailureKind }
+  /** Passive: a connection through the link succeeded; `dst` is the IP address and port it reached. */
+  | { type: 'connect-ok'; dst?: { host: string; port: number } }
+  /** Passive verdict of the monitor: real connects time out through this link while others connect. */
+  | { type: 'connects-failing'; reason: string }
   /** Passive: a transfer through the link stopped moving. */
   | { type: 'stall'; reason: string };
 
@@ -63,6 +96,8 @@ export interface HealthStatus {
   okStreak: number;
   lastRttMs?: number;
   lastFailure?: string;
+  /** Set while offline because of `connects-failing`: suspect probes cannot bring it back. */
+  offlineByConnects?: boolean;
 }
 
 export interface StateChangedEvent {
@@ -104,6 +139,7 @@ export function step(
       const rtt = `RTT ${Math.round(input.rttMs)} ms`;
       if (s.state === 'offline') {
         if (s.successStreak < rise) return { status: s };
+        delete s.offlineByConnects;
         return s.okStreak >= rise
           ? move('online', `${s.successStreak} consecutive probe successes`)
           : move(
@@ -113,7 +149,7 @@ export function step(
       }
       if (s.state === 'online' && slow)
         return move('degraded', `slow probe: ${rtt} > ${thresholds.slowRttMs} ms`);
-      if (s.state === 'degraded' && s.okStreak >= rise) {
+      if ((s.state === 'degraded' || s.state === 'unverified') && s.okStreak >= rise) {
         return move('online', `${s.okStreak} consecutive probes answered within ${thresholds.slowRttMs} ms`);
       }
       return { status: s };
@@ -123,13 +159,26 @@ export function step(
       s.successStreak = 0;
       s.okStreak = 0;
       s.lastFailure = input.reason;
-      if (s.failStreak >= fail && s.state !== 'offline') {
-        return move('offline', `${s.failStreak} consecutive probe failures (last: ${input.reason})`);
+      if (s.failStreak >= fail) {
+        if (input.suspect === undefined) {
+          if (s.state === 'offline') return { status: s };
+          return move('offline', `${s.failStreak} consecutive probe failures (last: ${input.reason})`);
+        }
+        if (s.state === 'unverified' || (s.state === 'offline' && s.offlineByConnects)) return { status: s };
+        return move('unverified', input.suspect);
       }
-      if (s.state === 'online') {
+      if (s.state === 'online' || (s.state === 'unverified' && input.suspect === undefined)) {
         return move('degraded', `probe failed (${s.failStreak} of ${fail} before offline): ${input.reason}`);
       }
       return { status: s };
+    }
+    case 'connect-ok':
+      return { status: s };
+    case 'connects-failing': {
+      s.lastFailure = input.reason;
+      s.offlineByConnects = true;
+      if (s.state === 'offline') return { status: s };
+      return move('offline', input.reason);
     }
     case 'connect-failed':
     case 'stall': {

@@ -26,6 +26,7 @@ import { once } from 'node:events';
 import type { Destination } from '../links/link.js';
 import type { LinkPool } from '../links/link-pool.js';
 import type { HealthInput } from '../health/state-machine.js';
+import { connectFailureKind } from '../health/passive-rule.js';
 import type { Policy } from '../scheduler/snapshot.js';
 import { orderForFailover } from '../scheduler/failover.js';
 import { systemResolver, type Resolver } from '../net/resolve.js';
@@ -60,6 +61,9 @@ export interface PoolDialerOptions {
    */
   guard?: (ip: string) => { allowed: true } | { allowed: false; reason: string };
 }
+
+/** A race loser unanswered this long (at least) is reported as a timeout to the passive health rule. */
+const LOSER_TIMEOUT_MS = 1_000;
 
 /** A connection is busy while it moves bytes, and during its first seconds. */
 const BUSY_WINDOW_MS = 1_000;
@@ -341,6 +345,7 @@ export class PoolDialer implements Dialer {
         const host = link.capabilities.remoteNames
           ? (target.name ?? (target.ip as string))
           : (target.ip as string);
+        const started = this.clock.now();
         link
           .connect({ host, port }, { signal: ctl.signal, timeoutMs: this.opts.connectTimeoutMs ?? 10_000 })
           .then((socket) => {
@@ -352,13 +357,23 @@ export class PoolDialer implements Dialer {
             }
             held.socket = socket;
             socket.once('close', () => this.drop(id, held));
+            this.opts.report?.(id, { type: 'connect-ok', dst: { host, port } });
             winner = ctl;
             finish(() => resolve({ socket, link: id }));
           })
           .catch((err: unknown) => {
             running--;
             this.drop(id, held);
-            if (settled) return;
+            if (settled) {
+              // A loser that had the stagger (and a SYN retransmit's second) alone and never connected
+              // while another link did: a timeout, the only one the passive rule sees with long connect timeouts.
+              const waited = this.clock.now() - started;
+              if (winner && winner !== ctl && waited >= Math.max(stagger, LOSER_TIMEOUT_MS)) {
+                const reason = `no connection to ${shown}:${port} in ${Math.round(waited)} ms while another link connected`;
+                this.opts.report?.(id, { type: 'connect-failed', reason, kind: 'timeout' });
+              }
+              return;
+            }
             if (systemCode((err as { cause?: unknown }).cause) === 'ECONNREFUSED') {
               // The destination answered: every link would hear the same.
               finish(() => reject(err));
@@ -369,7 +384,11 @@ export class PoolDialer implements Dialer {
             if (isLinkmuxError(err, 'LINKMUX_ERR_DENIED')) denied++;
             // A relay refusing this destination says nothing about the link's health.
             if (!isLinkmuxError(err, 'LINKMUX_ERR_DENIED') && !isLinkmuxError(err, 'LINKMUX_ERR_NO_ROUTE')) {
-              this.opts.report?.(id, { type: 'connect-failed', reason: describe(err) });
+              this.opts.report?.(id, {
+                type: 'connect-failed',
+                reason: describe(err),
+                kind: connectFailureKind(err),
+              });
             }
             this.logger.debug(`connect to ${shown}:${port} through ${id} failed: ${describe(err)}`);
             launch();

@@ -3,13 +3,13 @@
  * out, which links to try next, in order.
  *
  * Guarantees: the first pick and offline links are never in the list; online
- * links come before degraded ones; within each group the adaptive rule ranks them
+ * and unverified links come before degraded ones; within each group the adaptive rule ranks them
  * (most spare capacity, then fewest connections, then snapshot order); at most
  * `limit` links, so a client waits for at most limit + 1 connect timeouts even
  * with many dead links. The default limit (3) covers every link of the usual
  * 2–4 uplink setups, so the client sees an error only when all of them failed.
  */
-import type { LinkSnapshot } from './snapshot.js';
+import { inService, type LinkSnapshot } from './snapshot.js';
 import { DEFAULT_TIE_TOLERANCE, rankBySpareCapacity } from './adaptive.js';
 
 export const DEFAULT_FAILOVER_LIMIT = 3;
@@ -29,10 +29,10 @@ export function orderForFailover(
   const limit = Math.max(0, opts.limit ?? DEFAULT_FAILOVER_LIMIT);
   const tolerance = opts.tieTolerance ?? DEFAULT_TIE_TOLERANCE;
   const others = links.filter((l) => l.id !== firstPick);
-  const group = (state: LinkSnapshot['state']) =>
+  const group = (keep: (state: LinkSnapshot['state']) => boolean) =>
     rankBySpareCapacity(
-      others.filter((l) => l.state === state),
+      others.filter((l) => keep(l.state)),
       tolerance,
     );
-  return [...group('online'), ...group('degraded')].slice(0, limit).map((l) => l.id);
+  return [...group(inService), ...group((s) => s === 'degraded')].slice(0, limit).map((l) => l.id);
 }

@@ -6,7 +6,9 @@
  *
  * Shared guarantees of every policy:
  * - it never returns an offline link, nor an id absent from the snapshot;
- * - degraded links are used only when no online link exists (`eligible`);
+ * - unverified links (every link fails its probes: the targets, not the links,
+ *   are suspect) are used like online ones: nothing says they are worse;
+ * - degraded links are used only when no online or unverified link exists (`eligible`);
  * - it returns undefined only when every link is offline (or there is none);
  * - ties are broken by the snapshot's order, so callers pass links in a stable
  *   order (the configuration's) and the same inputs give the same pick.
@@ -45,8 +47,13 @@ export interface Policy {
   pick(links: readonly LinkSnapshot[], ctx: PickContext): string | undefined;
 }
 
-/** The links a policy may choose from: the online ones, or else the degraded ones; order kept. */
+/** The links a policy may choose from: the online and unverified ones, or else the degraded ones; order kept. */
 export function eligible(links: readonly LinkSnapshot[]): LinkSnapshot[] {
-  const online = links.filter((l) => l.state === 'online');
+  const online = links.filter((l) => inService(l.state));
   return online.length > 0 ? online : links.filter((l) => l.state === 'degraded');
+}
+
+/** Online, or unverified (in service until the probes can tell): what policies prefer. */
+export function inService(state: LinkState): boolean {
+  return state === 'online' || state === 'unverified';
 }

@@ -53,7 +53,7 @@ const DEFAULTS = {
     failThreshold: 3,
     riseThreshold: 2,
     slowRtt: 0.5,
-    targets: ['tcp://1.1.1.1:443', 'tcp://8.8.8.8:443'],
+    // targets unset: the daemon probes defaultProbeTargets(system nameservers).
   },
   rules: [],
   privateDirect: true,
@@ -84,6 +84,7 @@ test('an empty config, {} and an empty file all give the defaults', () => {
 test('toRuntime: milliseconds, parsed addresses and the health monitor defaults', () => {
   const rt = toRuntime(parseConfig({}, 'x'));
   assert.deepEqual(rt.health, { ...DEFAULT_HEALTH_CONFIG, targets: [...DEFAULT_HEALTH_CONFIG.targets] });
+  assert.equal(rt.healthTargetsSet, false, 'unset targets: the daemon adds the system nameservers at start');
   assert.deepEqual(rt.listen, {
     socks: { kind: 'tcp', host: '127.0.0.1', port: 1080 },
     http: { kind: 'tcp', host: '127.0.0.1', port: 8080 },
@@ -116,6 +117,9 @@ test('toRuntime: milliseconds, parsed addresses and the health monitor defaults'
     control: { kind: 'unix', path: '/run/linkmux.sock' },
   });
   assert.equal(custom.health.intervalMs, 250);
+  assert.equal(custom.healthTargetsSet, true);
+  const none = toRuntime(parseConfig({ health: { targets: [] } }, 'x'));
+  assert.deepEqual([none.health.targets, none.healthTargetsSet], [[], true], '[] stays [] (passive only)');
   assert.equal(custom.health.timeoutMs, 100);
   assert.deepEqual(custom.health.targets, [
     { kind: 'http', url: 'http://127.0.0.1:8000/ping' },

@@ -3,94 +3,17 @@
 // schedule of probe rounds and the 2.5 s detection bound of the defaults.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
-import type { Socket as UdpSocket } from 'node:dgram';
+import { A, B, FakeLink, OK, SILENT, scriptedProber } from '../helpers/health-fakes.js';
 import { HealthMonitor, detectionBoundMs } from '../../src/health/monitor.js';
 import type { HealthMonitorOptions } from '../../src/health/monitor.js';
 import { DEFAULT_HEALTH_CONFIG, withHealthDefaults } from '../../src/health/config.js';
-import type { HealthConfig, ProbeTarget } from '../../src/health/config.js';
-import type { ProbeOutcome, Prober } from '../../src/health/prober.js';
+import type { HealthConfig } from '../../src/health/config.js';
+import type { ProbeOutcome } from '../../src/health/prober.js';
 import { probeRound } from '../../src/health/prober.js';
 import type { StateChangedEvent } from '../../src/health/state-machine.js';
 import { FakeTimers, systemTimers } from '../../src/health/timers.js';
-import type { Link, LinkStats } from '../../src/links/link.js';
 import { FakeClock, systemClock } from '../../src/util/clock.js';
 import { createLogger } from '../../src/util/logger.js';
-
-/** A link that is never dialled (the prober is fake); only its byte counter matters. */
-class FakeLink implements Link {
-  readonly description: string;
-  capabilities: Link['capabilities'] = { udp: true, remoteNames: false, families: new Set<4 | 6>([4, 6]) };
-  bytesIn = 0;
-  constructor(readonly id: string) {
-    this.description = `${id} (fake)`;
-  }
-  connect(): Promise<Socket> {
-    return Promise.reject(new Error('FakeLink cannot connect'));
-  }
-  openUdp(): Promise<UdpSocket> {
-    return Promise.reject(new Error('FakeLink has no UDP'));
-  }
-  stats(): LinkStats {
-    return { bytesIn: this.bytesIn, bytesOut: 0, activeConnections: 0, connectFailures: 0 };
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-  destroy(): void {}
-}
-
-/** How a target answers through a link: after `ms` with ok or a reason, or never (until aborted). */
-type Behaviour =
-  { answer: 'ok'; ms: number } | { answer: 'fail'; ms: number; reason: string } | { answer: 'silent' };
-
-const A: ProbeTarget = { kind: 'tcp', host: '127.0.0.1', port: 1 };
-const B: ProbeTarget = { kind: 'tcp', host: '127.0.0.1', port: 2 };
-const OK: Behaviour = { answer: 'ok', ms: 20 };
-const SILENT: Behaviour = { answer: 'silent' };
-
-/** A prober scripted per link and target; records every probe's start time and whether it was aborted. */
-function scriptedProber(timers: FakeTimers, clock: FakeClock) {
-  const behaviour = new Map<string, Behaviour>();
-  const starts: Array<{ link: string; target: string; at: number }> = [];
-  let inFlight = 0;
-  const key = (link: string, t: ProbeTarget) => `${link} ${t.kind === 'tcp' ? t.port : t.url}`;
-  const prober: Prober = (link, target, { signal }) => {
-    starts.push({ link: link.id, target: key(link.id, target), at: clock.now() });
-    const b = behaviour.get(key(link.id, target)) ?? behaviour.get(link.id) ?? OK;
-    inFlight++;
-    return new Promise<ProbeOutcome>((resolve) => {
-      const done = (o: ProbeOutcome) => {
-        inFlight--;
-        timers.clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        resolve(o);
-      };
-      const onAbort = () => done({ ok: false, reason: 'aborted' });
-      signal.addEventListener('abort', onAbort, { once: true });
-      const timer =
-        b.answer === 'silent'
-          ? timers.setTimeout(() => {}, 1e12)
-          : timers.setTimeout(
-              () => done(b.answer === 'ok' ? { ok: true } : { ok: false, reason: b.reason }),
-              b.ms,
-            );
-    });
-  };
-  return {
-    prober,
-    starts,
-    inFlight: () => inFlight,
-    /** Sets how every target of `link` (or one target, when given) answers from now on. */
-    set(link: string, b: Behaviour, target?: ProbeTarget) {
-      if (target) behaviour.set(key(link, target), b);
-      else {
-        for (const k of [...behaviour.keys()]) if (k.startsWith(`${link} `)) behaviour.delete(k);
-        behaviour.set(link, b);
-      }
-    },
-  };
-}
 
 type SetupOptions = Omit<Partial<HealthMonitorOptions>, 'links' | 'config'> & {
   links?: string[];

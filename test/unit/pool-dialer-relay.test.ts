@@ -165,6 +165,7 @@ function setup(
   const { policy, rules, state, ...rest } = opts;
   const pool = new LinkPool(links, state ? { stateOf: state } : {});
   const reports: Array<[string, HealthInput]> = [];
+  const oks: Array<[string, HealthInput]> = [];
   const lookups: string[] = [];
   const guarded: string[] = [];
   const guard = rest.guard;
@@ -172,7 +173,8 @@ function setup(
     pool,
     policy: policy ?? fixed(ids[0]!),
     rules: new RuleSet(rules ?? [], false),
-    report: (id, input) => reports.push([id, input]),
+    // Successes go apart, so the failure reports below are checked exactly.
+    report: (id, input) => (input.type === 'connect-ok' ? oks : reports).push([id, input]),
     resolve: (host): Promise<ResolvedAddress> => {
       lookups.push(host);
       const address = net.isIP(host) ? host : NAMES[host];
@@ -196,6 +198,7 @@ function setup(
   after(() => {
     for (const l of links) l.destroy();
   });
+  void oks; // connect-ok reports are checked in pool-dialer.test.ts
   return { links, dialer, reports, lookups, guarded, byId };
 }
 
