@@ -214,7 +214,7 @@ export class LocalLink implements Link {
     }
     let socket: dgram.Socket;
     if (this.currentMode === 'device') {
-      socket = await createBoundUdpSocket(this.id, family);
+      socket = await createBoundUdpSocket(this.id, local.address);
     } else {
       socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
       await new Promise<void>((resolve, reject) => {
