@@ -14,4 +14,9 @@ export interface NetInterface {
   gateway?: string;
   /** Metric of that default route (lower wins in the main table). */
   metric?: number;
+  /**
+   * Set when that default route is not in the main table but in policy table
+   * `table`, which the rule `from <from>` selects for the interface's address.
+   */
+  policyRoute?: { table: number; from: string };
 }
