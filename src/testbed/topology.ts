@@ -24,9 +24,13 @@
  * LAN hosts have no uplink: their default route is the client (then a gateway, with
  * ip_forward on but no NAT, which the product under test or `gatewayMasqueradeCommands`
  * adds; un-NATed LAN sources are dropped by the ISPs' BCP 38 filter).
+ * With `policyTables`, no machine has a main-table default route: each uplink's
+ * lives in a table of its own, selected by `ip rule from <uplink address>` (see
+ * policy-tables.ts).
  * Every address is in 198.18.0.0/15; nothing touches the root namespace.
  */
 import { LinkmuxError } from '../util/errors.js';
+import { policyRouteCommands, policyRuleCommands } from './policy-tables.js';
 
 export interface Command {
   cmd: string;
@@ -92,6 +96,8 @@ export interface TopologyPlan {
   lanHosts: LanHostPlan[];
   /** Present when there is more than one machine or any LAN host. */
   lan?: LanPlan;
+  /** Present (true) when default routes live in per-uplink policy tables (policy-tables.ts). */
+  policyTables?: true;
 }
 
 export interface TopologyOptions {
@@ -108,6 +114,12 @@ export interface TopologyOptions {
   machines?: number[];
   /** LAN-only hosts "<prefix>h1", …, 0–9. Default 0. */
   lanHosts?: number;
+  /**
+   * No main-table default routes: each uplink's default route in its own table,
+   * selected by `ip rule from <its address>`. Not with LAN hosts (their forwarded
+   * traffic would match no rule). Default false.
+   */
+  policyTables?: boolean;
 }
 
 export const SERVER_ADDRESS = '198.19.0.10';
@@ -148,6 +160,12 @@ export function planTopology(opts: TopologyOptions): TopologyPlan {
     throw new LinkmuxError(
       'LINKMUX_ERR_USAGE',
       `testbed: lanHosts must be 0–${MAX_LAN_HOSTS}, got ${opts.lanHosts}`,
+    );
+  }
+  if (opts.policyTables && hosts > 0) {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_USAGE',
+      'testbed: policyTables cannot be combined with lanHosts (forwarded LAN traffic would match no rule)',
     );
   }
   const machineCount = Math.max(...owners) + 1;
@@ -197,6 +215,7 @@ export function planTopology(opts: TopologyOptions): TopologyPlan {
     ...(hasLan && {
       lan: { ns: `${opts.prefix}l`, bridge: LAN_BRIDGE, subnet: LAN_SUBNET, gateway: lanAddress(1) },
     }),
+    ...(opts.policyTables && { policyTables: true as const }),
   };
 }
 
@@ -321,6 +340,7 @@ export function setupCommands(plan: TopologyPlan): Command[] {
   }
   if (lan) cmds.push(...lanCommands(plan, lan));
   cmds.push(...routeCommands(plan, { ecmp: false, down: new Set() }));
+  if (plan.policyTables) cmds.push(...policyRuleCommands(plan));
   if (lan) {
     for (const h of plan.lanHosts) {
       cmds.push(ip('-n', h.ns, 'route', 'replace', 'default', 'via', lan.gateway, 'dev', LAN_DEV));
@@ -369,6 +389,7 @@ export interface RouteState {
  * `isTolerant`).
  */
 export function routeCommands(plan: TopologyPlan, state: RouteState): Command[] {
+  if (plan.policyTables) return policyRouteCommands(plan, state);
   return plan.machines.flatMap((m) => {
     const own = m.uplinks.map((i) => uplinkAt(plan, i));
     return own.length === 0 ? [] : machineRouteCommands(m.ns, own, state);
