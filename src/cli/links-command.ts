@@ -1,6 +1,7 @@
 /**
  * `linkmux links [--json] [--all]`: the interfaces linkmux sees and whether each
- * can be an uplink (and why not). Rows are built by a pure function so the table
+ * can be an uplink (and why not, or why a policy table's default route makes it
+ * one). Rows are built by a pure function so the table
  * and the JSON are tested without touching the machine. On Linux it also warns
  * about strict reverse-path filtering, which silently breaks every uplink but the
  * default one (measured: the SYN-ACK arriving on the other uplink is dropped).
@@ -21,6 +22,10 @@ export interface LinkRow {
   addresses: string[];
   gateway?: string;
   metric?: number;
+  /** The routing table of that default route, when it is not main (a policy table). */
+  table?: number;
+  /** Why a policy-table default route counts: "default route in table 101 (rule from 198.18.1.2)". */
+  route?: string;
   usable: boolean;
   /** Why the interface is not usable as an uplink. */
   reason?: string;
@@ -74,6 +79,12 @@ export function linkRows(
         addresses: i.addresses.map((a) => `${a.address}/${a.prefixLength}`),
         ...(i.gateway !== undefined ? { gateway: i.gateway } : {}),
         ...(i.metric !== undefined ? { metric: i.metric } : {}),
+        ...(i.policyRoute !== undefined
+          ? {
+              table: i.policyRoute.table,
+              route: `default route in table ${i.policyRoute.table} (rule from ${i.policyRoute.from})`,
+            }
+          : {}),
         usable: reason === undefined,
         ...(reason !== undefined ? { reason } : {}),
       };
@@ -89,7 +100,7 @@ export function renderLinksTable(rows: readonly LinkRow[]): string {
     r.addresses.join(',') || '-',
     r.gateway ?? '-',
     r.metric === undefined ? '-' : String(r.metric),
-    r.usable ? 'yes' : `no (${r.reason})`,
+    r.usable ? (r.route ? `yes, ${r.route}` : 'yes') : `no (${r.reason})`,
   ]);
   const widths = header.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c]?.length ?? 0)));
   const line = (row: string[]) =>

@@ -26,7 +26,7 @@ import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
 import type { ConnectOptions, Destination, Link, LinkCapabilities, LinkStats } from './link.js';
 import type { NetInterface } from '../net/interfaces-types.js';
-import { isLinkLocal } from '../net/interfaces.js';
+import { isLinkLocal } from '../net/link-local.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, LinkSockets, abortable } from './link-sockets.js';
 import { connectThroughDevice, createBoundUdpSocket, probeBindToDevice } from '../net/bind-device.js';
 import type { ResolvedAddress, Resolver } from '../net/resolve.js';
@@ -214,7 +214,7 @@ export class LocalLink implements Link {
     }
     let socket: dgram.Socket;
     if (this.currentMode === 'device') {
-      socket = await createBoundUdpSocket(this.id, family);
+      socket = await createBoundUdpSocket(this.id, local.address);
     } else {
       socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
       await new Promise<void>((resolve, reject) => {

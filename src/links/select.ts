@@ -3,7 +3,8 @@
  * helper that builds LocalLinks from it.
  *
  * Guarantees: with no request, every usable uplink (LINKMUX_ERR_NO_LINKS when
- * there is none); a request names an interface or one of its addresses (an
+ * there is none), its default route in the main table or in a policy table that
+ * an `ip rule from ADDR` selects (net/policy-default-routes.ts); a request names an interface or one of its addresses (an
  * address request puts that address first, so it becomes the source address);
  * an explicitly named interface need not have a default route (and may be
  * loopback, handy for tests) but must be up and have an address; requests that
@@ -12,7 +13,8 @@
 import net from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
 import type { NetInterface } from '../net/interfaces-types.js';
-import { isLinkLocal, isUsableUplink, uplinkProblem } from '../net/interfaces.js';
+import { isUsableUplink, uplinkProblem } from '../net/interfaces.js';
+import { isLinkLocal } from '../net/link-local.js';
 import type { LocalLinkOptions } from './local-link.js';
 import { LocalLink } from './local-link.js';
 

@@ -17,10 +17,13 @@
  *   connecting later makes Node start reading the unconnected fd → ENOTCONN), and
  *   only to an IP literal (a host name would let Node's happy-eyeballs open fresh,
  *   unbound sockets).
+ * - `createBoundUdpSocket` binds the source address as well as the device (see
+ *   there why UDP needs both); a failed bind never leaks the fd either.
  */
 import { createRequire } from 'node:module';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import os from 'node:os';
 import { LinkmuxError, describe } from '../util/errors.js';
 
 // Linux values, identical on every architecture koffi ships a Linux build for
@@ -41,6 +44,8 @@ export type BindDeviceSupport = { available: true } | { available: false; reason
 interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  bind(fd: number, addr: Buffer, len: number): number;
+  inetPton(family: number, text: string, dst: Buffer): number;
   close(fd: number): number;
   errno(): number;
   errnoName(n: number): string;
@@ -61,6 +66,8 @@ function loadLibc(platform: NodeJS.Platform = process.platform): { libc: Libc } 
       libc: {
         socket: lib.func('int socket(int, int, int)'),
         setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
+        bind: lib.func('int bind(int, const void *, uint32_t)'),
+        inetPton: lib.func('int inet_pton(int, const char *, void *)'),
         close: lib.func('int close(int)'),
         errno: () => koffi.errno(),
         errnoName: (n) => names.get(n) ?? `errno ${n}`,
@@ -131,11 +138,31 @@ export function probeBindToDevice(device: string, family: 4 | 6 = 4): string | u
 }
 
 /**
- * A UDP socket bound to `device` (and to an ephemeral port), wrapped in a
- * dgram.Socket: every datagram it sends leaves through that interface.
+ * A UDP socket bound to `device` AND to `address` (one of the device's own, its
+ * family decides the socket's), on an ephemeral port, wrapped in a dgram.Socket:
+ * every datagram it sends leaves through that interface with that source.
+ *
+ * Why both: an unconnected UDP send routes each datagram with the socket's bound
+ * source, so an unbound one (source 0.0.0.0) matches no `ip rule from ADDR`; when
+ * the device's default route lives only in such a policy table, the kernel finds
+ * no route, treats the destination as on-link and ARPs for it on the device (TCP
+ * is spared: connect() looks the route up again once it has picked a source).
  */
-export async function createBoundUdpSocket(device: string, family: 4 | 6): Promise<dgram.Socket> {
+export async function createBoundUdpSocket(device: string, address: string): Promise<dgram.Socket> {
+  const family = net.isIP(address);
+  if (family !== 4 && family !== 6) {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_BIND_FAILED',
+      `cannot open a UDP socket on ${device}: "${address}" is not an IP address (this is a bug in the caller)`,
+    );
+  }
   const fd = openBoundFd(device, family, SOCK_DGRAM);
+  try {
+    bindAddress(fd, device, family, address);
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
   const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
   try {
     await new Promise<void>((resolve, reject) => {
@@ -157,6 +184,37 @@ export async function createBoundUdpSocket(device: string, family: 4 | 6): Promi
     );
   }
   return socket;
+}
+
+/** bind(2) of `fd` to `address`, port 0 (the kernel picks one). */
+function bindAddress(fd: number, device: string, family: 4 | 6, address: string): void {
+  const { libc } = loadLibc() as { libc: Libc }; // openBoundFd succeeded, so libc is loaded
+  // struct sockaddr_in (16 bytes: family, port, 4-byte address, zero padding) or
+  // struct sockaddr_in6 (28: family, port, flowinfo, 16-byte address, scope id).
+  const sa = Buffer.alloc(family === 4 ? 16 : 28);
+  // sa_family_t is in host byte order; the port (0) in network order needs no care.
+  if (os.endianness() === 'LE') sa.writeUInt16LE(family === 4 ? AF_INET : AF_INET6, 0);
+  else sa.writeUInt16BE(family === 4 ? AF_INET : AF_INET6, 0);
+  const addr = sa.subarray(family === 4 ? 4 : 8, family === 4 ? 8 : 24);
+  if (libc.inetPton(family === 4 ? AF_INET : AF_INET6, address, addr) !== 1) {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_BIND_FAILED',
+      `cannot open a UDP socket on ${device}: "${address}" is not an IPv${family} address`,
+    );
+  }
+  if (libc.bind(fd, sa, sa.length) !== 0) {
+    const code = libc.errnoName(libc.errno());
+    const cause = Object.assign(new Error(`bind() failed: ${code}`), { code });
+    const hint =
+      code === 'EADDRNOTAVAIL'
+        ? `${address} is no longer an address of ${device}: rerun so linkmux picks up the new address`
+        : 'check the interface with `linkmux links`';
+    throw new LinkmuxError(
+      'LINKMUX_ERR_BIND_FAILED',
+      `cannot bind a UDP socket on ${device} to ${address}: bind() ${code}; ${hint}`,
+      { cause },
+    );
+  }
 }
 
 function openBoundFd(device: string, family: 4 | 6, type = SOCK_STREAM): number {

@@ -3,29 +3,36 @@
  *
  * On Linux the truth comes from `ip -j addr show` and the main table's default
  * routes (`ip -j route show default`, IPv4, and `ip -j -6 route show default`), parsed by
- * the pure functions below. Elsewhere Node's `os.networkInterfaces()` is all we
+ * the pure functions below; an interface without one may still have a default
+ * route in a policy table that an `ip rule from ADDR` selects (see
+ * policy-default-routes.ts: read only when some interface lacks a main one). Elsewhere Node's `os.networkInterfaces()` is all we
  * have: addresses but no gateway, so usability cannot check for a default route.
  *
  * Guarantees: link-local addresses (fe80::/10, 169.254.0.0/16) never appear in
  * `addresses` (they cannot reach the internet and cannot be a link's source);
  * `metric` is set exactly when the interface carries a default route in the main
- * table (with `gateway` when that route has one; a point-to-point default route
- * has none). When an interface has several default routes, the IPv4 one with the
+ * table, or else in a policy table selecting its address (then `policyRoute` says
+ * which), with `gateway` when that route has one (a point-to-point default route
+ * has none); main wins when both exist. When an interface has several default routes, the IPv4 one with the
  * lowest metric wins, then IPv6.
  */
 import os from 'node:os';
 import { LinkmuxError, describe } from '../util/errors.js';
 import type { Runner } from '../util/runner.js';
-import type { InterfaceAddress, NetInterface } from './interfaces-types.js';
+import type { DefaultRoute, InterfaceAddress, NetInterface } from './interfaces-types.js';
+import { isLinkLocal } from './link-local.js';
+import {
+  attachPolicyDefaultRoutes,
+  policyCandidates,
+  ruleShowArgs,
+  tableDefaultArgs,
+  tableKey,
+  tablesToRead,
+} from './policy-default-routes.js';
+import { parseIpRules } from './policy-routing.js';
 
 /** One default route of the main table, as `ip -j route show default` lists it. */
-export interface DefaultRoute {
-  dev: string;
-  family: 4 | 6;
-  gateway?: string;
-  /** `ip` omits a metric of 0. */
-  metric: number;
-}
+export type { DefaultRoute } from './interfaces-types.js';
 
 export async function discoverInterfaces(
   runner: Runner,
@@ -37,7 +44,27 @@ export async function discoverInterfaces(
   // A kernel booted with IPv6 disabled makes the -6 query fail: no IPv6 routes then.
   const v6 = await runner.run('ip', ['-j', '-6', 'route', 'show', 'default']).catch(() => ({ stdout: '[]' }));
   const routes = [...parseDefaultRoutes(v4.stdout, 4), ...parseDefaultRoutes(v6.stdout, 6)];
-  return attachDefaultRoutes(parseIpAddr(addrs.stdout), routes);
+  return readPolicyDefaultRoutes(runner, attachDefaultRoutes(parseIpAddr(addrs.stdout), routes));
+}
+
+/**
+ * For interfaces without a main-table default route: reads the ip rules and the
+ * default routes of the tables they select (policy-default-routes.ts decides).
+ * Runs nothing when no interface needs it. Rules of a family that cannot be read
+ * (IPv6 disabled) and tables that do not exist (ip fails) contribute nothing.
+ */
+async function readPolicyDefaultRoutes(runner: Runner, interfaces: NetInterface[]): Promise<NetInterface[]> {
+  if (policyCandidates(interfaces).length === 0) return interfaces;
+  const read = (args: string[]) => runner.run('ip', args).then((r) => r.stdout);
+  const rules = [
+    ...parseIpRules(await read(ruleShowArgs(4)).catch(() => '[]'), 4),
+    ...parseIpRules(await read(ruleShowArgs(6)).catch(() => '[]'), 6),
+  ];
+  const tables = new Map<string, DefaultRoute[]>();
+  for (const t of tablesToRead(interfaces, rules)) {
+    tables.set(tableKey(t), parseDefaultRoutes(await read(tableDefaultArgs(t)).catch(() => '[]'), t.family));
+  }
+  return attachPolicyDefaultRoutes(interfaces, rules, tables);
 }
 
 interface IpAddrInfo {
@@ -141,12 +168,6 @@ export function fromNodeInterfaces(map: NodeJS.Dict<os.NetworkInterfaceInfo[]>):
     out.push({ name, up: true, loopback: infos.some((i) => i.internal), addresses });
   }
   return out;
-}
-
-/** fe80::/10 and 169.254.0.0/16. */
-export function isLinkLocal(address: string): boolean {
-  const a = address.toLowerCase();
-  return /^fe[89ab][0-9a-f]:/.test(a) || a.startsWith('169.254.');
 }
 
 /**

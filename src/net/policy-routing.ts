@@ -18,7 +18,7 @@ import net from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
 import type { Runner } from '../util/runner.js';
 import type { NetInterface } from './interfaces-types.js';
-import { isLinkLocal } from './interfaces.js';
+import { isLinkLocal } from './link-local.js';
 
 /** How many tables and priorities linkmux reserves from each base. */
 export const POLICY_SPAN = 64;

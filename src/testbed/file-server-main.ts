@@ -3,14 +3,16 @@
  * inside the server namespace:
  *
  *   node dist/src/testbed/file-server-main.js --root DIR [--host H] [--port P]
- *        [--tls-key F --tls-cert F] [--behaviour JSON]
+ *        [--tls-key F --tls-cert F] [--behaviour JSON] [--udp-echo PORT]
  *
+ * With --udp-echo it also answers UDP datagrams on PORT of the same host (udp-echo.ts).
  * Prints `listening <url>` on stdout once it accepts connections, and exits 0 on
  * SIGTERM or SIGINT after closing every connection. Errors go to stderr, exit 1.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startFileServer, type Behaviour, type FileServerOptions } from './file-server.js';
+import { startUdpEcho, type UdpEcho } from './udp-echo.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -21,6 +23,7 @@ async function main(): Promise<void> {
       'tls-key': { type: 'string' },
       'tls-cert': { type: 'string' },
       behaviour: { type: 'string' },
+      'udp-echo': { type: 'string' },
     },
     strict: true,
   });
@@ -36,9 +39,15 @@ async function main(): Promise<void> {
   }
   if (values.behaviour) opts.behaviour = JSON.parse(values.behaviour) as Behaviour;
 
+  const echoPort = values['udp-echo'] === undefined ? undefined : Number(values['udp-echo']);
+  if (echoPort !== undefined && !(Number.isInteger(echoPort) && echoPort > 0 && echoPort <= 65535)) {
+    throw new Error(`--udp-echo: bad port ${values['udp-echo']}`);
+  }
   const server = await startFileServer(opts);
+  const echo: UdpEcho | undefined =
+    echoPort === undefined ? undefined : await startUdpEcho(values.host, echoPort);
   const stop = () => {
-    server.close().then(
+    Promise.all([server.close(), echo?.close()]).then(
       () => process.exit(0),
       () => process.exit(1),
     );

@@ -24,6 +24,8 @@ export interface TestbedOptions {
   machines?: number[];
   /** LAN-only hosts whose default route is the client (0–9). Default 0. */
   lanHosts?: number;
+  /** No main-table default routes: per-uplink tables selected by `ip rule from <address>` (policy-tables.ts). */
+  policyTables?: boolean;
   /** Also serve HTTPS on 443 with a self-signed certificate (see `caFile`). */
   https?: boolean;
   /** Files generated into a temp dir and served at /files/<name>. Default: 1m.bin (1 MiB), 4m.bin (4 MiB). */
@@ -73,6 +75,8 @@ export interface Testbed {
   /** The one server address, 198.19.0.10. */
   serverAddress: string;
   /** URL of a served file; `host` (default the server address) may be a name of the testbed DNS. */
+  /** UDP port on the server address that echoes every datagram back (RFC 862's 7). */
+  udpEchoPort: number;
   url(name: string, scheme?: 'http' | 'https', host?: string): string;
   /** Queries the testbed DNS server answered so far, oldest first ([] without `dns`). */
   dnsQueries(): DnsQueryRecord[];

@@ -79,6 +79,7 @@ const DEFAULT_FILES = [
   { name: '4m.bin', size: 4 * 1024 * 1024 },
 ];
 const SERVER_START_TIMEOUT_MS = 10_000;
+const UDP_ECHO_PORT = 7;
 const OPERSTATE_POLLS = 60;
 const OPERSTATE_POLL_MS = 50;
 
@@ -114,6 +115,7 @@ export async function createTestbed(opts: TestbedOptions = {}): Promise<Testbed>
     rateMbit: opts.rateMbit ?? 8,
     machines: opts.machines,
     lanHosts: opts.lanHosts,
+    policyTables: opts.policyTables,
   });
   const tb = new NetnsTestbed(plan, runner, log);
   try {
@@ -131,6 +133,7 @@ class NetnsTestbed implements Testbed {
   readonly clientNs: string;
   readonly serverNs: string;
   readonly serverAddress: string;
+  readonly udpEchoPort = UDP_ECHO_PORT;
   readonly uplinks: Uplink[];
   readonly machines: TestbedMachine[];
   readonly lanHosts: TestbedLanHost[];
@@ -196,7 +199,7 @@ class NetnsTestbed implements Testbed {
     await this.apply(setupCommands(this.plan));
 
     const serverArgs = ['--root', filesDir, '--host', '0.0.0.0'];
-    await this.startServer([...serverArgs, '--port', '80']);
+    await this.startServer([...serverArgs, '--port', '80', '--udp-echo', String(UDP_ECHO_PORT)]);
     if (opts.https) {
       this.https = true;
       const tlsDir = path.join(this.tmp, 'tls');
@@ -382,7 +385,8 @@ class NetnsTestbed implements Testbed {
 
   /**
    * Checks, from every machine that owns uplinks through its default uplink, that the
-   * server answers (bounded; machines in parallel).
+   * server answers (bounded; machines in parallel). With policy tables there is no
+   * default uplink: the request leaves from the machine's first uplink's address.
    */
   private async waitReachable(): Promise<void> {
     const first = Object.keys(this.files)[0] ?? '.keep';
@@ -390,7 +394,8 @@ class NetnsTestbed implements Testbed {
       const http = require('node:http');
       let left = 40;
       const attempt = () => {
-        const req = http.request(process.argv[1], { method: 'HEAD', timeout: 1000 }, (res) => {
+        const opts = { method: 'HEAD', timeout: 1000, localAddress: process.argv[2] || undefined };
+        const req = http.request(process.argv[1], opts, (res) => {
           res.resume();
           process.exit(res.statusCode === 200 ? 0 : 2);
         });
@@ -400,9 +405,11 @@ class NetnsTestbed implements Testbed {
         req.end();
       };
       attempt();`;
-    const check = async (ns: string) => {
+    const check = async (m: TestbedMachine) => {
+      const ns = m.ns;
+      const from = this.plan.policyTables ? (this.uplinks[m.uplinks[0] ?? -1]?.address ?? '') : '';
       try {
-        await this.exec(ns, process.execPath, ['-e', script, this.url(first)]);
+        await this.exec(ns, process.execPath, ['-e', script, this.url(first), from]);
       } catch (err) {
         throw new LinkmuxError(
           'LINKMUX_ERR_CONNECT',
@@ -411,7 +418,7 @@ class NetnsTestbed implements Testbed {
         );
       }
     };
-    await Promise.all(this.machines.filter((m) => m.uplinks.length > 0).map((m) => check(m.ns)));
+    await Promise.all(this.machines.filter((m) => m.uplinks.length > 0).map((m) => check(m)));
   }
 
   private async teardown(): Promise<void> {

@@ -26,88 +26,37 @@
  * LAN hosts have no uplink: their default route is the client (then a gateway, with
  * ip_forward on but no NAT, which the product under test or `gatewayMasqueradeCommands`
  * adds; un-NATed LAN sources are dropped by the ISPs' BCP 38 filter).
+ * With `policyTables`, no machine has a main-table default route: each uplink's
+ * lives in a table of its own, selected by `ip rule from <uplink address>` (see
+ * policy-tables.ts).
  * Every address is in 198.18.0.0/15; nothing touches the root namespace.
  */
 import { LinkmuxError } from '../util/errors.js';
 import { ip, nsExec, sysctl, type Command } from './commands.js';
+import { policyRouteCommands, policyRuleCommands } from './policy-tables.js';
 
 // Commands and their text live in commands.ts; re-exported for the callers that knew them here.
 export { certCommands, formatCommands, isTolerant, type Command } from './commands.js';
 
-export interface UplinkPlan {
-  index: number;
-  /** Device in its machine's ns: up0, up1, … (unique across machines). */
-  dev: string;
-  /** Which machine owns it: 0 = the client, k ≥ 1 = node k. */
-  machine: number;
-  /** The namespace of that machine, where `dev` lives. */
-  hostNs: string;
-  /** The machine's address on dev. */
-  address: string;
-  /** The ISP's address on the client side, the default route's gateway. */
-  gateway: string;
-  ispNs: string;
-  rateMbit: number;
-  /** Route metric of this uplink's default route: 100, 101, … in order within its machine. */
-  metric: number;
-  /** The ISP's address on the server-side bridge. */
-  ispServerAddress: string;
-}
-
-/** A machine on the LAN with uplinks of its own: the client (index 0) or a node. */
-export interface MachinePlan {
-  index: number;
-  ns: string;
-  /** Address on its lan0; '' when the testbed has no LAN. */
-  lanAddress: string;
-  /** Indexes of the uplinks it owns, ascending. */
-  uplinks: number[];
-}
-
-/** A LAN-only host: no uplink, default route via the client's LAN address. */
-export interface LanHostPlan {
-  index: number;
-  ns: string;
-  lanAddress: string;
-}
-
-export interface LanPlan {
-  /** The namespace holding the bridge (the switch, not a machine). */
-  ns: string;
-  bridge: string;
-  subnet: string;
-  /** The client's LAN address: LAN hosts' default gateway. */
-  gateway: string;
-}
-
-export interface TopologyPlan {
-  prefix: string;
-  clientNs: string;
-  serverNs: string;
-  serverAddress: string;
-  uplinks: UplinkPlan[];
-  /** Index 0 is the client; always present, also without a LAN. */
-  machines: MachinePlan[];
-  lanHosts: LanHostPlan[];
-  /** Present when there is more than one machine or any LAN host. */
-  lan?: LanPlan;
-}
-
-export interface TopologyOptions {
-  /** Namespace name prefix, e.g. "lmx-1234-ab12-". */
-  prefix: string;
-  /** Number of uplinks, 1–9. Default 3. */
-  links?: number;
-  /** Shaped rate per uplink in Mbit/s, one number for all or one per link. Default 8. */
-  rateMbit?: number | number[];
-  /**
-   * Owner of each uplink, one entry per link: 0 = the client ns, k ≥ 1 = node machine
-   * k ("<prefix>n<k>"). Nodes are numbered 1, 2, … without gaps. Default: all 0.
-   */
-  machines?: number[];
-  /** LAN-only hosts "<prefix>h1", …, 0–9. Default 0. */
-  lanHosts?: number;
-}
+// The plan's types live in topology-types.ts (policy-tables.ts needs them without importing this file).
+export type {
+  LanHostPlan,
+  LanPlan,
+  MachinePlan,
+  RouteState,
+  TopologyOptions,
+  TopologyPlan,
+  UplinkPlan,
+} from './topology-types.js';
+import type {
+  LanPlan,
+  RouteState,
+  TopologyOptions,
+  TopologyPlan,
+  UplinkPlan,
+  MachinePlan,
+  LanHostPlan,
+} from './topology-types.js';
 
 export const SERVER_ADDRESS = '198.19.0.10';
 /** Every testbed address is in here; the ISPs drop packets to anything else. */
@@ -149,6 +98,12 @@ export function planTopology(opts: TopologyOptions): TopologyPlan {
     throw new LinkmuxError(
       'LINKMUX_ERR_USAGE',
       `testbed: lanHosts must be 0–${MAX_LAN_HOSTS}, got ${opts.lanHosts}`,
+    );
+  }
+  if (opts.policyTables && hosts > 0) {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_USAGE',
+      'testbed: policyTables cannot be combined with lanHosts (forwarded LAN traffic would match no rule)',
     );
   }
   const machineCount = Math.max(...owners) + 1;
@@ -198,6 +153,7 @@ export function planTopology(opts: TopologyOptions): TopologyPlan {
     ...(hasLan && {
       lan: { ns: `${opts.prefix}l`, bridge: LAN_BRIDGE, subnet: LAN_SUBNET, gateway: lanAddress(1) },
     }),
+    ...(opts.policyTables && { policyTables: true as const }),
   };
 }
 
@@ -326,6 +282,7 @@ export function setupCommands(plan: TopologyPlan): Command[] {
   }
   if (lan) cmds.push(...lanCommands(plan, lan));
   cmds.push(...routeCommands(plan, { ecmp: false, down: new Set() }));
+  if (plan.policyTables) cmds.push(...policyRuleCommands(plan));
   if (lan) {
     for (const h of plan.lanHosts) {
       cmds.push(ip('-n', h.ns, 'route', 'replace', 'default', 'via', lan.gateway, 'dev', LAN_DEV));
@@ -358,13 +315,6 @@ function lanCommands(plan: TopologyPlan, lan: LanPlan): Command[] {
   return cmds;
 }
 
-export interface RouteState {
-  /** One multipath default route instead of one route per uplink. */
-  ecmp: boolean;
-  /** Uplinks whose client device is administratively down (the kernel dropped their routes). */
-  down: ReadonlySet<number>;
-}
-
 /**
  * Commands that bring every machine's default routes to `state`, from any earlier
  * state; each machine routes over its own uplinks only (the client first, then the
@@ -374,6 +324,7 @@ export interface RouteState {
  * `isTolerant`).
  */
 export function routeCommands(plan: TopologyPlan, state: RouteState): Command[] {
+  if (plan.policyTables) return policyRouteCommands(plan, state);
   return plan.machines.flatMap((m) => {
     const own = m.uplinks.map((i) => uplinkAt(plan, i));
     return own.length === 0 ? [] : machineRouteCommands(m.ns, own, state);

@@ -8,6 +8,7 @@
  * Prints the answer's addresses (one per line), exit 0; exit 2 on NXDOMAIN or no
  * address; exit 1 when nothing came back within 2 s.
  */
+import os from 'node:os';
 import packet from 'dns-packet';
 import { createBoundUdpSocket } from '../../src/net/bind-device.js';
 
@@ -16,7 +17,12 @@ if (!device || !server || !name || (type !== 'A' && type !== 'AAAA')) {
   process.stderr.write('usage: dns-via-device-main DEVICE SERVER NAME [A|AAAA]\n');
   process.exit(64);
 }
-const socket = await createBoundUdpSocket(device, 4);
+const own = os.networkInterfaces()[device]?.find((a) => a.family === 'IPv4');
+if (!own) {
+  process.stderr.write(`${device} has no IPv4 address\n`);
+  process.exit(1);
+}
+const socket = await createBoundUdpSocket(device, own.address);
 const id = Math.floor(Math.random() * 65536);
 const timer = setTimeout(() => {
   process.stderr.write(`no answer from ${server} through ${device} within 2 s\n`);

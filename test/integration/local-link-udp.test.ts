@@ -32,6 +32,9 @@ for (const mode of ['device', 'address'] as const) {
     const link = new LocalLink(lo, { mode, logger: silentLogger });
     try {
       const socket = await link.openUdp(4);
+      // Bound to the link's source address, not 0.0.0.0: unconnected sends are routed
+      // by the bound source, which is what `ip rule from ADDR` matches.
+      assert.equal(socket.address().address, '127.0.0.1');
       const reply = once(socket, 'message');
       socket.send('ping', echo.port, '127.0.0.1');
       const timeout = setTimeout(() => socket.emit('error', new Error('no UDP reply within 5 s')), 5_000);

@@ -4,13 +4,13 @@ import {
   attachDefaultRoutes,
   discoverInterfaces,
   fromNodeInterfaces,
-  isLinkLocal,
   isUsableUplink,
   parseDefaultRoutes,
   parseIpAddr,
   uplinkProblem,
 } from '../../src/net/interfaces.js';
 import type { NetInterface } from '../../src/net/interfaces-types.js';
+import { isLinkLocal } from '../../src/net/link-local.js';
 import { FakeRunner } from '../../src/util/runner.js';
 import { isLinkmuxError } from '../../src/util/errors.js';
 

@@ -53,6 +53,16 @@ const bare0: NetInterface = {
   loopback: false,
   addresses: [{ address: 'fe80::1', family: 6, prefixLength: 64 }],
 };
+/** Its default route is only in policy table 101 (`ip rule from 198.18.5.2 lookup 101`). */
+const ppp1: NetInterface = {
+  name: 'ppp1',
+  up: true,
+  loopback: false,
+  addresses: [{ address: '198.18.5.2', family: 4, prefixLength: 24 }],
+  gateway: '198.18.5.1',
+  metric: 0,
+  policyRoute: { table: 101, from: '198.18.5.2' },
+};
 const all = [lo, eth0, wlan0, lan1, down0, bare0];
 
 const okCases: Array<[string, NetInterface[], string[], string[]]> = [
@@ -64,6 +74,7 @@ const okCases: Array<[string, NetInterface[], string[], string[]]> = [
   ['comma-separated', all, ['eth0,wlan0', ' '], ['eth0', 'wlan0']],
   ['named without default route is allowed', all, ['lan1'], ['lan1']],
   ['loopback when named (tests)', all, ['lo'], ['lo']],
+  ['no request: a policy-table default route counts', [...all, ppp1], [], ['eth0', 'wlan0', 'ppp1']],
 ];
 
 for (const [name, ifaces, requested, want] of okCases) {
