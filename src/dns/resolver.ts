@@ -122,7 +122,11 @@ export class LinkResolver {
     return all[0] as Address;
   };
 
-  /** Every address of `host` of the families asked, preferred family first. Never empty. */
+  /**
+   * Addresses of `host` of the families asked, never empty: the IPv4 ones when
+   * IPv4 is acceptable and the name has any (the AAAA answer is then not awaited),
+   * else the IPv6 ones.
+   */
   async lookup(host: string, families: ReadonlySet<4 | 6>): Promise<Address[]> {
     const literal = ipLiteral(host);
     if (literal) return [literal];
@@ -231,12 +235,13 @@ export class LinkResolver {
     const settled = await new Promise<Settled | { kind: 'failed'; why: string[] }>((resolve) => {
       const ctl = new AbortController();
       const why: string[] = [];
-      const slow = new Set<string>();
+      // Carriers that missed their per-try deadline, with the server they asked.
+      const slow = new Map<string, number>();
       let next = 0;
       let running = 0;
       let done = false;
       let stagger: NodeJS.Timeout | undefined;
-      const finish = (result: Settled | { kind: 'failed'; why: string[] }, by?: string) => {
+      const finish = (result: Settled | { kind: 'failed'; why: string[] }, by?: string, server?: number) => {
         if (done) return;
         done = true;
         clearTimeout(stagger);
@@ -244,7 +249,11 @@ export class LinkResolver {
         ctl.abort();
         if (by !== undefined) {
           this.penalties.delete(by);
-          for (const id of slow) if (id !== by) this.penalties.set(id, this.clock.now() + PENALTY_MS);
+          // Only a link that missed the answer the SAME server gave through another link is to blame;
+          // one that asked a dead server is not.
+          for (const [id, asked] of slow) {
+            if (id !== by && asked === server) this.penalties.set(id, this.clock.now() + PENALTY_MS);
+          }
         }
         resolve(result);
       };
@@ -271,7 +280,7 @@ export class LinkResolver {
               launch();
               return;
             }
-            finish(res, carrier.id);
+            finish(res, carrier.id, attempt.server);
           },
           (err: unknown) => {
             running--;
@@ -282,7 +291,7 @@ export class LinkResolver {
           },
         );
         stagger = setTimeout(() => {
-          slow.add(carrier.id);
+          slow.set(carrier.id, attempt.server);
           launch();
         }, this.perTryMs);
       };
