@@ -83,3 +83,16 @@ test('renderStatus: a node line when this machine lends its uplinks', () => {
       'relayed 2 active / 40 total / 1 failed; refused 4 at authentication, 3 at TLS',
   );
 });
+
+test('renderStatus: unverified links are in the table and explained once under it', () => {
+  const s = threeLinkStatus();
+  const reason = 'every link failed its probes to tcp://1.1.1.1:443: set health.targets';
+  s.links = s.links.map((l) =>
+    l.id === 'up2' ? l : { ...l, state: 'unverified' as const, stateReason: reason },
+  );
+  const text = renderStatus(s);
+  assert.match(text, /^up0\s+unverified for/m);
+  assert.match(text, /^up1\s+unverified for/m);
+  const notes = text.split('\n').filter((l) => l.includes('unverified (in service)'));
+  assert.deepEqual(notes, [`up0, up1 unverified (in service): ${reason}`]);
+});
