@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-// Runs the test tiers in order on the compiled tests (dist/test): unit and
+// Runs the test tiers in order on the compiled tests (dist/test). First, as root
+// on Linux, it installs the system tools the netns tier drives when they are
+// missing (scripts/system-deps.sh: apt-get on Debian/Ubuntu); elsewhere, or when
+// that fails, the tests that need a missing tool are skipped, each naming it.
+// Then unit and
 // integration in parallel, then the netns tier one file at a time (each file
 // builds its own namespaces; serial runs keep the 2-core machine's shaping
 // honest). The netns tier needs root and Linux: elsewhere it is skipped with a
@@ -13,6 +17,18 @@ const want = (t) => tiers.length === 0 || tiers.includes(t);
 const run = (args) => spawnSync(process.execPath, args, { stdio: 'inherit' }).status ?? 1;
 const common = ['--test', '--test-reporter=spec', '--test-timeout=600000'];
 let status = 0;
+
+if (want('netns') && process.platform === 'linux') {
+  const script = new URL('./system-deps.sh', import.meta.url).pathname;
+  const root = process.getuid?.() === 0;
+  // As root: install what is missing. Otherwise only report (the netns tier is skipped anyway).
+  const deps = spawnSync('bash', root ? [script] : [script, '--check'], { stdio: 'inherit' });
+  if (root && deps.status !== 0) {
+    console.error(
+      '\n*** could not install every system tool: the netns tests that need one are skipped ***\n',
+    );
+  }
+}
 
 const fast = ['unit', 'integration']
   .filter(want)

@@ -15,7 +15,7 @@ import { rm } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { createTestbed, FILES_NAME, removeLeftovers, type Testbed } from '../../src/testbed/testbed.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
-import { cliPath, isRoot, skipReason } from '../helpers/netns.js';
+import { cliPath, netnsReady, skipReason } from '../helpers/netns.js';
 import { fetchThrough, waitAllLinks } from '../helpers/netns-run.js';
 
 const FILE = 's256k.bin';
@@ -35,7 +35,7 @@ health:
 `;
 
 before(async () => {
-  if (!isRoot()) return;
+  if (!netnsReady()) return;
   await removeLeftovers();
   tb = await createTestbed({
     links: 2,

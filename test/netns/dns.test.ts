@@ -22,7 +22,7 @@ import {
   type Testbed,
 } from '../../src/testbed/testbed.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
-import { cliPath, isRoot, skipReason } from '../helpers/netns.js';
+import { cliPath, netnsReady, skipReason } from '../helpers/netns.js';
 import {
   fetchThrough,
   runIn,
@@ -43,7 +43,7 @@ let daemon: RunningDaemon | undefined;
 const socksReply = fileURLToPath(new URL('../helpers/socks-reply-main.js', import.meta.url));
 
 before(async () => {
-  if (!isRoot()) return;
+  if (!netnsReady()) return;
   await removeLeftovers();
   tb = await createTestbed({
     links: 3,

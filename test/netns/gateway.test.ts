@@ -11,7 +11,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestbed, removeLeftovers, type Testbed } from '../../src/testbed/testbed.js';
-import { cliPath, isRoot, skipReason } from '../helpers/netns.js';
+import { cliPath, netnsReady, skipReason } from '../helpers/netns.js';
 import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 import { writeFile, rm } from 'node:fs/promises';
 
@@ -47,7 +47,7 @@ async function kernelState(): Promise<string> {
 }
 
 before(async () => {
-  if (!isRoot()) return;
+  if (!netnsReady(['conntrack', 'sysctl'])) return;
   await removeLeftovers();
   tb = await createTestbed({
     links: 3,
@@ -116,7 +116,7 @@ for (const [k, file] of [
 ] as const) {
   test(
     `K = ${k} TCP flows from the LAN: every uplink carries traffic in every trial`,
-    { skip: skipReason() },
+    { skip: skipReason(['conntrack', 'sysctl']) },
     async () => {
       for (let trial = 0; trial < 2; trial++) {
         const before = await uplinkRx();
@@ -130,7 +130,7 @@ for (const [k, file] of [
   );
 }
 
-test('UDP flows from the LAN are spread over the uplinks too', { skip: skipReason() }, async () => {
+test('UDP flows from the LAN are spread over the uplinks too', { skip: skipReason(['conntrack', 'sysctl']) }, async () => {
   const bed = tb as Testbed;
   const before = await uplinkTx();
   // Six UDP "flows" (six source ports), 200 datagrams of 1000 bytes each, to the server.
@@ -157,7 +157,7 @@ test('UDP flows from the LAN are spread over the uplinks too', { skip: skipReaso
 
 test(
   'an uplink blackholed (link stays up) leaves the rotation within 3 s; new connections succeed',
-  { skip: skipReason() },
+  { skip: skipReason(['conntrack', 'sysctl']) },
   async () => {
     const bed = tb as Testbed;
     await waitFor(
@@ -191,7 +191,7 @@ test(
   },
 );
 
-test('after the gateway stops, the namespace is exactly as before', { skip: skipReason() }, async () => {
+test('after the gateway stops, the namespace is exactly as before', { skip: skipReason(['conntrack', 'sysctl']) }, async () => {
   const bed = tb as Testbed;
   const dry = await bed
     .exec(bed.clientNs, process.execPath, [
@@ -209,7 +209,7 @@ test('after the gateway stops, the namespace is exactly as before', { skip: skip
   assert.equal(await kernelState(), pristine);
 });
 
-test('bad configs are refused before anything changes', { skip: skipReason() }, async () => {
+test('bad configs are refused before anything changes', { skip: skipReason(['conntrack', 'sysctl']) }, async () => {
   const bed = tb as Testbed;
   // Run with the gateway stopped (the previous test), so the kernel is pristine and nothing else changes it.
   const now = await kernelState();
@@ -239,7 +239,7 @@ test('bad configs are refused before anything changes', { skip: skipReason() }, 
 
 test(
   'exceptions: a LAN source pinned to one uplink, a bypassed destination; --cleanup after a crash',
-  { skip: skipReason() },
+  { skip: skipReason(['conntrack', 'sysctl']) },
   async () => {
     const bed = tb as Testbed;
     const host = bed.lanHosts[0]!;

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createTestbed, removeLeftovers, type Testbed } from '../../src/testbed/testbed.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
-import { cliPath, isRoot, skipReason } from '../helpers/netns.js';
+import { cliPath, netnsReady, skipReason } from '../helpers/netns.js';
 import { runIn, waitAllLinks, waitLinkState } from '../helpers/netns-run.js';
 
 const MiB = 1024 * 1024;
@@ -26,7 +26,7 @@ let tb: Testbed | undefined;
 let daemon: RunningDaemon | undefined;
 
 before(async () => {
-  if (!isRoot()) return;
+  if (!netnsReady()) return;
   await removeLeftovers();
   tb = await createTestbed({ links: 3, rateMbit: 8, files: [{ name: FILE, size: 4 * MiB }] });
 });

@@ -19,6 +19,7 @@ import { planPolicyRoutes } from '../../src/net/policy-routing.js';
 import { selectUplinks } from '../../src/links/select.js';
 import type { NetInterface } from '../../src/net/interfaces-types.js';
 import { ExecRunner } from '../../src/util/runner.js';
+import { skipReason } from '../helpers/netns.js';
 import type { Runner } from '../../src/util/runner.js';
 
 const PREFIX = `lmxlink-${process.pid}-`;
@@ -30,17 +31,8 @@ const BYTES = 2_000_000;
 /** Traffic on the wrong interface may include ARP and stray control packets, never the payload. */
 const STRAY = 64 * 1024;
 
-const skip =
-  process.platform !== 'linux'
-    ? 'network namespaces are Linux-only'
-    : process.getuid?.() !== 0
-      ? 'needs root to create network namespaces'
-      : false;
-if (skip) {
-  console.error(
-    `\n!!!!! SKIPPING netns/local-link: ${skip}. The uplink-forcing claims are NOT verified. !!!!!\n`,
-  );
-}
+// Loud when it cannot run (not root, not Linux, a tool missing): the uplink-forcing claims are then NOT verified.
+const skip = skipReason();
 
 const host = new ExecRunner();
 const ip = (...args: string[]) => host.run('ip', args);

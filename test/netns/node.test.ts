@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
 import { createTestbed, removeLeftovers, type Testbed } from '../../src/testbed/testbed.js';
-import { cliPath, isRoot, skipReason } from '../helpers/netns.js';
+import { cliPath, netnsReady, skipReason } from '../helpers/netns.js';
 import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
@@ -32,7 +32,7 @@ health:
 `;
 
 before(async () => {
-  if (!isRoot()) return;
+  if (!netnsReady()) return;
   await removeLeftovers();
   tb = await createTestbed({
     links: 3,

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { createTestbed, removeLeftovers, type Testbed } from '../../src/testbed/testbed.js';
 import { policyTableOf } from '../../src/testbed/policy-tables.js';
 import type { LinkRow } from '../../src/cli/links-command.js';
-import { cliPath, isRoot, skipReason } from '../helpers/netns.js';
+import { cliPath, netnsReady, skipReason } from '../helpers/netns.js';
 import { startDaemon, waitFor } from '../helpers/daemon.js';
 
 const COUNT = 40;
@@ -22,7 +22,7 @@ const SIZE = 1000;
 let tb: Testbed | undefined;
 
 before(async () => {
-  if (!isRoot()) return;
+  if (!netnsReady()) return;
   await removeLeftovers();
   tb = await createTestbed({ links: 3, policyTables: true, files: [] });
 });

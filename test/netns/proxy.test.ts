@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestbed, removeLeftovers, type Testbed } from '../../src/testbed/testbed.js';
-import { cliPath, isRoot, skipReason } from '../helpers/netns.js';
+import { cliPath, netnsReady, skipReason } from '../helpers/netns.js';
 import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
@@ -15,7 +15,7 @@ let tb: Testbed | undefined;
 let daemon: RunningDaemon | undefined;
 
 before(async () => {
-  if (!isRoot()) return;
+  if (!netnsReady()) return;
   await removeLeftovers();
   tb = await createTestbed({ links: 3, rateMbit: 8, files: [{ name: 'f4.bin', size: 4 * MiB }] });
   daemon = await startDaemon(

@@ -25,7 +25,7 @@ import {
   type Testbed,
 } from '../../src/testbed/testbed.js';
 import { waitFor } from '../helpers/daemon.js';
-import { isRoot, skipReason } from '../helpers/netns.js';
+import { netnsReady, skipReason } from '../helpers/netns.js';
 import { runIn } from '../helpers/netns-run.js';
 
 let tb: Testbed | undefined;
@@ -33,7 +33,7 @@ const viaDevice = fileURLToPath(new URL('../helpers/dns-via-device-main.js', imp
 const ispAddress = (i: number) => `198.19.0.${i + 1}`;
 
 before(async () => {
-  if (!isRoot()) return;
+  if (!netnsReady()) return;
   await removeLeftovers();
   tb = await createTestbed({ links: 3, dns: true, files: [{ name: 'k64.bin', size: 64 * 1024 }] });
 });

@@ -11,13 +11,9 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { createTestbed, removeLeftovers, type Testbed, type Uplink } from '../../src/testbed/testbed.js';
 import { ExecRunner } from '../../src/util/runner.js';
+import { netnsReady } from '../helpers/netns.js';
 
-const isRoot = process.getuid?.() === 0;
-if (!isRoot) {
-  console.error(
-    '\n*** SKIPPED test/netns/testbed.test: netns tests need root (they create network namespaces) ***\n',
-  );
-}
+const isRoot = netnsReady(); // says loudly why not
 
 const MiB = 1024 * 1024;
 const BIG = '3m.bin';
