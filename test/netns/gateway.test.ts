@@ -130,11 +130,14 @@ for (const [k, file] of [
   );
 }
 
-test('UDP flows from the LAN are spread over the uplinks too', { skip: skipReason(['conntrack', 'sysctl']) }, async () => {
-  const bed = tb as Testbed;
-  const before = await uplinkTx();
-  // Six UDP "flows" (six source ports), 200 datagrams of 1000 bytes each, to the server.
-  const script = `
+test(
+  'UDP flows from the LAN are spread over the uplinks too',
+  { skip: skipReason(['conntrack', 'sysctl']) },
+  async () => {
+    const bed = tb as Testbed;
+    const before = await uplinkTx();
+    // Six UDP "flows" (six source ports), 200 datagrams of 1000 bytes each, to the server.
+    const script = `
     const dgram = require('node:dgram');
     const payload = Buffer.alloc(1000, 7);
     let left = 6;
@@ -148,12 +151,13 @@ test('UDP flows from the LAN are spread over the uplinks too', { skip: skipReaso
       };
       tick();
     }`;
-  await bed.exec(bed.lanHosts[0]!.ns, process.execPath, ['-e', script, bed.serverAddress]);
-  const tx = delta(before, await uplinkTx());
-  for (const dev of ['up0', 'up1', 'up2']) {
-    assert.ok((tx[dev] ?? 0) > 100_000, `${dev} sent only ${tx[dev]} bytes of UDP: ${JSON.stringify(tx)}`);
-  }
-});
+    await bed.exec(bed.lanHosts[0]!.ns, process.execPath, ['-e', script, bed.serverAddress]);
+    const tx = delta(before, await uplinkTx());
+    for (const dev of ['up0', 'up1', 'up2']) {
+      assert.ok((tx[dev] ?? 0) > 100_000, `${dev} sent only ${tx[dev]} bytes of UDP: ${JSON.stringify(tx)}`);
+    }
+  },
+);
 
 test(
   'an uplink blackholed (link stays up) leaves the rotation within 3 s; new connections succeed',
@@ -191,51 +195,62 @@ test(
   },
 );
 
-test('after the gateway stops, the namespace is exactly as before', { skip: skipReason(['conntrack', 'sysctl']) }, async () => {
-  const bed = tb as Testbed;
-  const dry = await bed
-    .exec(bed.clientNs, process.execPath, [
-      cliPath(),
-      'gateway',
-      '--dry-run',
-      '-c',
-      `/tmp/${bed.clientNs}-linkmux.yaml`,
-    ])
-    .catch((e: unknown) => ({ stdout: String(e) }));
-  assert.match(dry.stdout, /table inet linkmux/);
-  assert.notEqual(await kernelState(), pristine, 'the gateway installed its rules');
-  await (gw as RunningDaemon).stop();
-  gw = undefined;
-  assert.equal(await kernelState(), pristine);
-});
+test(
+  'after the gateway stops, the namespace is exactly as before',
+  { skip: skipReason(['conntrack', 'sysctl']) },
+  async () => {
+    const bed = tb as Testbed;
+    const dry = await bed
+      .exec(bed.clientNs, process.execPath, [
+        cliPath(),
+        'gateway',
+        '--dry-run',
+        '-c',
+        `/tmp/${bed.clientNs}-linkmux.yaml`,
+      ])
+      .catch((e: unknown) => ({ stdout: String(e) }));
+    assert.match(dry.stdout, /table inet linkmux/);
+    assert.notEqual(await kernelState(), pristine, 'the gateway installed its rules');
+    await (gw as RunningDaemon).stop();
+    gw = undefined;
+    assert.equal(await kernelState(), pristine);
+  },
+);
 
-test('bad configs are refused before anything changes', { skip: skipReason(['conntrack', 'sysctl']) }, async () => {
-  const bed = tb as Testbed;
-  // Run with the gateway stopped (the previous test), so the kernel is pristine and nothing else changes it.
-  const now = await kernelState();
-  assert.equal(now, pristine);
-  const cases: Array<[string, RegExp]> = [
-    ['gateway: { lan: [lan0], uplinks: [{ interface: up9, gateway: 198.18.1.1 }] }', /up9 does not exist/],
-    ['gateway: { lan: [lan0], uplinks: [{ interface: up0, gateway: 203.0.113.1 }] }', /not on up0's subnet/],
-    ['gateway: { lan: [lan0], uplinks: [] }', /gateway\.uplinks is empty/],
-    [
-      'gateway: { lan: [lan0], uplinks: [{ interface: up0 }], rules: [{ match: { port: 443 }, action: "uplink:nope" }] }',
-      /no uplink is named nope/,
-    ],
-  ];
-  for (const [yaml, why] of cases) {
-    const file = `/tmp/${bed.prefix}bad-gw.yaml`;
-    await writeFile(file, `listen: { socks: false, http: false, control: false }\n${yaml}\n`);
-    const r = await bed
-      .exec(bed.clientNs, process.execPath, [cliPath(), 'gateway', '-c', file])
-      .then(() => ({ ok: true, text: '' }))
-      .catch((e: unknown) => ({ ok: false, text: String(e) }));
-    await rm(file, { force: true });
-    assert.equal(r.ok, false, `${yaml} was accepted`);
-    assert.match(r.text, why);
-    assert.equal(await kernelState(), now, `${yaml} changed the kernel`);
-  }
-});
+test(
+  'bad configs are refused before anything changes',
+  { skip: skipReason(['conntrack', 'sysctl']) },
+  async () => {
+    const bed = tb as Testbed;
+    // Run with the gateway stopped (the previous test), so the kernel is pristine and nothing else changes it.
+    const now = await kernelState();
+    assert.equal(now, pristine);
+    const cases: Array<[string, RegExp]> = [
+      ['gateway: { lan: [lan0], uplinks: [{ interface: up9, gateway: 198.18.1.1 }] }', /up9 does not exist/],
+      [
+        'gateway: { lan: [lan0], uplinks: [{ interface: up0, gateway: 203.0.113.1 }] }',
+        /not on up0's subnet/,
+      ],
+      ['gateway: { lan: [lan0], uplinks: [] }', /gateway\.uplinks is empty/],
+      [
+        'gateway: { lan: [lan0], uplinks: [{ interface: up0 }], rules: [{ match: { port: 443 }, action: "uplink:nope" }] }',
+        /no uplink is named nope/,
+      ],
+    ];
+    for (const [yaml, why] of cases) {
+      const file = `/tmp/${bed.prefix}bad-gw.yaml`;
+      await writeFile(file, `listen: { socks: false, http: false, control: false }\n${yaml}\n`);
+      const r = await bed
+        .exec(bed.clientNs, process.execPath, [cliPath(), 'gateway', '-c', file])
+        .then(() => ({ ok: true, text: '' }))
+        .catch((e: unknown) => ({ ok: false, text: String(e) }));
+      await rm(file, { force: true });
+      assert.equal(r.ok, false, `${yaml} was accepted`);
+      assert.match(r.text, why);
+      assert.equal(await kernelState(), now, `${yaml} changed the kernel`);
+    }
+  },
+);
 
 test(
   'exceptions: a LAN source pinned to one uplink, a bypassed destination; --cleanup after a crash',
