@@ -29,8 +29,14 @@ function checkDestination(dst: Destination, input: string): void {
     assert.ok(!host.includes('%'), 'no zone id');
     assert.ok(asciiLower(input).includes(`[${host}]`), `${host} was sent bracketed`);
   } else {
-    assert.ok(net.isIPv4(host) || (NAME.test(host) && !/^[\d.]+$/.test(host)), `host ${JSON.stringify(host)}`);
-    assert.ok(asciiLower(input).includes(host), `${JSON.stringify(host)} is spelled in ${JSON.stringify(input)}`);
+    assert.ok(
+      net.isIPv4(host) || (NAME.test(host) && !/^[\d.]+$/.test(host)),
+      `host ${JSON.stringify(host)}`,
+    );
+    assert.ok(
+      asciiLower(input).includes(host),
+      `${JSON.stringify(host)} is spelled in ${JSON.stringify(input)}`,
+    );
   }
   // Round trip: the canonical text parses back to the same target.
   assert.deepEqual(parseConnectTarget(formatAuthority(dst)), dst);
@@ -101,72 +107,115 @@ const uriArb = fc
 // ---------------------------------------------------------------------------
 // Properties
 
-test('fuzz http target: a valid CONNECT authority parses to its host and port and round-trips', { timeout: testTimeout(300) }, () => {
-  fc.assert(
-    fc.property(hostArb, fc.integer({ min: 1, max: 65535 }), (h, port) => {
-      const dst = timed('parseConnectTarget', () => parseConnectTarget(`${h}:${port}`));
-      assert.ok(dst, `${h}:${port} is valid`);
-      const bare = h.startsWith('[') ? h.slice(1, -1) : h;
-      assert.deepEqual(dst, { host: bare.toLowerCase(), port });
-      checkDestination(dst, `${h}:${port}`);
-    }),
-    fuzzParams(300),
-  );
-});
+test(
+  'fuzz http target: a valid CONNECT authority parses to its host and port and round-trips',
+  { timeout: testTimeout(300) },
+  () => {
+    fc.assert(
+      fc.property(hostArb, fc.integer({ min: 1, max: 65535 }), (h, port) => {
+        const dst = timed('parseConnectTarget', () => parseConnectTarget(`${h}:${port}`));
+        assert.ok(dst, `${h}:${port} is valid`);
+        const bare = h.startsWith('[') ? h.slice(1, -1) : h;
+        assert.deepEqual(dst, { host: bare.toLowerCase(), port });
+        checkDestination(dst, `${h}:${port}`);
+      }),
+      fuzzParams(300),
+    );
+  },
+);
 
-test('fuzz http target: a CONNECT without a port, with port 0 or 65536, an empty host or userinfo is refused', { timeout: testTimeout(300) }, () => {
-  fc.assert(
-    fc.property(
-      hostArb,
-      fc.constantFrom('', ':', ':0', ':00000', ':65536', ':99999', ':-1', ':+80', ': 80', ':80 ', ':0x50', ':８０'),
-      fc.constantFrom('', 'user@', 'u:p@'),
-      (h, port, userinfo) => {
-        assert.equal(parseConnectTarget(`${userinfo}${h}${port}`), undefined);
-        if (userinfo !== '') assert.equal(parseConnectTarget(`${userinfo}${h}:443`), undefined);
-        assert.equal(parseConnectTarget(`:${port}`), undefined);
-      },
-    ),
-    fuzzParams(300),
-  );
-});
+test(
+  'fuzz http target: a CONNECT without a port, with port 0 or 65536, an empty host or userinfo is refused',
+  { timeout: testTimeout(300) },
+  () => {
+    fc.assert(
+      fc.property(
+        hostArb,
+        fc.constantFrom(
+          '',
+          ':',
+          ':0',
+          ':00000',
+          ':65536',
+          ':99999',
+          ':-1',
+          ':+80',
+          ': 80',
+          ':80 ',
+          ':0x50',
+          ':８０',
+        ),
+        fc.constantFrom('', 'user@', 'u:p@'),
+        (h, port, userinfo) => {
+          assert.equal(parseConnectTarget(`${userinfo}${h}${port}`), undefined);
+          if (userinfo !== '') assert.equal(parseConnectTarget(`${userinfo}${h}:443`), undefined);
+          assert.equal(parseConnectTarget(`:${port}`), undefined);
+        },
+      ),
+      fuzzParams(300),
+    );
+  },
+);
 
-test('fuzz http target: random and edited CONNECT targets are undefined or keep every guarantee', { timeout: testTimeout(1000) }, () => {
-  fc.assert(
-    fc.property(fc.oneof(textArb(40), edited(authorityArb)), (text) => {
-      const dst = timed('parseConnectTarget', () => parseConnectTarget(text));
-      if (dst === undefined) return;
-      checkDestination(dst, text);
-      assert.ok(!/[\s@/?#%\0]/.test(text.slice(0, text.lastIndexOf(':'))), `no space, userinfo or path in ${JSON.stringify(text)}`);
-    }),
-    fuzzParams(1000),
-  );
-});
+test(
+  'fuzz http target: random and edited CONNECT targets are undefined or keep every guarantee',
+  { timeout: testTimeout(1000) },
+  () => {
+    fc.assert(
+      fc.property(fc.oneof(textArb(40), edited(authorityArb)), (text) => {
+        const dst = timed('parseConnectTarget', () => parseConnectTarget(text));
+        if (dst === undefined) return;
+        checkDestination(dst, text);
+        assert.ok(
+          !/[\s@/?#%\0]/.test(text.slice(0, text.lastIndexOf(':'))),
+          `no space, userinfo or path in ${JSON.stringify(text)}`,
+        );
+      }),
+      fuzzParams(1000),
+    );
+  },
+);
 
-test('fuzz http target: random and edited absolute URIs are undefined or keep every guarantee', { timeout: testTimeout(1000) }, () => {
-  fc.assert(
-    fc.property(fc.oneof(uriArb, edited(uriArb), textArb(40).map((t) => `http://${t}`)), (text) => {
-      const t = timed('parseAbsoluteTarget', () => parseAbsoluteTarget(text));
-      if (t === undefined) return;
-      checkDestination(t.dst, text);
-      assert.match(t.path, /^\/[\x21-\x7e\x80-\u{10ffff}]*$/u, 'origin-form, no space or control');
-      assert.ok(!t.path.includes('#'), 'never the fragment');
-      assert.equal(t.hostHeader, formatAuthority(t.dst, 80));
-      assert.ok(!t.hostHeader.includes('@'), 'userinfo is not forwarded');
-      assert.ok(/^http:\/\//i.test(text));
-    }),
-    fuzzParams(1000),
-  );
-});
+test(
+  'fuzz http target: random and edited absolute URIs are undefined or keep every guarantee',
+  { timeout: testTimeout(1000) },
+  () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          uriArb,
+          edited(uriArb),
+          textArb(40).map((t) => `http://${t}`),
+        ),
+        (text) => {
+          const t = timed('parseAbsoluteTarget', () => parseAbsoluteTarget(text));
+          if (t === undefined) return;
+          checkDestination(t.dst, text);
+          assert.match(t.path, /^\/[\x21-\x7e\x80-\u{10ffff}]*$/u, 'origin-form, no space or control');
+          assert.ok(!t.path.includes('#'), 'never the fragment');
+          assert.equal(t.hostHeader, formatAuthority(t.dst, 80));
+          assert.ok(!t.hostHeader.includes('@'), 'userinfo is not forwarded');
+          assert.ok(/^http:\/\//i.test(text));
+        },
+      ),
+      fuzzParams(1000),
+    );
+  },
+);
 
-test('fuzz http target: a valid absolute URI keeps its host, port (default 80) and path', { timeout: testTimeout(300) }, () => {
-  fc.assert(
-    fc.property(uriArb, (text) => {
-      const t = parseAbsoluteTarget(text);
-      assert.ok(t, text);
-      const path = text.replace(/^http:\/\/[^/?#]*/i, '').replace(/#.*$/, '');
-      assert.equal(t.path, path === '' ? '/' : path.startsWith('/') ? path : `/${path}`);
-      assert.ok(!t.hostHeader.includes('@'));
-    }),
-    fuzzParams(300),
-  );
-});
+test(
+  'fuzz http target: a valid absolute URI keeps its host, port (default 80) and path',
+  { timeout: testTimeout(300) },
+  () => {
+    fc.assert(
+      fc.property(uriArb, (text) => {
+        const t = parseAbsoluteTarget(text);
+        assert.ok(t, text);
+        const path = text.replace(/^http:\/\/[^/?#]*/i, '').replace(/#.*$/, '');
+        assert.equal(t.path, path === '' ? '/' : path.startsWith('/') ? path : `/${path}`);
+        assert.ok(!t.hostHeader.includes('@'));
+      }),
+      fuzzParams(300),
+    );
+  },
+);
