@@ -52,12 +52,8 @@ function parseOrConfigError(parse: () => Config, secrets: readonly string[] = []
     assert.ok(m.startsWith(`${SOURCE}`), `the message names the source: ${m}`);
     if (/^fuzz\.yaml(?::\d+:\d+)?: invalid YAML/.test(m)) return undefined;
     const body = m.slice(SOURCE.length + 2);
-    const lines = /^\d+ problems:\n/.test(body)
-      ? body
-          .split('\n')
-          .slice(1)
-          .map((l) => l.replace(/^ {2}- /, ''))
-      : [body];
+    // Problems are listed as "\n  - …"; a YAML collection used as a key may hold line breaks itself.
+    const lines = /^\d+ problems:\n {2}- /.test(body) ? body.split(/\n {2}- /).slice(1) : [body];
     for (const l of lines) assert.match(l, NAMES_A_PATH, `a problem names its path: ${JSON.stringify(l)}`);
     for (const s of secrets) assert.ok(!m.includes(s), `no password in ${JSON.stringify(m)}`);
     return undefined;
