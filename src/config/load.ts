@@ -132,7 +132,13 @@ export function redactConfig(config: Config): Config {
     join: string[];
   };
   if (copy.auth) copy.auth.password = '***';
-  copy.links = copy.links.map((l) => l.replace(/^(socks5h?:\/\/[^:@/]*):[^@/]*@/i, '$1:***@'));
+  // The userinfo runs to the LAST "@" before any "/", "?" or "#" (as URL parsing reads it): "@" may be in the password.
+  copy.links = copy.links.map((l) =>
+    l.replace(
+      /^(socks5h?:\/\/)([^/?#]*)@/i,
+      (_, scheme: string, userinfo: string) => `${scheme}${userinfo.split(':')[0]}:***@`,
+    ),
+  );
   // A join token is a bearer credential: only its kind is shown.
   copy.join = copy.join.map((t) => `${t.slice(0, 5)}***`);
   if (copy.health.targets) {

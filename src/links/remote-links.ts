@@ -23,7 +23,7 @@ export function isSocks5LinkRequest(text: string): boolean {
 /** `socks5://user:pass@host:port#name` → link options; the id is the name, else host:port. */
 export function parseSocks5Link(text: string): Socks5LinkOptions {
   // Everything before the last "@" may be credentials (a password may hold ":", "/" or "@").
-  const shown = text.replace(/\/\/.*@/, '//***@');
+  const shown = text.replace(/\/\/[\s\S]*@/, '//***@');
   let url: URL;
   try {
     url = new URL(text.trim());

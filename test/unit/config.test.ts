@@ -456,6 +456,18 @@ test('redactConfig hides the password and credentials in probe URLs, and nothing
   assert.deepEqual({ ...redactConfig(parseConfig({}, 'x')) }, DEFAULTS, 'no auth: nothing to redact');
 });
 
+test('regression: config show redacts a SOCKS5 link whose user or password holds "@"', () => {
+  // Found by fuzz-config: the redaction stopped at the first "@", so "u@x:pw@host"
+  // was shown whole and "u:p@ss@host" showed the password's tail.
+  const r = redactConfig(
+    parseConfig(
+      { links: ['socks5://u@x:Hunter2pw@10.0.0.1:1080', 'socks5h://u:pre@Hunter3tail@10.0.0.2:1080'] },
+      'x',
+    ),
+  );
+  assert.deepEqual(r.links, ['socks5://u@x:***@10.0.0.1:1080', 'socks5h://u:***@10.0.0.2:1080']);
+});
+
 test('the example written by `config init` parses to exactly the defaults and shows every key', () => {
   assert.deepEqual(parseConfigText(EXAMPLE_CONFIG, 'linkmux.yaml'), DEFAULTS);
   assert.deepEqual(parseYaml(EXAMPLE_CONFIG), DEFAULTS, 'every default is written out, not left implicit');

@@ -65,6 +65,14 @@ test('CONNECT targets: malformed ones are undefined, never thrown', () => {
   for (const input of bad) assert.equal(parseConnectTarget(input), undefined, input);
 });
 
+test('regression: a host with a non-ASCII letter that lower-cases to ASCII (U+212A Kelvin sign) is refused', () => {
+  // Found by fuzz-http-target: "\u212Alocalhost" was accepted as "klocalhost".
+  assert.equal(parseConnectTarget('\u212Alocalhost:443'), undefined);
+  assert.equal(parseAbsoluteTarget('http://\u212Alocalhost:1/'), undefined);
+  assert.equal(parseConnectTarget('\u0130nternal.lan:443'), undefined);
+  assert.deepEqual(parseConnectTarget('KLocalHost:443'), { host: 'klocalhost', port: 443 });
+});
+
 test('ports: 1..65535 in decimal only', () => {
   assert.equal(parsePort('1'), 1);
   assert.equal(parsePort('65535'), 65535);

@@ -31,7 +31,8 @@ export function parseHost(text: string): string | undefined {
     // Zone ids (fe80::1%eth0) name an interface of the client, not of a link.
     return net.isIPv6(inner) && !inner.includes('%') ? inner.toLowerCase() : undefined;
   }
-  const host = text.toLowerCase();
+  // ASCII case only: toLowerCase() would turn U+212A (Kelvin sign) into "k", accepting a non-ASCII name.
+  const host = text.replace(/[A-Z]/g, (c) => c.toLowerCase());
   if (net.isIPv4(host)) return host;
   // All-numeric names such as "1.2.3" or "999.1.1.1" are IPv4 typos, not names.
   if (/^[\d.]+$/.test(host)) return undefined;
