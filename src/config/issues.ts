@@ -47,7 +47,10 @@ export function describeIssues(
             ? ` (valid keys: ${known.join(', ')})`
             : '';
         lines.push(
-          withLine(prefix(issue.path) + `unknown key "${key}"${where}${help}`, locate?.(issue.path, key)),
+          withLine(
+            prefix(issue.path) + `unknown key ${JSON.stringify(key)}${where}${help}`,
+            locate?.(issue.path, key),
+          ),
         );
       }
       continue;
