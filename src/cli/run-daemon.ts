@@ -63,6 +63,7 @@ export async function runDaemon(config: Config, source: string): Promise<void> {
     health: rt.health,
     rules: rt.rules.map((r) => ({ match: { ...r.match }, action: r.action })),
     privateDirect: rt.privateDirect,
+    limits: rt.limits,
     logger,
     node,
   });
