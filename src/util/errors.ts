@@ -104,8 +104,8 @@ export function redactUrl(url: string | URL): string {
 /** EMFILE (this process) or ENFILE (the whole system) out of file descriptors: never a link's fault. */
 export function isDescriptorExhaustion(err: unknown): boolean {
   if (isLinkmuxError(err, 'LINKMUX_ERR_NO_DESCRIPTORS')) return true;
-  const code = systemCode(err) ?? (err instanceof Error ? systemCode(err.cause) : undefined);
-  return code === 'EMFILE' || code === 'ENFILE';
+  const codes = [systemCode(err), err instanceof Error ? systemCode(err.cause) : undefined];
+  return codes.includes('EMFILE') || codes.includes('ENFILE');
 }
 
 /** A short human description of any thrown value. */

@@ -100,7 +100,13 @@ class HttpProxyServer extends http.Server {
     this.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
+      firstHeadersDeadline(ctx, socket, headersTimeoutMs);
     });
+    // The first request's headers are complete: its deadline is over.
+    const complete = (req: http.IncomingMessage) => headersDone.add(req.socket);
+    this.prependListener('request', complete);
+    this.prependListener('checkContinue', complete);
+    this.prependListener('connect', complete);
   }
 
   override close(callback?: (err?: Error) => void): this {
@@ -142,6 +148,29 @@ export function createHttpProxyServer(options: HttpProxyOptions): http.Server {
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
   };
   return new HttpProxyServer(ctx, options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS, options.gate);
+}
+
+const headersDone = new WeakSet<Socket>();
+
+/**
+ * Node's headersTimeout counts from the first byte of a request (llhttp's
+ * message begin), so a client that waits, then trickles, could hold a
+ * connection for twice the deadline. This timer counts from the connection
+ * itself for its first request; later keep-alive requests are bounded by
+ * keepAliveTimeout (idle) plus Node's own headersTimeout.
+ */
+function firstHeadersDeadline(ctx: HttpProxyContext, socket: Socket, ms: number): void {
+  const timer = setTimeout(() => {
+    if (headersDone.has(socket) || socket.destroyed) return;
+    ctx.logger.debug(`http: ${socket.remoteAddress ?? '?'}: request headers not complete within ${ms} ms`);
+    onClientError(
+      ctx,
+      Object.assign(new Error('headers timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }),
+      socket,
+    );
+  }, ms);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
 }
 
 /** Sockets already answered: Node may report more parse errors for the same bytes. */
