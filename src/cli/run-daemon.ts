@@ -64,6 +64,7 @@ export async function runDaemon(config: Config, source: string): Promise<void> {
     health: await healthAtStart(rt.health, rt.healthTargetsSet, logger),
     rules: rt.rules.map((r) => ({ match: { ...r.match }, action: r.action })),
     privateDirect: rt.privateDirect,
+    limits: rt.limits,
     logger,
     node,
   });

@@ -119,6 +119,19 @@ gateway:
   tableBase: 4200            # routing tables 4201, 4202, …
   priority: 4200             # ip rules 4200 … 4200 + 2 × uplinks
 
+# Deadlines and caps of every front end (SOCKS5, HTTP proxy, node): what a
+# hostile or broken client may hold. Caps at 0 derive from the file descriptor
+# limit (raised to the hard limit at start): (limit - fdReserve) / 2 in all,
+# half of that per client address. Over a cap: SOCKS5 closes, HTTP answers 503.
+limits:
+  handshakeTimeout: 10       # seconds from connect to a complete SOCKS5 request (node: TLS, then SOCKS5)
+  headersTimeout: 10         # seconds for an HTTP request's headers, trickled or not (then 408)
+  idleTimeout: 7200          # seconds without a byte before a tunnel is closed; 0 = never
+  maxConnections: 0          # client connections at once, all front ends; 0 = derived
+  maxConnectionsPerClient: 0 # from one address; 0 = half of maxConnections
+  fdReserve: 0               # descriptors kept for control API and probes; 0 = limit / 8 (64-4096)
+  loginLogInterval: 60       # seconds between log lines about one address's failed logins
+
 privateDirect: true          # loopback, LAN and link-local destinations go direct
 drainTimeout: 10             # seconds open connections get on SIGINT/SIGTERM
 log: info                    # debug, info, warn or error

@@ -69,7 +69,20 @@ export interface RuntimeConfig {
   rules: readonly RuntimeRule[];
   privateDirect: boolean;
   drainTimeoutMs: number;
+  limits: RuntimeLimits;
   log: LogLevel;
+}
+
+/** Deadlines in ms; caps as counts, 0 meaning "derive from the descriptor limit". */
+export interface RuntimeLimits {
+  handshakeTimeoutMs: number;
+  headersTimeoutMs: number;
+  /** 0 = never. */
+  idleTimeoutMs: number;
+  maxConnections: number;
+  maxPerClient: number;
+  fdReserve: number;
+  loginLogIntervalMs: number;
 }
 
 export interface RuntimeDns {
@@ -125,6 +138,15 @@ export function toRuntime(config: Config): RuntimeConfig {
     })),
     privateDirect: config.privateDirect,
     drainTimeoutMs: ms(config.drainTimeout),
+    limits: {
+      handshakeTimeoutMs: ms(config.limits.handshakeTimeout),
+      headersTimeoutMs: ms(config.limits.headersTimeout),
+      idleTimeoutMs: ms(config.limits.idleTimeout),
+      maxConnections: config.limits.maxConnections,
+      maxPerClient: config.limits.maxConnectionsPerClient,
+      fdReserve: config.limits.fdReserve,
+      loginLogIntervalMs: ms(config.limits.loginLogInterval),
+    },
     log: config.log,
   });
 }

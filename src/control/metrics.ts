@@ -30,6 +30,7 @@
  * | linkmux_connections_active | gauge | | open client connections |
  * | linkmux_connections_total | counter | | client connections accepted |
  * | linkmux_connections_failed_total | counter | | client connections never connected to their destination |
+ * | linkmux_connections_shed_total, linkmux_failed_logins_total, … | | | see protection-metrics.ts |
  *
  * Why linkmux_link_up is fractional rather than a state label: a degraded link
  * still carries traffic (used when nothing better exists), so 0 would overstate
@@ -47,6 +48,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { LINK_STATES, type LinkState } from '../health/state-machine.js';
 import type { DaemonStatus } from './status-types.js';
+import { registerProtectionMetrics } from './protection-metrics.js';
 
 const STATES: readonly LinkState[] = LINK_STATES;
 const UP_VALUE: Record<LinkState, number> = { online: 1, degraded: 0.5, unverified: 0.5, offline: 0 };
@@ -202,6 +204,8 @@ export function createMetricsRegistry(status: () => DaemonStatus): Registry {
       },
     });
   }
+
+  registerProtectionMetrics(registers, snapshot);
 
   return Registry.merge([own, processRegistry()]);
 }

@@ -52,6 +52,27 @@ export interface DaemonStatus {
   links: LinkStatus[];
   /** Present when this machine lends its uplinks as a linkmux node. */
   node?: NodeStatus;
+  /** Connection caps, descriptors, refusals and failed logins (daemon/protection.ts). */
+  protection?: ProtectionStatus;
+}
+
+export interface ProtectionStatus {
+  /** Caps in force: client connections in all, and from one address. */
+  maxConnections: number;
+  maxConnectionsPerClient: number;
+  /** The process's descriptor limit (soft, after raising it) and the part kept for control and probes. */
+  fdLimit: number;
+  fdReserve: number;
+  /** Descriptors open now (Linux). */
+  openFds?: number;
+  /** Client connections open now, all front ends. */
+  clientConnections: number;
+  /** Connections refused since start: over the global cap, over the per-client cap, during a descriptor pause (counters). */
+  shed: { global: number; perClient: number; pressure: number };
+  /** Times the process ran out of descriptors (EMFILE/ENFILE) since start (counter). */
+  descriptorExhaustion: number;
+  /** Failed logins since start, by front end (counters). */
+  failedLogins: { socks5: number; http: number; node: number };
 }
 
 export interface NodeStatus {

@@ -34,6 +34,20 @@ import type { Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { LinkResolver } from '../dns/resolver.js';
 import type { LinkState } from '../health/state-machine.js';
+import type { RuntimeLimits } from '../config/runtime.js';
+import { nodeHostGuard, proxyHostGuard } from '../proxy/own-host-guard.js';
+import { Protection } from './protection.js';
+
+/** The config's defaults (schema.ts `limits`), for callers that build a Daemon without a config. */
+const DEFAULT_LIMITS: RuntimeLimits = {
+  handshakeTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  idleTimeoutMs: 7_200_000,
+  maxConnections: 0,
+  maxPerClient: 0,
+  fdReserve: 0,
+  loginLogIntervalMs: 60_000,
+};
 
 function stateRank(state: LinkState): number {
   switch (state) {
@@ -69,6 +83,8 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Also lend this machine's own links to the LAN as a linkmux node. */
   node?: DaemonNodeOptions | undefined;
+  /** Deadlines and caps of the front ends (default: the config's defaults). */
+  limits?: Partial<RuntimeLimits> | undefined;
 }
 
 export interface DaemonNodeOptions {
@@ -99,10 +115,22 @@ export class Daemon {
   private readonly nodeDialer: PoolDialer | undefined;
   private readonly bound: { socks?: string; http?: string; control?: string; node?: string[] } = {};
   private readonly startedAt = new Date();
+  readonly protection: Protection;
+  private readonly limits: RuntimeLimits;
 
   constructor(private readonly opts: DaemonOptions) {
     this.clock = opts.clock ?? systemClock;
     checkExposure(opts);
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.protection = new Protection({
+      maxConnections: this.limits.maxConnections,
+      maxPerClient: this.limits.maxPerClient,
+      reserve: this.limits.fdReserve,
+      loginLogIntervalMs: this.limits.loginLogIntervalMs,
+      logger: opts.logger,
+      clock: this.clock,
+    });
+    const isOwn = (ip: string) => this.protection.hostAddresses.has(ip);
     this.health = new HealthMonitor({
       links: opts.links,
       config: opts.health,
@@ -128,6 +156,9 @@ export class Daemon {
         adaptive: createPolicy('adaptive'),
       },
       rules: new RuleSet(opts.rules, opts.privateDirect),
+      // No door into this host for clients from other machines (own-host-guard.ts).
+      clientGuard: (ip, ctx, ruleNamed) =>
+        ctx.clientIp === undefined ? { allowed: true } : proxyHostGuard(ip, ctx.clientIp, isOwn, ruleNamed),
       ...this.dialerBasics(),
     });
     if (opts.node) {
@@ -138,7 +169,11 @@ export class Daemon {
         pool: this.nodePool,
         policy: createPolicy('adaptive'),
         rules: new RuleSet([], false),
-        guard: (ip) => guard.check(ip),
+        // Its ranges first, then every address of this host, unless node.allow names it.
+        guard: (ip) => {
+          const verdict = guard.check(ip);
+          return verdict.allowed ? nodeHostGuard(ip, isOwn, (a) => guard.allows(a)) : verdict;
+        },
         ...this.dialerBasics(),
       });
     }
@@ -165,14 +200,35 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { listen, logger, auth } = this.opts;
+    const p = this.protection;
+    const lim = this.limits;
+    const dialer = p.watchDialer(this.dialer);
     try {
       if (listen.socks) {
-        this.socks = createSocks5Server({ dialer: this.dialer, auth, logger });
+        this.socks = createSocks5Server({
+          dialer,
+          auth,
+          logger,
+          handshakeTimeoutMs: lim.handshakeTimeoutMs,
+          idleTimeoutMs: lim.idleTimeoutMs,
+          gate: p.frontEndGate(),
+          onLoginFailure: p.loginFailure('socks5'),
+        });
         this.bound.socks = await listenOn(this.socks, listen.socks, 'SOCKS5');
+        p.watchServer(this.socks, `SOCKS5 ${this.bound.socks}`);
       }
       if (listen.http) {
-        this.http = createHttpProxyServer({ dialer: this.dialer, logger, ...(auth ? { auth } : {}) });
+        this.http = createHttpProxyServer({
+          dialer,
+          logger,
+          ...(auth ? { auth } : {}),
+          headersTimeoutMs: lim.headersTimeoutMs,
+          idleTimeoutMs: lim.idleTimeoutMs,
+          gate: p.frontEndGate(),
+          onLoginFailure: p.loginFailure('http'),
+        });
         this.bound.http = await listenOn(this.http, listen.http, 'HTTP proxy');
+        p.watchServer(this.http, `HTTP proxy ${this.bound.http}`);
       }
       if (this.opts.node && this.nodeDialer) {
         const node = this.opts.node;
@@ -182,12 +238,18 @@ export class Daemon {
             certPem: node.certPem,
             keyPem: node.keyPem,
             secret: node.secret,
-            dialer: this.nodeDialer,
+            dialer: p.watchDialer(this.nodeDialer),
             links: node.lend,
             logger,
+            handshakeTimeoutMs: lim.handshakeTimeoutMs,
+            idleTimeoutMs: lim.idleTimeoutMs,
+            gate: p.frontEndGate(),
+            onLoginFailure: p.loginFailure('node'),
           });
           this.nodeServers.push(server);
-          this.bound.node.push(await listenOn(server, address, 'the node'));
+          const at = await listenOn(server, address, 'the node');
+          this.bound.node.push(at);
+          p.watchServer(server, `node ${at}`);
         }
       }
       if (listen.control) {
@@ -202,6 +264,7 @@ export class Daemon {
       await this.stop(0);
       throw err;
     }
+    this.protection.start();
     this.pool.start();
     this.nodePool?.start();
     this.health.start();
@@ -237,6 +300,7 @@ export class Daemon {
     this.http?.closeAllConnections();
     for (const n of this.nodeServers) n.closeAllConnections();
     await httpClosed;
+    this.protection.stop();
     this.health.stop();
     this.pool.stop();
     this.nodePool?.stop();
@@ -283,6 +347,7 @@ export class Daemon {
       ...(this.opts.node && this.nodeDialer
         ? { node: this.nodeStatus(this.opts.node, this.nodeDialer) }
         : {}),
+      protection: this.protection.status(),
     };
   }
 

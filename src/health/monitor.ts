@@ -384,6 +384,12 @@ export class HealthMonitor {
       this.schedule(entry, start + intervalMs - this.clock.now());
       return;
     }
+    if (result.local) {
+      // The process ran out of descriptors: a process condition, not a verdict on the link.
+      this.logger.debug(`link ${entry.link.id}: probe not run (${result.reason}): not counted`);
+      this.schedule(entry, start + intervalMs - this.clock.now());
+      return;
+    }
     const bytesAfter = bytesBefore === undefined ? undefined : bytesIn(entry.link);
     if (bytesBefore !== undefined && bytesAfter !== undefined && bytesAfter > bytesBefore) {
       this.logger.debug(

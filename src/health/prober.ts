@@ -141,6 +141,9 @@ export function createProber(tls: TlsOptions = {}): Prober {
 
 export const defaultProber: Prober = createProber();
 
+/** The reason of a probe that failed because this process had no descriptor left: never the link's fault. */
+export const OUT_OF_DESCRIPTORS = 'out of file descriptors (this process, not the link)';
+
 /** A short reason for logs and status: "timeout", "refused", "unreachable" …, else the error's text. */
 export function failureReason(err: unknown): string {
   if (err instanceof LinkmuxError) {
@@ -148,9 +151,13 @@ export function failureReason(err: unknown): string {
     if (err.code === 'LINKMUX_ERR_ABORTED') return 'aborted';
     if (err.code === 'LINKMUX_ERR_DNS') return 'dns failed';
     if (err.code === 'LINKMUX_ERR_BIND_FAILED') return 'cannot bind to the link';
+    if (err.code === 'LINKMUX_ERR_NO_DESCRIPTORS') return OUT_OF_DESCRIPTORS;
   }
   const code = systemCode(err instanceof LinkmuxError ? err.cause : err) ?? systemCode(err);
   switch (code) {
+    case 'EMFILE':
+    case 'ENFILE':
+      return OUT_OF_DESCRIPTORS;
     case 'ECONNREFUSED':
       return 'refused';
     case 'ENETUNREACH':
@@ -189,6 +196,8 @@ export type RoundResult =
       ok: false;
       reason: string;
       /** True when the round was cut short by the caller's signal. */ aborted?: true;
+      /** True when a probe failed for lack of descriptors here: the round says nothing about the link. */
+      local?: true;
     };
 
 /** One probe round: every target at once; the first answer wins. Never rejects. */
@@ -214,7 +223,11 @@ export function probeRound(
       cancel.abort(new LinkmuxError('LINKMUX_ERR_ABORTED', `probe round of link ${link.id} is over`));
       resolve(result);
     };
-    const failed = () => ({ ok: false as const, reason: combineReasons(targets, reasons) });
+    const failed = (): RoundResult => ({
+      ok: false,
+      reason: combineReasons(targets, reasons),
+      ...(reasons.includes(OUT_OF_DESCRIPTORS) ? { local: true as const } : {}),
+    });
     const onAbort = () => finish({ ok: false, reason: 'aborted', aborted: true });
     const deadline = timers.setTimeout(() => {
       for (let i = 0; i < reasons.length; i++) reasons[i] ??= 'timeout';

@@ -293,6 +293,13 @@ export class LocalLink implements Link {
     const code = systemCode(err);
     const prefix = `link ${this.id}: cannot connect to ${where}${to}`;
     switch (code) {
+      case 'EMFILE':
+      case 'ENFILE':
+        return new LinkmuxError(
+          'LINKMUX_ERR_NO_DESCRIPTORS',
+          `${prefix}: this process is out of file descriptors (${code}); not a fault of the link`,
+          { cause: err },
+        );
       case 'ECONNREFUSED':
         return new LinkmuxError(
           'LINKMUX_ERR_CONNECT',

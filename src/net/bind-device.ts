@@ -252,6 +252,14 @@ function closeFd(fd: number): void {
 
 function bindError(device: string, call: string, code: string): LinkmuxError {
   const cause = Object.assign(new Error(`${call} failed: ${code}`), { code });
+  if (code === 'EMFILE' || code === 'ENFILE') {
+    // The process (or system) is out of descriptors: not the link's fault, and binding has nothing to do with it.
+    return new LinkmuxError(
+      'LINKMUX_ERR_NO_DESCRIPTORS',
+      `cannot open a socket for ${device}: ${call} ${code}, out of file descriptors; too many connections are open`,
+      { cause },
+    );
+  }
   const hint =
     code === 'EPERM'
       ? 'binding a socket to an interface needs CAP_NET_RAW here: run as root, or install policy rules ' +

@@ -12,6 +12,8 @@ export interface DialContext {
   signal?: AbortSignal;
   /** The client's address, for logs and sticky rules (never credentials). */
   client?: string;
+  /** The client's IP address alone (no port), for the own-host guard. */
+  clientIp?: string | undefined;
   /** The link the client asked for (a node's per-uplink credentials); the dialer uses only that one. */
   link?: string;
 }

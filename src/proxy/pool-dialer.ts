@@ -32,7 +32,13 @@ import { orderForFailover } from '../scheduler/failover.js';
 import { systemResolver, type Resolver } from '../net/resolve.js';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
-import { LinkmuxError, describe, isLinkmuxError, systemCode } from '../util/errors.js';
+import {
+  LinkmuxError,
+  describe,
+  isDescriptorExhaustion,
+  isLinkmuxError,
+  systemCode,
+} from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
 import type { DialContext, Dialed, Dialer } from './dialer.js';
@@ -60,6 +66,16 @@ export interface PoolDialerOptions {
    * name cannot smuggle in an address the check would refuse.
    */
   guard?: (ip: string) => { allowed: true } | { allowed: false; reason: string };
+  /**
+   * Checked on the address with the client's own address (the proxy's own-host
+   * guard, own-host-guard.ts), where the guard is and again on a direct route's
+   * address; `ruleNamed` is true when a config rule matched the destination.
+   */
+  clientGuard?: (
+    ip: string,
+    ctx: DialContext,
+    ruleNamed: boolean,
+  ) => { allowed: true } | { allowed: false; reason: string };
 }
 
 /** A race loser unanswered this long (at least) is reported as a timeout to the passive health rule. */
@@ -166,14 +182,19 @@ export class PoolDialer implements Dialer {
     const verdict = ip === undefined ? undefined : this.opts.guard?.(ip);
     if (verdict && !verdict.allowed)
       throw new LinkmuxError('LINKMUX_ERR_DENIED', `${where}: ${verdict.reason}`);
+    const ruleNamed = route.reason.startsWith('rule ');
+    if (ip !== undefined) this.checkClient(ip, ctx, ruleNamed, where);
     if (ctx.link !== undefined && route.kind !== 'deny') {
       return this.race(this.reachable([ctx.link], target, where), target, ctx.signal);
     }
     switch (route.kind) {
       case 'deny':
         throw new LinkmuxError('LINKMUX_ERR_DENIED', `${where} is refused by ${route.reason} of the config`);
-      case 'direct':
-        return { socket: await this.direct(await this.addressOf(target), port, ctx.signal), link: 'direct' };
+      case 'direct': {
+        const address = await this.addressOf(target);
+        this.checkClient(address, ctx, ruleNamed, where);
+        return { socket: await this.direct(address, port, ctx.signal), link: 'direct' };
+      }
       case 'link':
         return this.race(this.reachable([route.link], target, where), target, ctx.signal);
       case 'policy': {
@@ -221,6 +242,12 @@ export class PoolDialer implements Dialer {
       this.logger.debug(`${dst.host}: ${describe(err)}; the name goes to links that resolve it themselves`);
       return { name: dst.host, port: dst.port };
     }
+  }
+
+  private checkClient(ip: string, ctx: DialContext, ruleNamed: boolean, where: string): void {
+    const verdict = this.opts.clientGuard?.(ip, ctx, ruleNamed);
+    if (verdict && !verdict.allowed)
+      throw new LinkmuxError('LINKMUX_ERR_DENIED', `${where}: ${verdict.reason}`);
   }
 
   /** A link can carry the target: it resolves names itself, or has the family of the address. */
@@ -372,6 +399,11 @@ export class PoolDialer implements Dialer {
                 const reason = `no connection to ${shown}:${port} in ${Math.round(waited)} ms while another link connected`;
                 this.opts.report?.(id, { type: 'connect-failed', reason, kind: 'timeout' });
               }
+              return;
+            }
+            // Out of descriptors is this process's condition: no link is to blame, none would do better.
+            if (isDescriptorExhaustion(err)) {
+              finish(() => reject(err));
               return;
             }
             if (systemCode((err as { cause?: unknown }).cause) === 'ECONNREFUSED') {

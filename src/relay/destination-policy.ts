@@ -15,8 +15,9 @@
  *
  * 198.18.0.0/15 (RFC 2544 benchmarking) is ordinary here, NOT private: the
  * testbed and the netns tests use it as the internet a node relays to, and no
- * real LAN uses it. A node's own public addresses are not refused here either;
- * that needs the node's interface list and belongs to its caller.
+ * real LAN uses it. A node's own addresses (public ones included) are refused
+ * by its caller with the host's interface list (proxy/own-host-guard.ts,
+ * wired in daemon/front-end-guards.ts); `allows` tells it what node.allow opens.
  */
 import { BlockList } from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
@@ -58,6 +59,13 @@ export class DestinationPolicy {
       else if (cidr.family === 4) this.v4.addSubnet(cidr.address, cidr.prefix, 'ipv4');
       else this.v6.addSubnet(cidr.address, cidr.prefix, 'ipv6');
     });
+  }
+
+  /** True when node.allow names the address (its network is in the allow-list). */
+  allows(ip: string): boolean {
+    const c = canonicalIp(ip);
+    if (!c) return false;
+    return (c.family === 4 ? this.v4 : this.v6).check(c.ip, c.family === 4 ? 'ipv4' : 'ipv6');
   }
 
   check(ip: string): DestinationVerdict {

@@ -24,6 +24,8 @@ import { silentLogger } from '../util/logger.js';
 import type { Dialer } from '../proxy/dialer.js';
 import { Socks5Server, DEFAULT_HANDSHAKE_TIMEOUT_MS } from '../proxy/socks5/socks5-server.js';
 import { parseNodeUsername, secretChecker } from './node-credentials.js';
+import { admitSocket } from '../proxy/shed.js';
+import type { FrontEndGate } from '../proxy/shed.js';
 
 export interface NodeServerOptions {
   certPem: string;
@@ -35,7 +37,14 @@ export interface NodeServerOptions {
   /** Link ids a client may ask for by name ("linkmux/<link>"). */
   links: readonly string[];
   logger?: Logger;
+  /** TLS handshake, then SOCKS5 greeting to request: each within this many ms. Default 10 000. */
   handshakeTimeoutMs?: number;
+  /** Milliseconds without a byte either way after which a relay is closed; 0 = never. Default 0. */
+  idleTimeoutMs?: number | undefined;
+  /** Connection caps shared with the proxy's front ends: a refused client is closed at once. */
+  gate?: FrontEndGate | undefined;
+  /** Called with the client's address when it gave a wrong secret (aggregated by the caller). */
+  onLoginFailure?: ((address: string | undefined) => void) | undefined;
 }
 
 export interface NodeServerCounters {
@@ -50,6 +59,7 @@ export class NodeServer extends tls.Server {
   /** Raw TCP sockets whose TLS handshake is not done yet, by "address:port" of the peer. */
   private readonly handshaking = new Map<string, Socket>();
   private readonly counters: NodeServerCounters = { tlsFailures: 0, authFailures: 0 };
+  private readonly gate: FrontEndGate | undefined;
 
   constructor(opts: NodeServerOptions) {
     const logger = opts.logger ?? silentLogger;
@@ -61,12 +71,15 @@ export class NodeServer extends tls.Server {
       handshakeTimeout: timeout,
       allowHalfOpen: true,
     });
+    this.gate = opts.gate;
     const secretOk = secretChecker(opts.secret);
     const known = new Set(opts.links);
     this.socks = new Socks5Server({
       dialer: opts.dialer,
       logger,
       handshakeTimeoutMs: timeout,
+      idleTimeoutMs: opts.idleTimeoutMs,
+      onLoginFailure: opts.onLoginFailure,
       udp: false,
       authenticate: (username, password) => {
         // The secret is checked first and always, so timing tells nothing about the username.
@@ -99,6 +112,16 @@ export class NodeServer extends tls.Server {
       logger.debug(`node: TLS handshake with ${socket.remoteAddress ?? '?'} failed: ${describe(err)}`);
       socket.destroy();
     });
+  }
+
+  /** The cap check runs before the TLS layer wraps the raw socket. */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'connection' && !admitSocket(this.gate, args[0] as Socket, 'node')) return false;
+    return (tls.Server.prototype.emit as (e: string | symbol, ...a: unknown[]) => boolean).call(
+      this,
+      event,
+      ...args,
+    );
   }
 
   stats(): NodeServerCounters {

@@ -40,6 +40,8 @@ export const ERROR_CODES = {
   LINKMUX_ERR_TOKEN: 'a join token is malformed, damaged or incomplete',
   LINKMUX_ERR_NODE_AUTH:
     'a relay node refused the credentials, or presented a certificate other than the pinned one',
+  LINKMUX_ERR_NO_DESCRIPTORS:
+    'this process ran out of file descriptors (EMFILE/ENFILE); a process condition, never a link fault',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -97,6 +99,13 @@ export function redactUrl(url: string | URL): string {
   } catch {
     return '<malformed URL>';
   }
+}
+
+/** EMFILE (this process) or ENFILE (the whole system) out of file descriptors: never a link's fault. */
+export function isDescriptorExhaustion(err: unknown): boolean {
+  if (isLinkmuxError(err, 'LINKMUX_ERR_NO_DESCRIPTORS')) return true;
+  const codes = [systemCode(err), err instanceof Error ? systemCode(err.cause) : undefined];
+  return codes.includes('EMFILE') || codes.includes('ENFILE');
 }
 
 /** A short human description of any thrown value. */

@@ -24,6 +24,8 @@ export interface StartOptions {
   ns?: string;
   /** The sub-command and its flags (default ['up']). */
   args?: string[];
+  /** A command the daemon runs under, e.g. ['prlimit', '--nofile=1024'] (it must exec the daemon). */
+  wrap?: string[];
 }
 
 export async function startDaemon(
@@ -35,7 +37,9 @@ export async function startDaemon(
   const ns = opts.ns ?? tb.clientNs;
   const configPath = `/tmp/${ns}-linkmux.yaml`;
   await writeFile(configPath, yaml);
-  const child = tb.spawn(ns, process.execPath, [cli, ...(opts.args ?? ['up']), '--config', configPath]);
+  const argv = [process.execPath, cli, ...(opts.args ?? ['up']), '--config', configPath];
+  const [cmd, ...rest] = [...(opts.wrap ?? []), ...argv];
+  const child = tb.spawn(ns, cmd!, rest);
   let log = '';
   child.stdout?.on('data', (d: Buffer) => (log += d));
   child.stderr?.on('data', (d: Buffer) => (log += d));

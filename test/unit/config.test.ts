@@ -57,6 +57,15 @@ const DEFAULTS = {
   },
   rules: [],
   privateDirect: true,
+  limits: {
+    handshakeTimeout: 10,
+    headersTimeout: 10,
+    idleTimeout: 7200,
+    maxConnections: 0,
+    maxConnectionsPerClient: 0,
+    fdReserve: 0,
+    loginLogInterval: 60,
+  },
   drainTimeout: 10,
   log: 'info',
 };

@@ -32,7 +32,7 @@ export function handleConnect(
   socket.on('error', () => socket.destroy());
   const client = clientLabel(req.socket);
 
-  if (!ctx.authorize(req.headers['proxy-authorization'])) {
+  if (!ctx.authorize(req.headers['proxy-authorization'], req.socket.remoteAddress)) {
     ctx.logger.debug(`http: ${client} CONNECT refused: proxy authentication required`);
     replyAndClose(socket, 407, 'linkmux: proxy authentication required', {
       'Proxy-Authenticate': PROXY_AUTHENTICATE,
@@ -54,7 +54,7 @@ export function handleConnect(
   const abort = new AbortController();
   const onEarlyClose = () => abort.abort();
   socket.once('close', onEarlyClose);
-  ctx.dialer.dial(dst, { signal: abort.signal, client }).then(
+  ctx.dialer.dial(dst, { signal: abort.signal, client, clientIp: req.socket.remoteAddress }).then(
     ({ socket: upstream, link }) => {
       socket.off('close', onEarlyClose);
       if (socket.destroyed || abort.signal.aborted) {

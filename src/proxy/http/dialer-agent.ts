@@ -36,12 +36,14 @@ export class DialerAgent extends http.Agent {
   readonly #client: string;
   readonly #logger: Logger;
   readonly #abort = new AbortController();
+  readonly #clientIp: string | undefined;
 
-  constructor(dialer: Dialer, client: string, logger: Logger) {
+  constructor(dialer: Dialer, client: string, logger: Logger, clientIp?: string) {
     super({ keepAlive: true, timeout: FREE_SOCKET_TIMEOUT_MS, scheduling: 'lifo' });
     this.#dialer = dialer;
     this.#client = client;
     this.#logger = logger;
+    this.#clientIp = clientIp;
   }
 
   override createConnection(options: ClientRequestArgs, callback?: OnCreate): Duplex | null | undefined {
@@ -49,7 +51,7 @@ export class DialerAgent extends http.Agent {
     const host = String(options.host ?? options.hostname ?? '');
     const port = Number(options.port);
     const signal = this.#abort.signal;
-    this.#dialer.dial({ host, port }, { signal, client: this.#client }).then(
+    this.#dialer.dial({ host, port }, { signal, client: this.#client, clientIp: this.#clientIp }).then(
       ({ socket, link }: { socket: Socket; link: string }) => {
         if (signal.aborted) {
           socket.destroy();

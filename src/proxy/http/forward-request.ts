@@ -54,7 +54,7 @@ export function handleRequest(
     });
     return;
   }
-  if (!ctx.authorize(req.headers['proxy-authorization'])) {
+  if (!ctx.authorize(req.headers['proxy-authorization'], req.socket.remoteAddress)) {
     ctx.logger.debug(`http: ${client} ${req.method} refused: proxy authentication required`);
     sendFailure(
       res,
@@ -87,7 +87,7 @@ export function handleRequest(
 function agentFor(ctx: HttpProxyContext, socket: Socket, client: string): DialerAgent {
   let agent = agents.get(socket);
   if (agent === undefined) {
-    const created = new DialerAgent(ctx.dialer, client, ctx.logger);
+    const created = new DialerAgent(ctx.dialer, client, ctx.logger, socket.remoteAddress);
     agents.set(socket, created);
     socket.once('close', () => {
       created.destroy();

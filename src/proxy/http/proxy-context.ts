@@ -13,8 +13,11 @@ export interface HttpProxyContext {
   dialer: Dialer;
   logger: Logger;
   rules: (dst: Destination) => RuleVerdict;
-  /** True when the Proxy-Authorization value is acceptable (always true without auth). */
-  authorize: (proxyAuthorization: string | undefined) => boolean;
+  /**
+   * True when the Proxy-Authorization value is acceptable (always true without
+   * auth); a wrong value (not a missing one) is reported as a failed login of `clientIp`.
+   */
+  authorize: (proxyAuthorization: string | undefined, clientIp?: string) => boolean;
   /** Milliseconds without a byte either way before a tunnel or exchange is closed; 0 = never. */
   idleTimeoutMs: number;
 }

@@ -9,8 +9,10 @@
  * socket comes from the Dialer. Domain names go to the dialer unresolved (the
  * link resolves them), and the reply's BND is the dialed socket's local address.
  *
- * Guarantees: the handshake (greeting to complete request) must finish within
- * `handshakeTimeoutMs`; malformed input gets the RFC's answer and a close,
+ * Guarantees: a connection over the caps (`gate`) is closed before a byte is
+ * read; the handshake (greeting to complete request) must finish within
+ * `handshakeTimeoutMs`; a relay idle (no byte either way) for `idleTimeoutMs`
+ * is closed; malformed input gets the RFC's answer and a close,
  * never a crash; a client socket is destroyed on error, on timeout, after a
  * refusal, and when the relay ends (pipeSockets tears both sides down); a
  * dial in flight is aborted when its client goes away; credentials are
@@ -46,6 +48,8 @@ import {
 } from './socks5-replies.js';
 import type { Socks5AuthMethod, Socks5ReplyCode } from './socks5-replies.js';
 import { openUdpAssociation } from './socks5-udp-relay.js';
+import { admitSocket } from '../shed.js';
+import type { FrontEndGate } from '../shed.js';
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long a refused client may take to read the answer and close before it is destroyed. */
@@ -71,6 +75,12 @@ export interface Socks5ServerOptions {
   authenticate?: ((username: Buffer, password: Buffer) => Socks5Grant | undefined) | undefined;
   /** Answer UDP ASSOCIATE (default true); false replies "command not supported". */
   udp?: boolean;
+  /** Connection caps: a refused client is closed before any byte is read (see shed.ts). */
+  gate?: FrontEndGate | undefined;
+  /** Called with the client's address on each failed login (aggregated and counted by the caller). */
+  onLoginFailure?: ((address: string | undefined) => void) | undefined;
+  /** Milliseconds without a byte either way after which a relay is closed; 0 = never. Default 0. */
+  idleTimeoutMs?: number | undefined;
 }
 
 /** What an authenticated client may do: `link` pins its connections to one link. */
@@ -93,6 +103,9 @@ export class Socks5Server extends net.Server {
   private readonly credentials: { username: Buffer; password: Buffer } | undefined;
   private readonly authenticate: Socks5ServerOptions['authenticate'];
   private readonly udp: boolean;
+  private readonly gate: FrontEndGate | undefined;
+  private readonly onLoginFailure: ((address: string | undefined) => void) | undefined;
+  private readonly idleTimeoutMs: number;
 
   constructor(opts: Socks5ServerOptions) {
     // allowHalfOpen: a client's FIN is passed on to the target by pipeSockets
@@ -109,6 +122,9 @@ export class Socks5Server extends net.Server {
     };
     this.authenticate = opts.authenticate;
     this.udp = opts.udp ?? true;
+    this.gate = opts.gate;
+    this.onLoginFailure = opts.onLoginFailure;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 0;
     this.on('connection', (socket: Socket) => this.handle(socket));
   }
 
@@ -136,6 +152,7 @@ export class Socks5Server extends net.Server {
   }
 
   private handle(socket: Socket): void {
+    if (!admitSocket(this.gate, socket, 'socks5')) return;
     const session: Session = { phase: 'handshake', grant: {} };
     this.sessions.set(socket, session);
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
@@ -189,7 +206,9 @@ export class Socks5Server extends net.Server {
         case 'auth': {
           const grant = this.checkCredentials(ev.username, ev.password);
           if (!grant) {
-            this.logger.warn(`socks5 ${peer}: refused: wrong username or password`);
+            // Aggregated per address by the caller (no log flood); without one, debug only.
+            if (this.onLoginFailure) this.onLoginFailure(socket.remoteAddress);
+            else this.logger.debug(`socks5 ${peer}: refused: wrong username or password`);
             return refuse(encodeAuthStatus(false));
           }
           session.grant = grant;
@@ -260,6 +279,7 @@ export class Socks5Server extends net.Server {
       dialed = await this.dialer.dial(dst, {
         signal,
         client: peer,
+        clientIp: socket.remoteAddress,
         ...(session.grant.link ? { link: session.grant.link } : {}),
       });
     } catch (err) {
@@ -279,6 +299,13 @@ export class Socks5Server extends net.Server {
       encodeReply(REP.SUCCEEDED, { host: target.localAddress ?? '0.0.0.0', port: target.localPort ?? 0 }),
     );
     if (trailing.length > 0) target.write(trailing);
+    // Reads and writes both reset a socket's timer, so the client side alone sees idleness both ways.
+    if (this.idleTimeoutMs > 0) {
+      socket.setTimeout(this.idleTimeoutMs, () => {
+        this.logger.debug(`socks5 ${peer} -> ${where}: idle for ${this.idleTimeoutMs} ms, closed`);
+        socket.destroy();
+      });
+    }
     const result = await pipeSockets(socket, target);
     this.logger.debug(
       `socks5 ${peer} -> ${where} closed: ${result.aToB} B up, ${result.bToA} B down` +
