@@ -14,6 +14,7 @@ import { registerNode } from './node-command.js';
 import { registerGateway } from './gateway-command.js';
 import { registerStatus } from './status-command.js';
 import { registerConfig } from './config-command.js';
+import { registerService } from './service-command.js';
 import { reportError } from './report-error.js';
 import { VERSION } from '../version.js';
 
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerConfig(program);
   registerDemo(program);
+  registerService(program);
   return program;
 }
 
