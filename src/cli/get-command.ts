@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parseChecksum } from '../download/checksum.js';
 import { nullProgress, type ProgressSink } from '../download/progress.js';
-import { LinkmuxError } from '../util/errors.js';
+import { parseHttpUrl } from '../download/http-request.js';
+import { LinkmuxError, isLinkmuxError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
 import { parseSize } from '../util/format.js';
 import { openLinks, parseLinkFlags } from './open-links.js';
@@ -92,6 +93,7 @@ Examples:
   linkmux get --checksum sha-256=<hex> https://a.example/f.tar https://b.example/f.tar`,
     )
     .action(async (url: string, mirrors: string[], flags: GetFlags) => {
+      for (const u of [url, ...mirrors]) urlArgument(u);
       const logger = createLogger(flags.quiet ? 'error' : 'info');
       const checksum = flags.checksum ? parseChecksum(flags.checksum) : undefined;
       const minPiece = flags.minPiece !== undefined ? parsePiece(flags.minPiece) : undefined;
@@ -141,6 +143,16 @@ async function chooseProgress(flags: GetFlags): Promise<ProgressSink> {
   if (!process.stderr.isTTY) return plainProgress();
   const { ttyProgress } = await import('./progress/tty-progress.js');
   return ttyProgress();
+}
+
+/** A URL on the command line is an argument: a malformed one is a usage error (exit 2), like a bad flag. */
+function urlArgument(text: string): URL {
+  try {
+    return parseHttpUrl(text);
+  } catch (err) {
+    if (!isLinkmuxError(err, 'LINKMUX_ERR_URL')) throw err;
+    throw new LinkmuxError('LINKMUX_ERR_USAGE', err.message, { cause: err });
+  }
 }
 
 function parsePiece(text: string): number {
