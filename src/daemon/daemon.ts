@@ -69,6 +69,8 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Also lend this machine's own links to the LAN as a linkmux node. */
   node?: DaemonNodeOptions | undefined;
+  /** The sub-command running it, which starts its start line (default 'up'). */
+  command?: 'up' | 'node';
 }
 
 export interface DaemonNodeOptions {
@@ -207,7 +209,7 @@ export class Daemon {
     this.health.start();
     const links = this.opts.links.map((l) => l.description).join('; ');
     logger.info(
-      `up: ${[
+      `${this.opts.command ?? 'up'}: ${[
         this.bound.socks && `SOCKS5 on ${this.bound.socks}`,
         this.bound.http && `HTTP on ${this.bound.http}`,
         this.bound.control && `control on ${this.bound.control}`,
