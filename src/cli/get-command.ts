@@ -7,7 +7,8 @@ import { parseHttpUrl } from '../download/http-request.js';
 import { LinkmuxError, isLinkmuxError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
 import { parseSize } from '../util/format.js';
-import { openLinks, parseLinkFlags } from './open-links.js';
+import { parseLinkFlags } from './open-links.js';
+import { openGetLinks } from './get-links.js';
 import { choiceOption, collect, intOption, numberOption } from './options.js';
 import { jsonProgress, plainProgress } from './progress/plain-progress.js';
 
@@ -86,6 +87,9 @@ export function registerGet(program: Command): void {
     .addHelpText(
       'after',
       `
+A URL on this machine or its LAN (127.0.0.1, localhost, an on-link address) is fetched
+directly, not over the uplinks, unless --link or --join names the links to use.
+
 Examples:
   linkmux get https://example.org/big.iso
   linkmux get -l eth0 -l wlan0 -x 2 https://example.org/big.iso
@@ -93,13 +97,14 @@ Examples:
   linkmux get --checksum sha-256=<hex> https://a.example/f.tar https://b.example/f.tar`,
     )
     .action(async (url: string, mirrors: string[], flags: GetFlags) => {
-      for (const u of [url, ...mirrors]) urlArgument(u);
+      const urls = [url, ...mirrors].map(urlArgument);
       const logger = createLogger(flags.quiet ? 'error' : 'info');
       const checksum = flags.checksum ? parseChecksum(flags.checksum) : undefined;
       const minPiece = flags.minPiece !== undefined ? parsePiece(flags.minPiece) : undefined;
       const ca = flags.ca ? await readCa(flags.ca) : undefined;
       if (flags.insecure) logger.warn('--insecure: TLS certificates are not verified');
-      const { links } = await openLinks(
+      const links = await openGetLinks(
+        urls,
         parseLinkFlags(flags.link ?? [], flags.join ?? []),
         flags.bind,
         logger,

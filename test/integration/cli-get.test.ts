@@ -114,6 +114,25 @@ test('--json prints start, progress and a done summary with per-link bytes', asy
   assert.equal(last?.links?.[0]?.bytes, 4 * MiB);
 });
 
+test('a loopback URL with no --link goes direct at once, not over the uplinks (used to wait 20 s)', async () => {
+  server.setBehaviour({});
+  const out = join(root.dir, 'direct.bin');
+  const started = Date.now();
+  const r = await cli(['get', '--json', '-o', out, server.fileUrl('f.bin')]).done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+  assert.match(r.stderr, /fetched directly, not over the uplinks/);
+  const done = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { links?: { id: string }[] };
+  assert.deepEqual(
+    done.links?.map((l) => l.id),
+    ['direct'],
+  );
+  // Nothing listens: refused at once, with the way out in the message.
+  const closed = await cli(['get', '-o', join(root.dir, 'none.bin'), 'http://127.0.0.1:1/x']).done;
+  assert.equal(closed.code, 1, closed.stderr);
+  assert.match(closed.stderr, /cannot connect directly to 127\.0\.0\.1:1: connection refused/);
+});
+
 test('bad flags and arguments fail with a clear message and exit code 2', async () => {
   const table: [string[], RegExp][] = [
     [['get', '-x', '0', 'http://127.0.0.1/x'], /--connections-per-link takes a whole number from 1 to 16/],
