@@ -3,14 +3,16 @@
  * As root on Linux it builds a throw-away testbed of network namespaces (a
  * client with N shaped uplinks, ISPs with NAT, one server address), downloads
  * the same file over one link and then with `linkmux get` over all of them,
- * prints both rates and the ratio, and removes the testbed. Nothing outside the
+ * prints both rates (each download's own mean, demo-report.ts), each link's
+ * share and the ratio, and removes the testbed. Nothing outside the
  * namespaces it made is touched.
  */
 import { once } from 'node:events';
 import type { Command } from 'commander';
 import type { Testbed } from '../testbed/testbed.js';
 import { LinkmuxError } from '../util/errors.js';
-import { formatRate } from '../util/format.js';
+import type { DownloadSummary } from '../download/progress.js';
+import { demoResultLines, doneSummary } from './demo-report.js';
 import { intOption, numberOption } from './options.js';
 
 interface DemoFlags {
@@ -53,22 +55,18 @@ async function runDemo(flags: DemoFlags): Promise<void> {
   process.once('SIGINT', stop);
   try {
     const url = tb.url('demo.bin');
-    const bytes = flags.size * 1024 * 1024;
     say(`server: ${url}`);
     say(`1/2 one link only (${tb.uplinks[0]?.dev}) …`);
-    const one = await timedGet(tb, [
+    const one = await getSummary(tb, [
       '--link',
       tb.uplinks[0]?.dev ?? 'up0',
-      '--quiet',
       '-o',
       `/tmp/${tb.prefix}one`,
       url,
     ]);
-    say(`    ${formatRate(bytes / one)} (${one.toFixed(1)} s)`);
     say(`2/2 linkmux get over all ${flags.links} links …`);
-    const all = await timedGet(tb, ['-o', `/tmp/${tb.prefix}all`, url]);
-    say(`    ${formatRate(bytes / all)} (${all.toFixed(1)} s)`);
-    say(`linkmux was ${(one / all).toFixed(2)}× faster than one link (ideal: ${flags.links}×)`);
+    const all = await getSummary(tb, ['-o', `/tmp/${tb.prefix}all`, url]);
+    for (const line of demoResultLines(one, all, flags.links)) say(line);
     await tb.exec(tb.clientNs, 'rm', ['-f', `/tmp/${tb.prefix}one`, `/tmp/${tb.prefix}all`]);
   } finally {
     process.off('SIGINT', stop);
@@ -77,19 +75,19 @@ async function runDemo(flags: DemoFlags): Promise<void> {
   }
 }
 
-/** Runs this same CLI's `get` inside the client namespace; returns seconds taken. */
-async function timedGet(tb: Testbed, args: string[]): Promise<number> {
-  const started = performance.now();
+/** Runs this same CLI's `get --json` inside the client namespace; returns its own summary. */
+async function getSummary(tb: Testbed, args: string[]): Promise<DownloadSummary> {
   const child = tb.spawn(
     tb.clientNs,
     process.execPath,
-    [process.argv[1] ?? '', 'get', '--overwrite', ...args],
-    {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    },
+    [process.argv[1] ?? '', 'get', '--overwrite', '--json', ...args],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  const [code] = (await once(child, 'exit')) as [number | null];
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d));
+  // 'close', not 'exit': the summary is the last thing on stdout, read only once the pipe is drained.
+  const [code] = (await once(child, 'close')) as [number | null];
   if (code !== 0)
     throw new LinkmuxError('LINKMUX_ERR_COMMAND_FAILED', `the demo download failed (exit ${code})`);
-  return (performance.now() - started) / 1000;
+  return doneSummary(out);
 }

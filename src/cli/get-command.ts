@@ -3,10 +3,12 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parseChecksum } from '../download/checksum.js';
 import { nullProgress, type ProgressSink } from '../download/progress.js';
-import { LinkmuxError } from '../util/errors.js';
+import { parseHttpUrl } from '../download/http-request.js';
+import { LinkmuxError, isLinkmuxError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
 import { parseSize } from '../util/format.js';
-import { openLinks, parseLinkFlags } from './open-links.js';
+import { parseLinkFlags } from './open-links.js';
+import { openGetLinks } from './get-links.js';
 import { choiceOption, collect, intOption, numberOption } from './options.js';
 import { jsonProgress, plainProgress } from './progress/plain-progress.js';
 
@@ -85,6 +87,9 @@ export function registerGet(program: Command): void {
     .addHelpText(
       'after',
       `
+A URL on this machine or its LAN (127.0.0.1, localhost, an on-link address) is fetched
+directly, not over the uplinks, unless --link or --join names the links to use.
+
 Examples:
   linkmux get https://example.org/big.iso
   linkmux get -l eth0 -l wlan0 -x 2 https://example.org/big.iso
@@ -92,12 +97,14 @@ Examples:
   linkmux get --checksum sha-256=<hex> https://a.example/f.tar https://b.example/f.tar`,
     )
     .action(async (url: string, mirrors: string[], flags: GetFlags) => {
+      const urls = [url, ...mirrors].map(urlArgument);
       const logger = createLogger(flags.quiet ? 'error' : 'info');
       const checksum = flags.checksum ? parseChecksum(flags.checksum) : undefined;
       const minPiece = flags.minPiece !== undefined ? parsePiece(flags.minPiece) : undefined;
       const ca = flags.ca ? await readCa(flags.ca) : undefined;
       if (flags.insecure) logger.warn('--insecure: TLS certificates are not verified');
-      const { links } = await openLinks(
+      const links = await openGetLinks(
+        urls,
         parseLinkFlags(flags.link ?? [], flags.join ?? []),
         flags.bind,
         logger,
@@ -141,6 +148,16 @@ async function chooseProgress(flags: GetFlags): Promise<ProgressSink> {
   if (!process.stderr.isTTY) return plainProgress();
   const { ttyProgress } = await import('./progress/tty-progress.js');
   return ttyProgress();
+}
+
+/** A URL on the command line is an argument: a malformed one is a usage error (exit 2), like a bad flag. */
+function urlArgument(text: string): URL {
+  try {
+    return parseHttpUrl(text);
+  } catch (err) {
+    if (!isLinkmuxError(err, 'LINKMUX_ERR_URL')) throw err;
+    throw new LinkmuxError('LINKMUX_ERR_USAGE', err.message, { cause: err });
+  }
 }
 
 function parsePiece(text: string): number {

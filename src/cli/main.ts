@@ -16,13 +16,15 @@ import { registerStatus } from './status-command.js';
 import { registerConfig } from './config-command.js';
 import { registerService } from './service-command.js';
 import { reportError } from './report-error.js';
+import { reportCommanderError } from './usage-errors.js';
 import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
   const program = new Command('linkmux')
     .description('Stack the bandwidth of several network uplinks into one.')
     .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)')
+    // commander's refusals are reported by main() like every other error (usage-errors.ts).
+    .configureOutput({ outputError: () => {} })
     .exitOverride();
   registerGet(program);
   registerLinks(program);
@@ -38,14 +40,12 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
   try {
-    await buildProgram().parseAsync(argv);
+    await program.parseAsync(argv);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // commander already printed the message (or help/version, which exit 0).
-      return err.exitCode === 0 ? 0 : 2;
-    }
+    if (err instanceof CommanderError) return reportCommanderError(err, program, argv.slice(2));
     return reportError(err);
   }
 }

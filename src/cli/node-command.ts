@@ -89,7 +89,7 @@ Examples:
         return;
       }
       const { runDaemon } = await import('./run-daemon.js');
-      await runDaemon(config, loaded.source);
+      await runDaemon(config, loaded.source, 'node');
     });
 }
 
@@ -100,6 +100,7 @@ async function printToken(config: import('../config/schema.js').Config, rotate: 
   const { selectUplinks } = await import('../links/select.js');
   const { ExecRunner } = await import('../util/runner.js');
   const { createLogger } = await import('../util/logger.js');
+  const { formatHostPort } = await import('../config/fields.js');
   const rt = toRuntime(config);
   const interfaces = await discoverInterfaces(new ExecRunner());
   const lend = selectUplinks(interfaces, rt.links).map((i) => i.name);
@@ -107,7 +108,7 @@ async function printToken(config: import('../config/schema.js').Config, rotate: 
   const what = node.identity.created ? 'new identity' : 'identity';
   process.stderr.write(
     `node ${node.token.name}: ${what} in ${node.identity.dir}, certificate sha256:${node.identity.fingerprint}\n` +
-      `lends ${node.lend.join(', ')}; clients dial ${node.token.host}:${node.token.port}\n` +
+      `lends ${node.lend.join(', ')}; clients dial ${formatHostPort(node.token)}\n` +
       `join token (a secret: give it only to machines that may use this uplink):\n`,
   );
   process.stdout.write(`${node.tokenText}\n`);

@@ -11,6 +11,7 @@ import { discoverInterfaces, isUsableUplink } from '../net/interfaces.js';
 import { createLocalLinks, selectUplinks, splitLinkRequests } from '../links/select.js';
 import type { BindModeRequest } from '../links/local-link.js';
 import type { Link } from '../links/link.js';
+import type { NetInterface } from '../net/interfaces-types.js';
 import { Socks5Link } from '../links/socks5-link.js';
 import type { Socks5LinkOptions } from '../links/socks5-link.js';
 import { isSocks5LinkRequest, nodeLinkOptions, parseSocks5Link } from '../links/remote-links.js';
@@ -57,11 +58,13 @@ export async function openLinks(
   mode: BindModeRequest,
   logger: Logger,
   dns: DnsSettings = {},
+  /** This machine's interfaces, when the caller has already listed them. */
+  known?: NetInterface[],
 ): Promise<OpenedLinks> {
   const remote: Link[] = [...requests.upstreams, ...requests.join.flatMap((t) => nodeLinkOptions(t))].map(
     (o) => new Socks5Link(o),
   );
-  const interfaces = await discoverInterfaces(new ExecRunner());
+  const interfaces = known ?? (await discoverInterfaces(new ExecRunner()));
   const local =
     requests.local.length === 0 && remote.length > 0
       ? interfaces.filter((i) => isUsableUplink(i, process.platform))

@@ -13,7 +13,8 @@ import type { Logger } from '../util/logger.js';
 import type { Config } from '../config/schema.js';
 import { openLinks } from './open-links.js';
 
-export async function runDaemon(config: Config, source: string): Promise<void> {
+/** `command` names the sub-command that runs it, in the daemon's start line ("up: …", "node: …"). */
+export async function runDaemon(config: Config, source: string, command: 'up' | 'node'): Promise<void> {
   const { toRuntime } = await import('../config/runtime.js');
   const { Daemon } = await import('../daemon/daemon.js');
   const { LocalLink } = await import('../links/local-link.js');
@@ -67,6 +68,7 @@ export async function runDaemon(config: Config, source: string): Promise<void> {
     limits: rt.limits,
     logger,
     node,
+    command,
   });
   await daemon.start();
   await new Promise<void>((resolve) => {

@@ -1,6 +1,8 @@
 /**
  * `linkmux status [--control ADDR] [--json]`: asks a running daemon's control API
- * for GET /status and prints it, as a table per link or as the raw JSON.
+ * for GET /status and prints it, as a table per link or as the raw JSON. Every
+ * daemon serves the same API: `linkmux up`, `linkmux node` and `linkmux gateway`
+ * (all on 127.0.0.1:9190 unless told otherwise).
  *
  * Rendering is the pure `renderStatus`, tested with a fixed status and expected
  * text. Every age it prints ("online for 5m12s", "timeout, 40s ago") is measured
@@ -29,13 +31,26 @@ export interface StatusDeps {
 export function registerStatus(program: Command, deps: StatusDeps = {}): void {
   program
     .command('status')
-    .description('show what every link of the running daemon (`linkmux up`) is doing')
+    .description(
+      'show what every link of a running daemon (`linkmux up`, `linkmux node` or `linkmux gateway`) is doing',
+    )
     .option(
       '--control <addr>',
-      'control API of the daemon: HOST:PORT or a unix socket path',
+      "the daemon's control API (its --control / listen.control): HOST:PORT or a unix socket path",
       DEFAULT_CONTROL_ADDRESS,
     )
     .option('--json', 'print the raw status JSON on stdout')
+    .addHelpText(
+      'after',
+      `
+It reads any running linkmux daemon: \`linkmux up\`, \`linkmux node\` or \`linkmux gateway\`.
+Each listens on ${DEFAULT_CONTROL_ADDRESS} unless given --control (or listen.control in its config);
+run two at once on different addresses and pass the one to read here.
+
+Examples:
+  linkmux status
+  linkmux status --control 127.0.0.1:9191 --json`,
+    )
     .action(async (flags: { control: string; json?: boolean }) => {
       const write = deps.write ?? ((s: string) => void process.stdout.write(s));
       const status = await fetchStatus(flags.control);
@@ -77,7 +92,7 @@ export async function fetchStatus(control: string): Promise<DaemonStatus> {
       throw new LinkmuxError(
         'LINKMUX_ERR_BAD_RESPONSE',
         `${shown} answered GET /status with HTTP ${statusCode}: is it a linkmux control API? ` +
-          'Check the address given to `linkmux up`',
+          'Check the --control address given to the daemon (`linkmux up`, `node` or `gateway`)',
       );
     }
     return parseStatus(text, shown);
@@ -98,7 +113,8 @@ function connectError(err: unknown, shown: string): LinkmuxError {
   }
   return new LinkmuxError(
     'LINKMUX_ERR_CONNECT',
-    `no linkmux daemon answers at ${shown}: start one with \`linkmux up\``,
+    `no linkmux daemon answers at ${shown}: start one (\`linkmux up\`, \`linkmux node\` or ` +
+      `\`linkmux gateway\`), or pass the --control address it listens on`,
     { cause: err },
   );
 }

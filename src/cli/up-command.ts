@@ -72,6 +72,6 @@ Examples:
         ...(flags.policy ? { policy: flags.policy as never } : {}),
         ...(flags.bind ? { bind: flags.bind } : {}),
       });
-      await runDaemon(config, loaded.source);
+      await runDaemon(config, loaded.source, 'up');
     });
 }

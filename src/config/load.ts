@@ -4,7 +4,8 @@
  * when it exists, else the defaults), plus flag overrides (mergeFlags) and a
  * printable copy (redactConfig).
  *
- * Guarantees: every failure is a LINKMUX_ERR_CONFIG naming the source, the
+ * Guarantees: every failure is a LINKMUX_ERR_CONFIG (LINKMUX_ERR_USAGE for a
+ * flag refused by mergeFlags) naming the source, the
  * key's path and, for files, the line; YAML syntax errors carry line and
  * column; all problems are reported at once, not one per run; the result is
  * deeply frozen; merged flags go through the same schema as the file, so a
@@ -109,10 +110,16 @@ type DeepPartial<T> = T extends readonly unknown[]
 /**
  * The config with `overrides` laid over it: mappings merge key by key, lists and
  * values replace, undefined is skipped. The result is validated again (source
- * `source`, default "command line") and frozen.
+ * `source`, default "command line") and frozen. The config was valid before, so
+ * a refusal is the flags' fault: LINKMUX_ERR_USAGE (exit 2), same message.
  */
 export function mergeFlags(config: Config, overrides: ConfigOverrides, source = 'command line'): Config {
-  return parseConfig(merge(config, overrides), source);
+  try {
+    return parseConfig(merge(config, overrides), source);
+  } catch (err) {
+    if (!(err instanceof LinkmuxError)) throw err;
+    throw new LinkmuxError('LINKMUX_ERR_USAGE', err.message, { cause: err });
+  }
 }
 
 function merge(base: unknown, over: unknown): unknown {

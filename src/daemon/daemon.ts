@@ -85,6 +85,8 @@ export interface DaemonOptions {
   node?: DaemonNodeOptions | undefined;
   /** Deadlines and caps of the front ends (default: the config's defaults). */
   limits?: Partial<RuntimeLimits> | undefined;
+  /** The sub-command running it, which starts its start line (default 'up'). */
+  command?: 'up' | 'node';
 }
 
 export interface DaemonNodeOptions {
@@ -270,7 +272,7 @@ export class Daemon {
     this.health.start();
     const links = this.opts.links.map((l) => l.description).join('; ');
     logger.info(
-      `up: ${[
+      `${this.opts.command ?? 'up'}: ${[
         this.bound.socks && `SOCKS5 on ${this.bound.socks}`,
         this.bound.http && `HTTP on ${this.bound.http}`,
         this.bound.control && `control on ${this.bound.control}`,

@@ -2,7 +2,8 @@
  * The gateway's side effects, all through one Runner (ip, nft, conntrack,
  * sysctl), so tests swap in a fake and compare what would run:
  *
- *   preflight()  read-only checks; every problem is reported before anything changes
+ *   preflight()  read-only checks; every problem is reported at once, before anything changes
+ *                (check(): the same findings as data; a dry run needs no nft, conntrack or forwarding)
  *   apply(plan)  routes (replace) → ip rules (diff: delete ours not wanted, add missing)
  *                → nft table (atomic replace, skipped when the text is what we applied last)
  *   cleanup()    removes the nft table, every rule linkmux owns and the routes of its tables;
@@ -51,25 +52,45 @@ export class GatewayKernel {
   /**
    * Read-only checks before the first change: the tools exist, every interface
    * exists, each gateway is on its uplink's subnet, this machine forwards, and
-   * no one else uses linkmux's marks, tables or rule priorities.
+   * no one else uses linkmux's marks, tables or rule priorities. Throws one
+   * error listing every problem (gatewayRefusal); returns the warnings.
    */
   async preflight(
     uplinks: readonly UplinkDecl[],
     lan: readonly string[],
     interfaces: readonly NetInterface[],
   ): Promise<string[]> {
+    const report = await this.check(uplinks, lan, interfaces);
+    if (report.problems.length > 0 || report.missingTools.length > 0) throw gatewayRefusal(report);
+    return report.warnings;
+  }
+
+  /**
+   * The preflight's findings, without throwing. With `dryRun` (nothing will be
+   * changed) the tools that only a real run uses (nft, conntrack, sysctl) and
+   * IPv4 forwarding are warnings, not problems.
+   */
+  async check(
+    uplinks: readonly UplinkDecl[],
+    lan: readonly string[],
+    interfaces: readonly NetInterface[],
+    opts: { dryRun?: boolean } = {},
+  ): Promise<PreflightReport> {
     const problems: string[] = [];
-    await this.tool('nft', ['--version'], problems);
-    await this.tool('conntrack', ['--version'], problems);
-    if (problems.length > 0) throw preflightError(problems);
+    const missingTools: string[] = [];
+    const warnings: string[] = [];
     for (const dev of lan) {
       if (!interfaces.some((i) => i.name === dev))
-        problems.push(`lan interface ${dev} does not exist (${names(interfaces)})`);
+        problems.push(
+          `lan interface ${dev} does not exist (${names(interfaces)}): fix its name in gateway.lan`,
+        );
     }
     for (const u of uplinks) {
       const iface = interfaces.find((i) => i.name === u.dev);
       if (!iface) {
-        problems.push(`uplink ${u.name}: interface ${u.dev} does not exist (${names(interfaces)})`);
+        problems.push(
+          `uplink ${u.name}: interface ${u.dev} does not exist (${names(interfaces)}): fix its name in gateway.uplinks`,
+        );
         continue;
       }
       if (!onSubnet(iface, u.gateway)) {
@@ -80,16 +101,29 @@ export class GatewayKernel {
         );
       }
     }
-    const forward = (await this.runner.run('sysctl', ['-n', 'net.ipv4.ip_forward'])).stdout.trim();
-    if (forward !== '1') {
-      problems.push(
-        'this machine does not forward IPv4 (net.ipv4.ip_forward = 0), so it is no router: enable it with ' +
-          '`sysctl -w net.ipv4.ip_forward=1` (and in /etc/sysctl.conf)',
-      );
-    }
     problems.push(...(await this.foreignUse(uplinks.length)));
-    if (problems.length > 0) throw preflightError(problems);
-    return this.warnings(uplinks);
+    // What only a real run needs: a dry run reports it as a warning and goes on.
+    const later = opts.dryRun ? (w: string) => warnings.push(`a real run needs this: ${w}`) : undefined;
+    const tool = (missing: string) => (later ? later(missing) : missingTools.push(missing));
+    for (const cmd of ['nft', 'conntrack']) {
+      const missing = await this.missingTool(cmd);
+      if (missing !== undefined) tool(missing);
+    }
+    let forward: string | undefined;
+    try {
+      forward = (await this.runner.run('sysctl', ['-n', 'net.ipv4.ip_forward'])).stdout.trim();
+    } catch (err) {
+      tool(describe(err)); // sysctl itself is missing (procps)
+    }
+    if (forward !== undefined && forward !== '1') {
+      const text =
+        'this machine does not forward IPv4 (net.ipv4.ip_forward = 0), so it is no router: enable it with ' +
+        '`sysctl -w net.ipv4.ip_forward=1` (and in /etc/sysctl.conf)';
+      if (later) later(text);
+      else problems.push(text);
+    }
+    if (forward !== undefined) warnings.push(...(await this.warnings(uplinks)));
+    return { problems, missingTools, warnings };
   }
 
   /** Settings that work against a multi-WAN router without being errors: strict reverse-path filtering. */
@@ -204,11 +238,13 @@ export class GatewayKernel {
     );
   }
 
-  private async tool(cmd: string, args: string[], problems: string[]): Promise<void> {
+  /** Why `cmd --version` fails (not installed, says the runner), or undefined when it runs. */
+  private async missingTool(cmd: string): Promise<string | undefined> {
     try {
-      await this.runner.run(cmd, args);
+      await this.runner.run(cmd, ['--version']);
+      return undefined;
     } catch (err) {
-      problems.push(describe(err));
+      return describe(err);
     }
   }
 
@@ -267,9 +303,25 @@ export class GatewayKernel {
   }
 }
 
-function preflightError(problems: string[]): LinkmuxError {
-  const text = problems.length === 1 ? problems[0] : `\n  - ${problems.join('\n  - ')}`;
-  return new LinkmuxError('LINKMUX_ERR_CONFIG', `gateway: nothing was changed, because: ${text}`);
+export interface PreflightReport {
+  /** Config and kernel problems, each with its own fix. */
+  problems: string[];
+  /** Tools that are missing (each message names the package to install). */
+  missingTools: string[];
+  warnings: string[];
+}
+
+/**
+ * One error listing every problem at once. Its code: LINKMUX_ERR_COMMAND_FAILED
+ * when a tool is missing (no config change can fix that), else LINKMUX_ERR_CONFIG.
+ */
+export function gatewayRefusal(report: Pick<PreflightReport, 'problems' | 'missingTools'>): LinkmuxError {
+  const all = [...report.missingTools, ...report.problems];
+  const text = all.length === 1 ? all[0] : `\n  - ${all.join('\n  - ')}`;
+  return new LinkmuxError(
+    report.missingTools.length > 0 ? 'LINKMUX_ERR_COMMAND_FAILED' : 'LINKMUX_ERR_CONFIG',
+    `gateway: nothing was changed, because: ${text}`,
+  );
 }
 
 function names(interfaces: readonly NetInterface[]): string {

@@ -2,7 +2,10 @@
  * The glue behind `linkmux gateway`: config → checks → plan → kernel, then the
  * daemon in the foreground until SIGINT/SIGTERM. Every refusal (not Linux, not
  * root, no uplinks, a missing interface, a gateway off its subnet, marks or
- * tables in use, nft missing) happens before the first change.
+ * tables in use, nft missing) happens before the first change, and the config
+ * and kernel problems come in one message, each with its fix. `--dry-run`
+ * changes nothing, so it needs neither nft, conntrack nor IPv4 forwarding
+ * (it warns that a real run will).
  */
 import { loadConfig, mergeFlags } from '../config/load.js';
 import { toRuntime } from '../config/runtime.js';
@@ -15,7 +18,7 @@ import { ExecRunner } from '../util/runner.js';
 import type { Runner } from '../util/runner.js';
 import { healthAtStart } from '../health/targets-at-start.js';
 import { GatewayDaemon } from './gateway-daemon.js';
-import { GatewayKernel } from './kernel.js';
+import { GatewayKernel, gatewayRefusal } from './kernel.js';
 import { planGateway } from './plan.js';
 import type { GatewayNumbers } from './plan.js';
 import { renderDryRun } from './render.js';
@@ -65,17 +68,18 @@ export async function runGateway(flags: GatewayRunFlags, runner: Runner = new Ex
     );
     return;
   }
-  if (g.lan.length === 0) {
-    throw new LinkmuxError(
-      'LINKMUX_ERR_CONFIG',
-      'gateway.lan is empty: name the LAN interface(s), e.g. lan: [eth0]',
-    );
-  }
-  if (g.uplinks.length === 0) resolveUplinks([], []); // throws the "declare your uplinks" error
+  // Every problem at once, each with its own fix: the config's, then the kernel's (read-only checks).
   const interfaces = await discoverInterfaces(runner);
-  const uplinks = resolveUplinks(g.uplinks, interfaces);
+  const { uplinks, problems } = resolveUplinks(g.uplinks, interfaces);
+  if (g.lan.length === 0)
+    problems.unshift('gateway.lan is empty: name the LAN interface(s), e.g. lan: [eth0]');
   const rules = toGatewayRules(g.rules);
-  for (const w of await kernel.preflight(uplinks, g.lan, interfaces)) logger.warn(w);
+  const report = await kernel.check(uplinks, g.lan, interfaces, { dryRun: !!flags.dryRun });
+  problems.push(...report.problems);
+  if (problems.length > 0 || report.missingTools.length > 0) {
+    throw gatewayRefusal({ problems, missingTools: report.missingTools });
+  }
+  for (const w of report.warnings) logger.warn(w);
   if (flags.dryRun) {
     const plan = planGateway({ lan: g.lan, uplinks, rules, numbers, online: new Map(), measured: new Map() });
     process.stdout.write(renderDryRun(plan));

@@ -12,7 +12,10 @@ export interface RunResult {
 }
 
 export interface Runner {
-  /** Runs `cmd args…`; rejects with LINKMUX_ERR_COMMAND_FAILED on a non-zero exit. */
+  /**
+   * Runs `cmd args…`; rejects with LINKMUX_ERR_COMMAND_FAILED on a non-zero exit,
+   * and when `cmd` is not installed (the message names the package to install).
+   */
   run(cmd: string, args: readonly string[], opts?: { input?: string }): Promise<RunResult>;
 }
 
@@ -23,7 +26,7 @@ export class ExecRunner implements Runner {
         if (err) {
           const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
           const msg = missing
-            ? `${cmd} is not installed or not on PATH: install it (Debian: apt-get install ${packageOf(cmd)})`
+            ? missingToolMessage(cmd)
             : `${cmd} ${args.join(' ')} failed: ${stderr.trim() || err.message}`;
           reject(new LinkmuxError('LINKMUX_ERR_COMMAND_FAILED', msg, { cause: err }));
           return;
@@ -35,9 +38,24 @@ export class ExecRunner implements Runner {
   }
 }
 
-function packageOf(cmd: string): string {
-  if (cmd === 'ip' || cmd === 'tc') return 'iproute2';
-  return cmd;
+/** The Debian/Ubuntu package that ships each tool linkmux runs. */
+const PACKAGES: Record<string, string> = {
+  ip: 'iproute2',
+  tc: 'iproute2',
+  nft: 'nftables',
+  conntrack: 'conntrack',
+  sysctl: 'procps',
+  curl: 'curl',
+};
+
+export function packageOf(cmd: string): string {
+  return PACKAGES[cmd] ?? cmd;
+}
+
+/** "nft is not installed …: install the nftables package (…)": what to say when spawning `cmd` gives ENOENT. */
+export function missingToolMessage(cmd: string): string {
+  const pkg = packageOf(cmd);
+  return `${cmd} is not installed or not on PATH: install the ${pkg} package (Debian/Ubuntu: apt-get install ${pkg})`;
 }
 
 /** Records calls and answers from a table of canned outputs (matched by the joined command line). */

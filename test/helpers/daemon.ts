@@ -11,6 +11,8 @@ import type { DaemonStatus } from '../../src/control/status-types.js';
 
 export interface RunningDaemon {
   child: ChildProcess;
+  /** The config file it runs with; removed by stop(). */
+  configPath: string;
   socks: string;
   http: string;
   control: string;
@@ -28,8 +30,12 @@ export interface StartOptions {
   wrap?: string[];
 }
 
+/**
+ * Starts the daemon; its config file is removed by stop(), or at once when the
+ * daemon fails to start (nothing is left in the temp directory either way).
+ */
 export async function startDaemon(
-  tb: Testbed,
+  tb: Pick<Testbed, 'clientNs' | 'spawn' | 'exec'>,
   cli: string,
   yaml: string,
   opts: StartOptions = {},
@@ -48,22 +54,32 @@ export async function startDaemon(
     const { stdout } = await tb.exec(ns, 'curl', ['-sS', '--max-time', '2', `http://${control}/status`]);
     return JSON.parse(stdout) as DaemonStatus;
   };
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null)
-      throw new Error(`linkmux ${opts.args?.[0] ?? 'up'} exited (${child.exitCode}):\n${log}`);
-    try {
-      await status();
-      break;
-    } catch (err) {
-      if (i >= 100)
-        throw new Error(
-          `linkmux ${opts.args?.[0] ?? 'up'} did not answer on ${control} within 10 s:\n${log}\n${String(err)}`,
-        );
-      await new Promise((r) => setTimeout(r, 100));
+  try {
+    for (let i = 0; ; i++) {
+      if (child.exitCode !== null)
+        throw new Error(`linkmux ${opts.args?.[0] ?? 'up'} exited (${child.exitCode}):\n${log}`);
+      try {
+        await status();
+        break;
+      } catch (err) {
+        if (i >= 100)
+          throw new Error(
+            `linkmux ${opts.args?.[0] ?? 'up'} did not answer on ${control} within 10 s:\n${log}\n${String(err)}`,
+          );
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
+  } catch (err) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+    await rm(configPath, { force: true });
+    throw err;
   }
   return {
     child,
+    configPath,
     socks: /socks: "?([\d.:]+)"?/.exec(yaml)?.[1] ?? '127.0.0.1:1080',
     http: /http: "?([\d.:]+)"?/.exec(yaml)?.[1] ?? '127.0.0.1:8080',
     control,

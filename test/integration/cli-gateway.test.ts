@@ -2,10 +2,10 @@
  * `linkmux gateway` refusals a user meets before anything runs, through the
  * real CLI: not root (spawned as uid/gid 65534 when this test runs as root —
  * otherwise this process is already not root), no uplinks declared, no LAN
- * declared, a rule naming an unknown uplink. Each exits non-zero with a
- * message naming the problem and its stable code; none needs a network
- * namespace, and none changes anything (the refusals happen before the first
- * ip/nft call; the netns tier checks the kernel side).
+ * declared, a rule naming an unknown uplink, several problems at once. Each
+ * exits non-zero with a message naming the problem and its stable code; none
+ * needs a network namespace, and none changes anything (--dry-run, or refused
+ * before the first change; the netns tier checks the kernel side).
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -72,9 +72,35 @@ test('config mistakes are named with their path, before any command runs', async
     ['gateway: { lan: [lan0], uplinks: [{ interface: up0, gateway: not-an-ip }] }', /expected an IP address/],
   ];
   for (const [yaml, why] of cases) {
-    const r = await run(`listen: { socks: false, http: false, control: false }\n${yaml}\n`);
+    // --dry-run: the refusals need neither root, nft, conntrack nor forwarding.
+    const r = await run(`listen: { socks: false, http: false, control: false }\n${yaml}\n`, ['--dry-run']);
     assert.equal(r.code, 1, `${yaml}: ${r.stderr}`);
     assert.match(r.stderr, why, yaml);
     assert.match(r.stderr, /\[LINKMUX_ERR_CONFIG\]/);
   }
+});
+
+test('--dry-run reports every problem at once, each with its own hint, and needs no conntrack', async () => {
+  const r = await run(
+    `listen: { socks: false, http: false, control: false }
+gateway:
+  lan: [lmxnolan0]
+  uplinks: [{ interface: lmxnoup0 }, { interface: lmxnoup1, gateway: 198.18.1.1 }]
+`,
+    ['--dry-run'],
+    process.getuid?.() === 0, // as nobody when root: a dry run needs no root either
+  );
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /lan interface lmxnolan0 does not exist/);
+  assert.match(
+    r.stderr,
+    /uplink lmxnoup0: interface lmxnoup0 does not exist .*fix gateway\.uplinks\[0\]\.interface/,
+  );
+  assert.match(
+    r.stderr,
+    /uplink lmxnoup1: interface lmxnoup1 does not exist .*fix gateway\.uplinks\[1\]\.interface/,
+  );
+  assert.doesNotMatch(r.stderr, /give it as gateway/);
+  assert.doesNotMatch(r.stderr, /conntrack|ip_forward/, 'a dry run demands neither');
+  assert.match(r.stderr, /\[LINKMUX_ERR_CONFIG\]/);
 });

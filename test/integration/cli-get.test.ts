@@ -114,6 +114,25 @@ test('--json prints start, progress and a done summary with per-link bytes', asy
   assert.equal(last?.links?.[0]?.bytes, 4 * MiB);
 });
 
+test('a loopback URL with no --link goes direct at once, not over the uplinks (used to wait 20 s)', async () => {
+  server.setBehaviour({});
+  const out = join(root.dir, 'direct.bin');
+  const started = Date.now();
+  const r = await cli(['get', '--json', '-o', out, server.fileUrl('f.bin')]).done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+  assert.match(r.stderr, /fetched directly, not over the uplinks/);
+  const done = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { links?: { id: string }[] };
+  assert.deepEqual(
+    done.links?.map((l) => l.id),
+    ['direct'],
+  );
+  // Nothing listens: refused at once, with the way out in the message.
+  const closed = await cli(['get', '-o', join(root.dir, 'none.bin'), 'http://127.0.0.1:1/x']).done;
+  assert.equal(closed.code, 1, closed.stderr);
+  assert.match(closed.stderr, /cannot connect directly to 127\.0\.0\.1:1: connection refused/);
+});
+
 test('bad flags and arguments fail with a clear message and exit code 2', async () => {
   const table: [string[], RegExp][] = [
     [['get', '-x', '0', 'http://127.0.0.1/x'], /--connections-per-link takes a whole number from 1 to 16/],
@@ -122,19 +141,36 @@ test('bad flags and arguments fail with a clear message and exit code 2', async 
     [['get', '--checksum', 'sha-256=zz', 'http://127.0.0.1/x'], /checksum/],
     [['get', '--bind', 'magic', 'http://127.0.0.1/x'], /--bind takes one of auto, device, address/],
     [['get', '--min-piece', '1', 'http://127.0.0.1/x'], /--min-piece/],
-    [['get'], /missing required argument/],
-    [['frobnicate'], /unknown command/],
+    [['get', 'not-a-url'], /"not-a-url" is not a URL/],
+    [['get', '--link', 'lo', 'ftp://127.0.0.1/x'], /ftp URLs are not supported/],
+    [['get', 'http://127.0.0.1/x', 'mirror-without-scheme'], /"mirror-without-scheme" is not a URL/],
+    // commander's own refusals, reported like every other error.
+    [['get'], /^linkmux: error: missing required argument 'url' \(see `linkmux get --help`\)/],
+    [['get', '--bogus', 'http://127.0.0.1/x'], /^linkmux: error: unknown option '--bogus'/],
+    [['get', '--connect-timeout'], /^linkmux: error: option '--connect-timeout <s>' argument missing/],
+    [['links', 'a', 'b'], /^linkmux: error: too many arguments for 'links'/],
+    [['frobnicate'], /^linkmux: error: unknown command 'frobnicate' \(see `linkmux --help`\)/],
+    [['config'], /linkmux: error: linkmux config needs a sub-command/],
+    [['node', '--listen', 'x:y:z'], /command line: node\.listen/],
   ];
   for (const [args, re] of table) {
     const r = await cli(args).done;
     assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}, stderr ${r.stderr}`);
     assert.match(r.stderr, re, args.join(' '));
+    assert.match(r.stderr, /\[LINKMUX_ERR_USAGE\]\n$/, `${args.join(' ')}: one line with the code`);
   }
 });
 
-test('runtime errors exit 1 with the code: a non-http URL, an unknown link, a missing file', async () => {
+test('help and --version exit 0 and print no error', async () => {
+  for (const args of [['--version'], ['--help'], ['get', '--help'], ['help']]) {
+    const r = await cli(args).done;
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /error/);
+  }
+});
+
+test('runtime errors exit 1 with the code: an unknown link, a missing file', async () => {
   const table: [string[], RegExp][] = [
-    [['get', '--link', 'lo', 'ftp://127.0.0.1/x'], /LINKMUX_ERR_URL/],
     [['get', '--link', 'nosuchif9', server.fileUrl('f.bin')], /LINKMUX_ERR_LINK_UNKNOWN/],
     [
       ['get', '--link', 'lo', '-o', join(root.dir, 'x'), server.fileUrl('missing.bin')],

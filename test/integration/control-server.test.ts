@@ -469,7 +469,7 @@ test('`linkmux status` with no daemon: exit 1, LINKMUX_ERR_CONNECT, says to star
   assert.equal(r.stdout, '');
   assert.equal(
     r.stderr,
-    `linkmux: error: no linkmux daemon answers at ${addr}: start one with \`linkmux up\` [LINKMUX_ERR_CONNECT]\n`,
+    `linkmux: error: no linkmux daemon answers at ${addr}: start one (\`linkmux up\`, \`linkmux node\` or \`linkmux gateway\`), or pass the --control address it listens on [LINKMUX_ERR_CONNECT]\n`,
   );
   const tmp = await tempDir('lmx-ctl-');
   try {

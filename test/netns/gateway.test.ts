@@ -90,18 +90,21 @@ async function flows(k: number, file: string, maxTime = 30): Promise<void> {
   await Promise.all(
     Array.from({ length: k }, async (_, i) => {
       const out = `/tmp/${bed.prefix}gw-${i}.bin`;
-      await bed.exec(host, 'curl', [
-        '-sS',
-        '--fail',
-        '--max-time',
-        String(maxTime),
-        '-o',
-        out,
-        bed.url(file),
-      ]);
-      const { stdout } = await bed.exec(host, 'sha256sum', [out]);
-      assert.equal(stdout.split(/\s+/)[0], bed.files[file]?.sha256, `flow ${i} intact`);
-      await rm(out, { force: true });
+      try {
+        await bed.exec(host, 'curl', [
+          '-sS',
+          '--fail',
+          '--max-time',
+          String(maxTime),
+          '-o',
+          out,
+          bed.url(file),
+        ]);
+        const { stdout } = await bed.exec(host, 'sha256sum', [out]);
+        assert.equal(stdout.split(/\s+/)[0], bed.files[file]?.sha256, `flow ${i} intact`);
+      } finally {
+        await rm(out, { force: true });
+      }
     }),
   );
 }
@@ -206,7 +209,7 @@ test(
         'gateway',
         '--dry-run',
         '-c',
-        `/tmp/${bed.clientNs}-linkmux.yaml`,
+        (gw as RunningDaemon).configPath,
       ])
       .catch((e: unknown) => ({ stdout: String(e) }));
     assert.match(dry.stdout, /table inet linkmux/);
@@ -239,12 +242,16 @@ test(
     ];
     for (const [yaml, why] of cases) {
       const file = `/tmp/${bed.prefix}bad-gw.yaml`;
-      await writeFile(file, `listen: { socks: false, http: false, control: false }\n${yaml}\n`);
-      const r = await bed
-        .exec(bed.clientNs, process.execPath, [cliPath(), 'gateway', '-c', file])
-        .then(() => ({ ok: true, text: '' }))
-        .catch((e: unknown) => ({ ok: false, text: String(e) }));
-      await rm(file, { force: true });
+      let r: { ok: boolean; text: string };
+      try {
+        await writeFile(file, `listen: { socks: false, http: false, control: false }\n${yaml}\n`);
+        r = await bed
+          .exec(bed.clientNs, process.execPath, [cliPath(), 'gateway', '-c', file])
+          .then(() => ({ ok: true, text: '' }))
+          .catch((e: unknown) => ({ ok: false, text: String(e) }));
+      } finally {
+        await rm(file, { force: true });
+      }
       assert.equal(r.ok, false, `${yaml} was accepted`);
       assert.match(r.text, why);
       assert.equal(await kernelState(), now, `${yaml} changed the kernel`);
@@ -292,7 +299,7 @@ test(
         'gateway',
         '--cleanup',
         '-c',
-        `/tmp/${bed.clientNs}-linkmux.yaml`,
+        pinned.configPath,
       ]);
       assert.equal(await kernelState(), pristine);
     } finally {

@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { createTestbed, removeLeftovers, type Testbed } from '../../src/testbed/testbed.js';
 import type { DaemonStatus } from '../../src/control/status-types.js';
-import { cliPath, isRoot, skipReason } from '../helpers/netns.js';
+import { cliPath, netnsReady, skipReason } from '../helpers/netns.js';
 import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 
 const hostile = fileURLToPath(new URL('../helpers/hostile-clients.js', import.meta.url));
@@ -34,7 +34,7 @@ const health = (server: string) =>
   `health: { interval: 1, timeout: 0.5, failThreshold: 3, riseThreshold: 2, targets: ["tcp://${server}:80"] }`;
 
 before(async () => {
-  if (!isRoot()) return;
+  if (!netnsReady()) return;
   await removeLeftovers();
   tb = await createTestbed({
     links: 2,

@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createTestbed, removeLeftovers, type Testbed } from '../../src/testbed/testbed.js';
-import { cliPath, isRoot, skipReason } from '../helpers/netns.js';
+import { cliPath, netnsReady, skipReason } from '../helpers/netns.js';
 import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 
 const hostile = fileURLToPath(new URL('../helpers/hostile-clients.js', import.meta.url));
@@ -22,7 +22,7 @@ let tb: Testbed | undefined;
 let d: RunningDaemon | undefined;
 
 before(async () => {
-  if (!isRoot()) return;
+  if (!netnsReady()) return;
   await removeLeftovers();
   tb = await createTestbed({
     links: 2,

@@ -22,7 +22,7 @@ import { toRuntime } from '../../src/config/runtime.js';
 import { parseSeconds } from '../../src/config/fields.js';
 import { formatPath, suggest } from '../../src/config/issues.js';
 import { DEFAULT_HEALTH_CONFIG } from '../../src/health/config.js';
-import { isLinkmuxError } from '../../src/util/errors.js';
+import { isLinkmuxError, type ErrorCode } from '../../src/util/errors.js';
 import { encodeJoinToken } from '../../src/relay/join-token.js';
 
 const DEFAULTS = {
@@ -71,15 +71,18 @@ const DEFAULTS = {
 };
 
 /** The LINKMUX_ERR_CONFIG message of a failing call. */
-function configError(fn: () => unknown): string {
+function configError(fn: () => unknown, code: ErrorCode = 'LINKMUX_ERR_CONFIG'): string {
   try {
     fn();
   } catch (err) {
-    assert.ok(isLinkmuxError(err, 'LINKMUX_ERR_CONFIG'), `not a config error: ${String(err)}`);
+    assert.ok(isLinkmuxError(err, code), `not a ${code} error: ${String(err)}`);
     return err.message;
   }
-  assert.fail('expected a LINKMUX_ERR_CONFIG error');
+  assert.fail(`expected a ${code} error`);
 }
+
+/** A flag refused by mergeFlags is a usage error (exit 2), not a config-file one. */
+const flagError = (fn: () => unknown) => configError(fn, 'LINKMUX_ERR_USAGE');
 
 const yamlError = (text: string) => configError(() => parseConfigText(text, 'config.yaml'));
 
@@ -406,15 +409,15 @@ test('mergeFlags lays flags over the config and validates the result', () => {
   assert.ok(Object.isFrozen(merged) && Object.isFrozen(merged.health));
 
   assert.equal(
-    configError(() => mergeFlags(base, { connectTimeout: 'soon' })),
+    flagError(() => mergeFlags(base, { connectTimeout: 'soon' })),
     'command line: connectTimeout: expected a number of seconds (e.g. 1.5) or a duration like "500ms" or "2m", got "soon"',
   );
   assert.match(
-    configError(() => mergeFlags(base, { listen: { socks: '0.0.0.0:1080' } })),
+    flagError(() => mergeFlags(base, { listen: { socks: '0.0.0.0:1080' } })),
     /command line: listen\.socks: .*no auth is set/,
   );
   assert.match(
-    configError(() => mergeFlags(base, { weights: { eth9: 1 } } as never, '--weight')),
+    flagError(() => mergeFlags(base, { weights: { eth9: 1 } } as never, '--weight')),
     /^--weight: weights\.eth9: "eth9" is not a link id/,
   );
 });

@@ -12,7 +12,7 @@ import { GatewayKernel } from '../../src/gateway/kernel.js';
 import { DEFAULT_GATEWAY_NUMBERS, planGateway, type UplinkDecl } from '../../src/gateway/plan.js';
 import type { NetInterface } from '../../src/net/interfaces-types.js';
 import { LinkmuxError, isLinkmuxError } from '../../src/util/errors.js';
-import type { RunResult, Runner } from '../../src/util/runner.js';
+import { ExecRunner, missingToolMessage, type RunResult, type Runner } from '../../src/util/runner.js';
 
 interface SimRule {
   priority: number;
@@ -233,19 +233,101 @@ test('preflight refuses clashes and bad settings before any change', async () =>
   );
 });
 
-test('nft missing is reported before anything else', async () => {
-  const sim = new KernelSim();
-  const runner: Runner = {
+/** A runner over the simulated kernel on which some tools are not installed (ENOENT, as ExecRunner reports it). */
+function without(sim: KernelSim, ...missing: string[]): Runner {
+  return {
     run: (cmd, args, opts) =>
-      cmd === 'nft'
+      missing.includes(cmd)
         ? Promise.reject(
-            new LinkmuxError('LINKMUX_ERR_COMMAND_FAILED', 'nft is not installed or not on PATH'),
+            new LinkmuxError('LINKMUX_ERR_COMMAND_FAILED', missingToolMessage(cmd), {
+              cause: Object.assign(new Error(`spawn ${cmd} ENOENT`), { code: 'ENOENT' }),
+            }),
           )
         : sim.run(cmd, args, opts),
   };
+}
+
+test('a missing tool is LINKMUX_ERR_COMMAND_FAILED naming the package, not a config error', async () => {
+  const sim = new KernelSim();
   await assert.rejects(
-    new GatewayKernel(runner, DEFAULT_GATEWAY_NUMBERS).preflight(UPLINKS, ['lan0'], IFACES),
-    /nft is not installed/,
+    new GatewayKernel(without(sim, 'nft'), DEFAULT_GATEWAY_NUMBERS).preflight(UPLINKS, ['lan0'], IFACES),
+    (e: unknown) =>
+      isLinkmuxError(e, 'LINKMUX_ERR_COMMAND_FAILED') &&
+      /nft is not installed.*apt-get install nftables/.test(e.message),
   );
+  await assert.rejects(
+    new GatewayKernel(without(sim, 'conntrack'), DEFAULT_GATEWAY_NUMBERS).preflight(
+      UPLINKS,
+      ['lan0'],
+      IFACES,
+    ),
+    (e: unknown) =>
+      isLinkmuxError(e, 'LINKMUX_ERR_COMMAND_FAILED') && /apt-get install conntrack/.test(e.message),
+  );
+  assert.deepEqual(sim.changes, []);
+});
+
+test('ExecRunner: a command that is not installed names its package', async () => {
+  await assert.rejects(
+    new ExecRunner().run('linkmux-no-such-tool', ['--version']),
+    (e: unknown) =>
+      isLinkmuxError(e, 'LINKMUX_ERR_COMMAND_FAILED') &&
+      /linkmux-no-such-tool is not installed/.test(e.message),
+  );
+  assert.match(
+    missingToolMessage('nft'),
+    /install the nftables package \(Debian\/Ubuntu: apt-get install nftables\)/,
+  );
+  assert.match(missingToolMessage('ip'), /apt-get install iproute2/);
+  assert.match(missingToolMessage('sysctl'), /apt-get install procps/);
+});
+
+test('preflight reports every problem at once, each with its own fix', async () => {
+  const sim = new KernelSim();
+  sim.forward = '0';
+  const uplinks = [
+    { ...UPLINKS[0]!, gateway: '203.0.113.1' },
+    { ...UPLINKS[1]!, name: 'wan9', dev: 'up9' },
+    UPLINKS[2]!,
+  ];
+  await assert.rejects(
+    new GatewayKernel(without(sim, 'conntrack'), DEFAULT_GATEWAY_NUMBERS).preflight(
+      uplinks,
+      ['lan9'],
+      IFACES,
+    ),
+    (e: unknown) => {
+      assert.ok(isLinkmuxError(e, 'LINKMUX_ERR_COMMAND_FAILED'), String(e));
+      for (const why of [
+        /apt-get install conntrack/,
+        /lan interface lan9 does not exist .*: fix its name in gateway\.lan/,
+        /uplink wan9: interface up9 does not exist .*: fix its name in gateway\.uplinks/,
+        /gateway 203\.0\.113\.1 is not on up0's subnet/,
+        /ip_forward/,
+      ]) {
+        assert.match(e.message, why);
+      }
+      assert.doesNotMatch(e.message, /give it as gateway/);
+      return true;
+    },
+  );
+  assert.deepEqual(sim.changes, []);
+});
+
+test('a dry run needs neither conntrack, nft nor forwarding: they become warnings', async () => {
+  const sim = new KernelSim();
+  sim.forward = '0';
+  const report = await new GatewayKernel(without(sim, 'conntrack', 'nft'), DEFAULT_GATEWAY_NUMBERS).check(
+    UPLINKS,
+    ['lan0'],
+    IFACES,
+    { dryRun: true },
+  );
+  assert.deepEqual(report.problems, []);
+  assert.deepEqual(report.missingTools, []);
+  const text = report.warnings.join('\n');
+  assert.match(text, /a real run needs this: conntrack is not installed/);
+  assert.match(text, /a real run needs this: nft is not installed/);
+  assert.match(text, /a real run needs this: this machine does not forward IPv4/);
   assert.deepEqual(sim.changes, []);
 });

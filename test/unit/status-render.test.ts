@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatAge, renderStatus } from '../../src/cli/status-command.js';
+import { Command } from 'commander';
+import { formatAge, registerStatus, renderStatus } from '../../src/cli/status-command.js';
 import { threeLinkStatus } from '../helpers/daemon-status.js';
 
 test('renderStatus: header lines and one aligned row per link, online, degraded and offline', () => {
@@ -95,4 +96,22 @@ test('renderStatus: unverified links are in the table and explained once under i
   assert.match(text, /^up1\s+unverified for/m);
   const notes = text.split('\n').filter((l) => l.includes('unverified (in service)'));
   assert.deepEqual(notes, [`up0, up1 unverified (in service): ${reason}`]);
+});
+
+test('status --help names every daemon it reads: up, node and gateway', () => {
+  const program = new Command('linkmux').exitOverride();
+  let help = '';
+  program.configureOutput({ writeOut: (s) => (help += s) });
+  registerStatus(program);
+  assert.throws(() => program.parse(['status', '--help'], { from: 'user' }), {
+    code: 'commander.helpDisplayed',
+  });
+  const description = help.split('\n').slice(0, 4).join(' ');
+  for (const daemon of ['linkmux up', 'linkmux node', 'linkmux gateway']) {
+    assert.ok(description.includes(daemon), `the description names ${daemon}:\n${help}`);
+  }
+  assert.match(
+    help,
+    /It reads any running linkmux daemon: `linkmux up`, `linkmux node` or `linkmux gateway`/,
+  );
 });

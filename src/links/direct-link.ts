@@ -1,0 +1,98 @@
+/**
+ * DirectLink: a Link whose connections are plain sockets, bound to no
+ * interface or source address; the routing table decides, as for any other
+ * program. For destinations no uplink can carry (loopback, this machine, its
+ * LAN: net/direct-destination.ts): `linkmux get http://127.0.0.1:8080/f` uses
+ * only this link.
+ *
+ * Guarantees: as every Link (link-sockets.ts): the timeout and AbortSignal
+ * destroy a half-open socket and reject with a LinkmuxError naming the
+ * destination; stats count every byte; close() drains, destroy() aborts.
+ */
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import net from 'node:net';
+import type { Socket } from 'node:net';
+import { LinkmuxError, describe, systemCode } from '../util/errors.js';
+import type { ConnectOptions, Destination, Link, LinkCapabilities, LinkStats } from './link.js';
+import { LinkSockets } from './link-sockets.js';
+import { formatDestination } from './local-link.js';
+
+export const DIRECT_LINK_ID = 'direct';
+
+export class DirectLink implements Link {
+  readonly id = DIRECT_LINK_ID;
+  readonly capabilities: LinkCapabilities = { udp: true, remoteNames: false, families: new Set([4, 6]) };
+  readonly description = 'direct (plain sockets, no uplink: this machine and its LAN)';
+  private readonly sockets = new LinkSockets(DIRECT_LINK_ID);
+  private readonly udp = new Set<dgram.Socket>();
+  private state: 'open' | 'closing' | 'destroyed' = 'open';
+
+  async connect(dst: Destination, opts: ConnectOptions = {}): Promise<Socket> {
+    const where = formatDestination(dst.host, dst.port);
+    if (this.state !== 'open') {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_CONNECT',
+        `the direct link is shutting down; cannot connect to ${where}`,
+      );
+    }
+    const host = dst.host.replace(/^\[(.*)\]$/, '$1');
+    return this.sockets.withDeadline(
+      opts,
+      where,
+      'is the server running and listening on that address?',
+      async (signal) => {
+        const socket = this.sockets.track(net.connect({ host, port: dst.port }));
+        try {
+          await once(socket, 'connect', { signal });
+          this.sockets.opened(socket);
+          return socket;
+        } catch (err) {
+          socket.destroy();
+          throw err;
+        }
+      },
+      (err) => connectError(err, where),
+    );
+  }
+
+  async openUdp(family: 4 | 6): Promise<dgram.Socket> {
+    const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    this.udp.add(socket);
+    socket.once('close', () => this.udp.delete(socket));
+    return socket;
+  }
+
+  stats(): LinkStats {
+    return this.sockets.stats();
+  }
+
+  close(): Promise<void> {
+    if (this.state === 'open') this.state = 'closing';
+    return this.sockets.drain();
+  }
+
+  destroy(): void {
+    this.state = 'destroyed';
+    this.sockets.destroyAll();
+    for (const u of [...this.udp]) u.close();
+  }
+}
+
+function connectError(err: unknown, where: string): LinkmuxError {
+  if (err instanceof LinkmuxError) return err;
+  const hint =
+    systemCode(err) === 'ECONNREFUSED'
+      ? 'connection refused: is the server running, on that port?'
+      : `${describe(err)}`;
+  return new LinkmuxError('LINKMUX_ERR_CONNECT', `cannot connect directly to ${where}: ${hint}`, {
+    cause: err,
+  });
+}
