@@ -316,12 +316,13 @@ async function runRanged(r: RangedJob): Promise<DownloadSummary> {
       links: snapshot(),
     });
   }, opts.progressIntervalMs ?? 250);
-  let saving = Promise.resolve();
+  // Every save goes through one chain: two saves at once would race on the same .tmp file.
+  let saving = save();
   const saver = setInterval(() => {
     saving = saving.then(save).catch((err) => job.fail(fileError(err, paths.control, true)));
   }, opts.saveIntervalMs ?? 1_000);
   try {
-    await save();
+    await saving;
     links.forEach((link, li) => {
       for (let c = 0; c < perLink; c++) {
         const id = workers.length;
