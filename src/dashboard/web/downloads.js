@@ -125,13 +125,7 @@ export class Downloads extends Component {
     return html`<section class="downloads" data-rpc=${endpoint}>
       <header>
         <h2>Downloads</h2>
-        ${
-          g &&
-          html`<span class="summary"
-            >${rate(Number(g.downloadSpeed))} · ${g.numActive} active · ${g.numWaiting} waiting ·
-            ${g.numStopped} stopped</span
-          >`
-        }
+        ${g && html`<span class="summary">${globalSummary(g)}</span>`}
       </header>
       <form class="add" onSubmit=${this.add}>
         <input
@@ -236,17 +230,20 @@ function DownloadRow({ d, act }) {
     <progress max="100" value=${pct}></progress>
     <div class="line small">
       <span>${pct.toFixed(1)} % of ${total > 0 ? bytes(total) : 'unknown size'} (${bytes(done)})</span>
-      ${
-        d.status === 'active' &&
-        html`<span
-          >${rate(speed)} · ${d.connections} connections · ETA
-          ${duration(speed > 0 ? (total - done) / speed : NaN)}</span
-        >`
-      }
+      ${d.status === 'active' && html`<span>${activeLine(d, total, done, speed)}</span>`}
       ${d.status === 'error' && html`<span class="problem">error ${d.errorCode}: ${d.errorMessage}</span>`}
       ${d.status === 'complete' && file?.path && html`<span>saved as ${file.path}</span>`}
     </div>
   </li>`;
+}
+
+function globalSummary(g) {
+  return `${rate(Number(g.downloadSpeed))} · ${g.numActive} active · ${g.numWaiting} waiting · ${g.numStopped} stopped`;
+}
+
+function activeLine(d, total, done, speed) {
+  const eta = duration(speed > 0 ? (total - done) / speed : NaN);
+  return `${rate(speed)} · ${d.connections} connections · ETA ${eta}`;
 }
 
 function describeProblem(err, endpoint) {
