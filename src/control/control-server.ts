@@ -4,6 +4,8 @@
  *   GET /status   → DaemonStatus as JSON (what `linkmux status` reads)
  *   GET /metrics  → Prometheus text (see metrics.ts)
  *   GET /healthz  → 200 "ok" (liveness for systemd/containers)
+ *   GET /, /events, /assets/… → the live dashboard (src/dashboard), unless `dashboard: false`
+ *   routes mounted by the caller (`routes`, see control-route.ts), behind the same guards
  *   other paths → 404; other methods → 405 (HEAD is served like GET)
  *
  * Guarantees:
@@ -32,6 +34,8 @@ import type { Logger } from '../util/logger.js';
 import { formatControlAddress, isLoopbackHost, parseControlAddress } from './control-address.js';
 import type { ControlAddress } from './control-address.js';
 import { createMetricsRegistry } from './metrics.js';
+import type { ControlRoute } from './control-route.js';
+import { createDashboard } from '../dashboard/dashboard.js';
 import type { DaemonStatus } from './status-types.js';
 
 export interface ControlServerOptions {
@@ -42,6 +46,10 @@ export interface ControlServerOptions {
   logger: Logger;
   /** Serve on a non-loopback TCP address although the API has no authentication. Default false. */
   allowRemote?: boolean;
+  /** More routes (e.g. the aria2 JSON-RPC); the built-in paths win over them. */
+  routes?: ControlRoute[];
+  /** Serve the dashboard at GET /. Default true. */
+  dashboard?: boolean;
 }
 
 export interface ControlServer {
@@ -71,12 +79,16 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   const registry = createMetricsRegistry(opts.status);
   // DNS rebinding only matters where a browser can reach us: loopback TCP.
   const checkHost = addr.kind === 'tcp' && !allowRemote;
+  const routes = [...(opts.routes ?? [])];
+  if (opts.dashboard ?? true) routes.push(createDashboard({ status: opts.status, logger: opts.logger }));
   const server = createServer((req, res) => {
-    handle(req, res, { status: opts.status, registry, logger: opts.logger, checkHost }).catch((err) => {
-      opts.logger.warn(`control API: ${req.method} ${req.url} failed: ${describe(err)}`);
-      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
-      else res.destroy();
-    });
+    handle(req, res, { status: opts.status, registry, logger: opts.logger, checkHost, routes }).catch(
+      (err) => {
+        opts.logger.warn(`control API: ${req.method} ${req.url} failed: ${describe(err)}`);
+        if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
+        else res.destroy();
+      },
+    );
   });
 
   try {
@@ -99,6 +111,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     address,
     close() {
       closing ??= new Promise<void>((resolve) => {
+        for (const route of routes) route.close?.();
         // libuv unlinks a unix socket file when its listening handle closes.
         server.close(() => resolve());
         server.closeAllConnections();
@@ -117,12 +130,18 @@ interface HandlerContext {
   registry: Registry;
   logger: Logger;
   checkHost: boolean;
+  routes: ControlRoute[];
 }
 
 const ROUTES = new Set(['/status', '/metrics', '/healthz']);
 
 async function handle(req: IncomingMessage, res: ServerResponse, ctx: HandlerContext): Promise<void> {
   const path = (req.url ?? '/').split('?')[0] ?? '/';
+  const route = ROUTES.has(path) ? undefined : ctx.routes.find((r) => r.matches(path));
+  if (route !== undefined) {
+    await handleRoute(route, req, res, path, ctx);
+    return;
+  }
   if (!ROUTES.has(path)) {
     send(
       res,
@@ -154,6 +173,35 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: HandlerCon
     const text = await ctx.registry.metrics();
     send(res, 200, ctx.registry.contentType, text);
   }
+}
+
+async function handleRoute(
+  route: ControlRoute,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  ctx: HandlerContext,
+): Promise<void> {
+  if (!route.methods.includes(req.method ?? '')) {
+    res.setHeader('allow', route.methods.join(', '));
+    send(
+      res,
+      405,
+      'text/plain; charset=utf-8',
+      `method ${req.method} not allowed: use ${route.methods.join(', ')}\n`,
+    );
+    return;
+  }
+  if (ctx.checkHost && !hostAllowed(req.headers.host)) {
+    send(
+      res,
+      403,
+      'text/plain; charset=utf-8',
+      'forbidden: the Host header must be an IP address or localhost\n',
+    );
+    return;
+  }
+  await route.handle(req, res, path);
 }
 
 function send(res: ServerResponse, code: number, type: string, body: string): void {

@@ -234,7 +234,7 @@ test('label values with quotes and backslashes are escaped, the text still parse
 
 test('unknown path → 404, wrong method → 405 with Allow, foreign Host → 403', async () => {
   await withServer('127.0.0.1:0', threeLinkStatus, async (server) => {
-    assert.equal((await get(server.address, '/')).status, 404);
+    assert.equal((await get(server.address, '/nope')).status, 404);
     assert.equal((await get(server.address, '/statusx')).status, 404);
     const post = await get(server.address, '/status', { method: 'POST' });
     assert.equal(post.status, 405);
