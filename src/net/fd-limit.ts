@@ -25,8 +25,7 @@ export interface FdLimit {
 }
 
 export type RaiseResult =
-  | { ok: true; before: FdLimit; after: FdLimit }
-  | { ok: false; reason: string; limit?: FdLimit };
+  { ok: true; before: FdLimit; after: FdLimit } | { ok: false; reason: string; limit?: FdLimit };
 
 interface Rlimit {
   get(): FdLimit | undefined;

@@ -30,7 +30,9 @@ export function isLoopbackOrUnspecified(ip: string): boolean {
   if (!c) return false;
   const kind = specialAddressKind(c);
   // 0.0.0.0/8 and ::a.b.c.d as well: some stacks route them to the host itself.
-  return kind === 'loopback' || kind === 'unspecified' || kind === 'this-network' || kind === 'ipv4-compatible';
+  return (
+    kind === 'loopback' || kind === 'unspecified' || kind === 'this-network' || kind === 'ipv4-compatible'
+  );
 }
 
 /**
