@@ -8,7 +8,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseProbeTarget } from '../health/probe-target.js';
-import { parseCidr } from '../proxy/ip-ranges.js';
+import { parseCidr } from '../net/ip-ranges.js';
 import { POLICY_NAMES, isPolicyName } from '../scheduler/policies.js';
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };

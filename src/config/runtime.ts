@@ -13,8 +13,8 @@ import type { LogLevel } from '../util/logger.js';
 import type { HostPort, RuleActionText } from './fields.js';
 import { parseHostPort, toNameserver } from './fields.js';
 import type { Config } from './schema.js';
-import { decodeJoinToken } from '../relay/join-token.js';
-import type { JoinToken } from '../relay/join-token.js';
+import { decodeJoinToken } from '../links/join-token.js';
+import type { JoinToken } from '../links/join-token.js';
 import { isSocks5LinkRequest, parseSocks5Link } from '../links/remote-links.js';
 import type { Socks5LinkOptions } from '../links/socks5-link.js';
 

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { DEFAULT_HEALTH_CONFIG } from '../health/config.js';
 import { DEFAULT_POLICY, POLICY_NAMES } from '../scheduler/policies.js';
 import type { PolicyName } from '../scheduler/policies.js';
-import { decodeJoinToken, encodeJoinToken } from '../relay/join-token.js';
+import { decodeJoinToken, encodeJoinToken } from '../links/join-token.js';
 import { isSocks5LinkRequest, nodeLinkOptions, parseSocks5Link } from '../links/remote-links.js';
 import { LinkmuxError } from '../util/errors.js';
 import {

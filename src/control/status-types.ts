@@ -3,7 +3,7 @@
  * GET /status, read by `linkmux status` and turned into Prometheus metrics.
  * Rates are bytes per second; times are ISO-8601 strings or seconds.
  */
-import type { LinkState } from '../health/state-machine.js';
+import type { LinkState } from '../links/link-state.js';
 
 export interface LinkStatus {
   id: string;

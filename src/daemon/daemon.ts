@@ -13,7 +13,7 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import type { Link } from '../links/link.js';
-import { LinkPool } from '../links/link-pool.js';
+import { LinkPool } from '../scheduler/link-pool.js';
 import { HealthMonitor } from '../health/monitor.js';
 import type { HealthConfig } from '../health/config.js';
 import type { HealthInput } from '../health/state-machine.js';

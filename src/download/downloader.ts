@@ -22,7 +22,7 @@ import { verifyChecksum, type Checksum } from './checksum.js';
 import { readControl, removeControl, writeControl, type ControlState } from './control-file.js';
 import { sameVersion, urlFilename } from './http-headers.js';
 import { discard, parseHttpUrl } from './http-request.js';
-import { createLinkAgent, type TlsOptions } from './link-agent.js';
+import { createLinkAgent, type TlsOptions } from '../links/link-agent.js';
 import { chooseOutput, pathsFor, prepareOutput, type OutputPaths } from './output-path.js';
 import { PieceWorker, type Job, type Mirror } from './piece-worker.js';
 import { probe, type ProbeResult } from './probe.js';

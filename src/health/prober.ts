@@ -15,8 +15,8 @@
  * HTTP one, which is worth knowing when setting `slowRttMs`.
  */
 import type { Link } from '../links/link.js';
-import { createLinkAgent } from '../download/link-agent.js';
-import type { TlsOptions } from '../download/link-agent.js';
+import { createLinkAgent } from '../links/link-agent.js';
+import type { TlsOptions } from '../links/link-agent.js';
 import type { Clock } from '../util/clock.js';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import { VERSION } from '../version.js';

@@ -40,15 +40,8 @@
  */
 import type { Clock } from '../util/clock.js';
 
-export type LinkState = 'online' | 'degraded' | 'unverified' | 'offline';
-
-/** Every state, in order from best to worst (for tables, metrics and docs). */
-export const LINK_STATES: readonly LinkState[] = Object.freeze([
-  'online',
-  'degraded',
-  'unverified',
-  'offline',
-]);
+import type { LinkState } from '../links/link-state.js';
+export { LINK_STATES, type LinkState } from '../links/link-state.js';
 
 /** Why a connect failed, as far as it blames the link: only timeouts and unreachables feed the passive rule. */
 export type ConnectFailureKind = 'timeout' | 'unreachable' | 'other';

@@ -9,8 +9,8 @@
  */
 import net from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
-import type { JoinToken } from '../relay/join-token.js';
-import { nodeUsername } from '../relay/node-credentials.js';
+import type { JoinToken } from './join-token.js';
+import { nodeUsername } from './node-credentials.js';
 import type { Socks5LinkOptions } from './socks5-link.js';
 
 const SCHEMES = ['socks5:', 'socks5h:'];

@@ -24,7 +24,7 @@ import type { Socket as UdpSocket } from 'node:dgram';
 import net, { type Socket } from 'node:net';
 import { once } from 'node:events';
 import type { Destination } from '../links/link.js';
-import type { LinkPool } from '../links/link-pool.js';
+import type { LinkPool } from '../scheduler/link-pool.js';
 import type { HealthInput } from '../health/state-machine.js';
 import { connectFailureKind } from '../health/passive-rule.js';
 import type { Policy } from '../scheduler/snapshot.js';

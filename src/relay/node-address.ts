@@ -10,7 +10,7 @@
 import type { NetInterface } from '../net/interfaces-types.js';
 import { isIP } from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
-import { specialRangesList } from '../proxy/ip-ranges.js';
+import { specialRangesList } from '../net/ip-ranges.js';
 
 const PRIVATE = specialRangesList(['private', 'unique-local']);
 

@@ -28,7 +28,7 @@ import { homedir, hostname } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { newTokenSecret } from './join-token.js';
+import { newTokenSecret } from '../links/join-token.js';
 
 export interface NodeIdentity {
   certPem: string;

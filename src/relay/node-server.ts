@@ -23,7 +23,7 @@ import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
 import type { Dialer } from '../proxy/dialer.js';
 import { Socks5Server, DEFAULT_HANDSHAKE_TIMEOUT_MS } from '../proxy/socks5/socks5-server.js';
-import { parseNodeUsername, secretChecker } from './node-credentials.js';
+import { parseNodeUsername, secretChecker } from '../links/node-credentials.js';
 import { admitSocket } from '../proxy/shed.js';
 import type { FrontEndGate } from '../proxy/shed.js';
 

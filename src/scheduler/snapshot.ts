@@ -13,7 +13,7 @@
  * - ties are broken by the snapshot's order, so callers pass links in a stable
  *   order (the configuration's) and the same inputs give the same pick.
  */
-import type { LinkState } from '../health/state-machine.js';
+import type { LinkState } from '../links/link-state.js';
 
 export interface LinkSnapshot {
   id: string;

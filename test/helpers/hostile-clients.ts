@@ -13,7 +13,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { decodeJoinToken } from '../../src/relay/join-token.js';
+import { decodeJoinToken } from '../../src/links/join-token.js';
 
 type Json = Record<string, unknown>;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

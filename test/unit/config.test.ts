@@ -23,7 +23,7 @@ import { parseSeconds } from '../../src/config/fields.js';
 import { formatPath, suggest } from '../../src/config/issues.js';
 import { DEFAULT_HEALTH_CONFIG } from '../../src/health/config.js';
 import { isLinkmuxError, type ErrorCode } from '../../src/util/errors.js';
-import { encodeJoinToken } from '../../src/relay/join-token.js';
+import { encodeJoinToken } from '../../src/links/join-token.js';
 
 const DEFAULTS = {
   listen: { socks: '127.0.0.1:1080', http: '127.0.0.1:8080', control: '127.0.0.1:9190', allowOpen: false },

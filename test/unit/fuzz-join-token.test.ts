@@ -8,8 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { TOKEN_PREFIX, decodeJoinToken, encodeJoinToken } from '../../src/relay/join-token.js';
-import type { JoinToken } from '../../src/relay/join-token.js';
+import { TOKEN_PREFIX, decodeJoinToken, encodeJoinToken } from '../../src/links/join-token.js';
+import type { JoinToken } from '../../src/links/join-token.js';
 import { isLinkmuxError } from '../../src/util/errors.js';
 import { FUZZ_SEED, fuzzParams, fuzzRuns, testTimeout, timed } from '../helpers/fuzz.js';
 

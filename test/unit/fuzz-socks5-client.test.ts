@@ -13,10 +13,10 @@ import net from 'node:net';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import fc from 'fast-check';
-import { Socks5ClientReader, socks5Connect } from '../../src/relay/socks5-client.js';
-import type { Socks5ClientEvent } from '../../src/relay/socks5-client.js';
-import { encodeReply } from '../../src/proxy/socks5/socks5-replies.js';
-import type { Socks5ReplyCode } from '../../src/proxy/socks5/socks5-replies.js';
+import { Socks5ClientReader, socks5Connect } from '../../src/socks5/socks5-client.js';
+import type { Socks5ClientEvent } from '../../src/socks5/socks5-client.js';
+import { encodeReply } from '../../src/socks5/socks5-replies.js';
+import type { Socks5ReplyCode } from '../../src/socks5/socks5-replies.js';
 import { ERROR_CODES, isLinkmuxError } from '../../src/util/errors.js';
 import type { ErrorCode } from '../../src/util/errors.js';
 import {

@@ -9,14 +9,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import fc from 'fast-check';
-import { Socks5Parser, encodeUdpDatagram, parseUdpDatagram } from '../../src/proxy/socks5/socks5-parser.js';
+import { Socks5Parser, encodeUdpDatagram, parseUdpDatagram } from '../../src/socks5/socks5-parser.js';
 import type {
   Socks5ErrorAnswer,
   Socks5Event,
   Socks5ParserOptions,
   Socks5Phase,
-} from '../../src/proxy/socks5/socks5-parser.js';
-import { parseIPv6 } from '../../src/proxy/socks5/socks5-address.js';
+} from '../../src/socks5/socks5-parser.js';
+import { parseIPv6 } from '../../src/socks5/socks5-address.js';
 import {
   byteArb,
   cut,

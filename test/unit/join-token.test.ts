@@ -16,8 +16,8 @@ import {
   encodeJoinToken,
   newTokenSecret,
   normalizeFingerprint,
-} from '../../src/relay/join-token.js';
-import type { JoinToken } from '../../src/relay/join-token.js';
+} from '../../src/links/join-token.js';
+import type { JoinToken } from '../../src/links/join-token.js';
 import { isLinkmuxError } from '../../src/util/errors.js';
 
 const FINGERPRINT = '3f2a9c41d0e8b7aa00112233445566778899aabbccddeeff0123456789abcdef';

@@ -8,8 +8,8 @@ import {
   nodeUsername,
   parseNodeUsername,
   secretChecker,
-} from '../../src/relay/node-credentials.js';
-import { newTokenSecret } from '../../src/relay/join-token.js';
+} from '../../src/links/node-credentials.js';
+import { newTokenSecret } from '../../src/links/join-token.js';
 
 test('nodeUsername: "linkmux" without a link, "linkmux/<link>" with one', () => {
   assert.equal(NODE_USERNAME, 'linkmux');

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RuntimeNode } from '../../src/config/runtime.js';
 import type { NetInterface } from '../../src/net/interfaces-types.js';
-import { decodeJoinToken } from '../../src/relay/join-token.js';
+import { decodeJoinToken } from '../../src/links/join-token.js';
 import { defaultNodeName, prepareNode } from '../../src/relay/node-setup.js';
 import { isLinkmuxError } from '../../src/util/errors.js';
 import type { ErrorCode } from '../../src/util/errors.js';

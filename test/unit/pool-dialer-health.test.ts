@@ -13,7 +13,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
 import type { ConnectOptions, Destination, Link, LinkStats } from '../../src/links/link.js';
-import { LinkPool } from '../../src/links/link-pool.js';
+import { LinkPool } from '../../src/scheduler/link-pool.js';
 import { PoolDialer } from '../../src/proxy/pool-dialer.js';
 import { RuleSet } from '../../src/proxy/rules.js';
 import type { HealthInput } from '../../src/health/state-machine.js';

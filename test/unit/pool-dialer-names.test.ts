@@ -12,11 +12,11 @@ import { once } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Destination, Link, LinkStats } from '../../src/links/link.js';
-import { LinkPool } from '../../src/links/link-pool.js';
+import { LinkPool } from '../../src/scheduler/link-pool.js';
 import type { HealthInput } from '../../src/health/state-machine.js';
 import { PoolDialer } from '../../src/proxy/pool-dialer.js';
 import { RuleSet, type Rule } from '../../src/proxy/rules.js';
-import { replyCodeForDialError, REP } from '../../src/proxy/socks5/socks5-replies.js';
+import { replyCodeForDialError, REP } from '../../src/socks5/socks5-replies.js';
 import type { Policy } from '../../src/scheduler/snapshot.js';
 import { LinkmuxError, isLinkmuxError } from '../../src/util/errors.js';
 

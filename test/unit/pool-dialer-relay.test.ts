@@ -17,7 +17,7 @@ import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectOptions, Destination, Link, LinkStats } from '../../src/links/link.js';
-import { LinkPool } from '../../src/links/link-pool.js';
+import { LinkPool } from '../../src/scheduler/link-pool.js';
 import type { HealthInput, LinkState } from '../../src/health/state-machine.js';
 import type { ResolvedAddress } from '../../src/net/resolve.js';
 import { PoolDialer } from '../../src/proxy/pool-dialer.js';

@@ -16,7 +16,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Socket as UdpSocket } from 'node:dgram';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectOptions, Destination, Link, LinkStats } from '../../src/links/link.js';
-import { LinkPool } from '../../src/links/link-pool.js';
+import { LinkPool } from '../../src/scheduler/link-pool.js';
 import type { HealthInput, LinkState } from '../../src/health/state-machine.js';
 import { PoolDialer } from '../../src/proxy/pool-dialer.js';
 import type { PoolDialerOptions } from '../../src/proxy/pool-dialer.js';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isSocks5LinkRequest, nodeLinkOptions, parseSocks5Link } from '../../src/links/remote-links.js';
 import type { Socks5LinkOptions } from '../../src/links/socks5-link.js';
-import type { JoinToken } from '../../src/relay/join-token.js';
+import type { JoinToken } from '../../src/links/join-token.js';
 import { isLinkmuxError } from '../../src/util/errors.js';
 
 /** Parses `text`, expecting LINKMUX_ERR_USAGE; returns the message. */

@@ -15,8 +15,8 @@ import {
   encodeConnectRequest,
   encodeGreeting,
   socks5Connect,
-} from '../../src/relay/socks5-client.js';
-import type { Socks5ClientEvent } from '../../src/relay/socks5-client.js';
+} from '../../src/socks5/socks5-client.js';
+import type { Socks5ClientEvent } from '../../src/socks5/socks5-client.js';
 import { isLinkmuxError } from '../../src/util/errors.js';
 import type { ErrorCode } from '../../src/util/errors.js';
 

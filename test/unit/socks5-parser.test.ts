@@ -4,8 +4,8 @@
 // and the UDP request header.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Socks5Parser, encodeUdpDatagram, parseUdpDatagram } from '../../src/proxy/socks5/socks5-parser.js';
-import type { Socks5Event, Socks5ParserOptions } from '../../src/proxy/socks5/socks5-parser.js';
+import { Socks5Parser, encodeUdpDatagram, parseUdpDatagram } from '../../src/socks5/socks5-parser.js';
+import type { Socks5Event, Socks5ParserOptions } from '../../src/socks5/socks5-parser.js';
 
 const h = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const ascii = (s: string) => Buffer.from(s, 'latin1').toString('hex');

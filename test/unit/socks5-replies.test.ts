@@ -9,8 +9,8 @@ import {
   encodeMethodSelection,
   encodeReply,
   replyCodeForDialError,
-} from '../../src/proxy/socks5/socks5-replies.js';
-import { encodeAddress, formatIPv6, parseIPv6 } from '../../src/proxy/socks5/socks5-address.js';
+} from '../../src/socks5/socks5-replies.js';
+import { encodeAddress, formatIPv6, parseIPv6 } from '../../src/socks5/socks5-address.js';
 import { LinkmuxError } from '../../src/util/errors.js';
 import type { ErrorCode } from '../../src/util/errors.js';
 

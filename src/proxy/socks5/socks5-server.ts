@@ -32,9 +32,9 @@ import type { Logger } from '../../util/logger.js';
 import { silentLogger } from '../../util/logger.js';
 import type { Dialer } from '../dialer.js';
 import { pipeSockets } from '../pipe-sockets.js';
-import type { Socks5Address } from './socks5-address.js';
-import { Socks5Parser } from './socks5-parser.js';
-import type { Socks5Event } from './socks5-parser.js';
+import type { Socks5Address } from '../../socks5/socks5-address.js';
+import { Socks5Parser } from '../../socks5/socks5-parser.js';
+import type { Socks5Event } from '../../socks5/socks5-parser.js';
 import {
   METHOD_NONE_ACCEPTABLE,
   METHOD_NO_AUTH,
@@ -45,8 +45,8 @@ import {
   encodeMethodSelection,
   encodeReply,
   replyCodeForDialError,
-} from './socks5-replies.js';
-import type { Socks5AuthMethod, Socks5ReplyCode } from './socks5-replies.js';
+} from '../../socks5/socks5-replies.js';
+import type { Socks5AuthMethod, Socks5ReplyCode } from '../../socks5/socks5-replies.js';
 import { openUdpAssociation } from './socks5-udp-relay.js';
 import { admitSocket } from '../shed.js';
 import type { FrontEndGate } from '../shed.js';

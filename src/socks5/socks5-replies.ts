@@ -8,8 +8,7 @@
  * IPv6 is sent as IPv4), 0.0.0.0:0 when the server has nothing to report.
  */
 import { encodeAddress, unmapIPv4 } from './socks5-address.js';
-import { isLinkmuxError, systemCode } from '../../util/errors.js';
-import type { Socks5ErrorAnswer } from './socks5-parser.js';
+import { isLinkmuxError, systemCode } from '../util/errors.js';
 
 export const SOCKS_VERSION = 0x05;
 export const METHOD_NO_AUTH = 0x00;
@@ -31,6 +30,15 @@ export const REP = {
   ADDRESS_TYPE_NOT_SUPPORTED: 0x08,
 } as const;
 export type Socks5ReplyCode = (typeof REP)[keyof typeof REP];
+
+/** How the server answers a malformed message (the parser's error outcome). */
+export type Socks5ErrorAnswer =
+  /** Not SOCKS5 at all (wrong VER): answer nothing, close. */
+  | { kind: 'close' }
+  /** Malformed greeting: METHOD 0xFF (no acceptable methods), close. */
+  | { kind: 'no-acceptable-methods' }
+  /** Malformed request: a reply with this REP code, close. */
+  | { kind: 'reply'; rep: Socks5ReplyCode };
 
 /** VER METHOD */
 export function encodeMethodSelection(method: Socks5AuthMethod): Buffer {

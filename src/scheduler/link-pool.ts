@@ -4,10 +4,10 @@
  * learned capacity, and the health state supplied by the health monitor.
  * `snapshot()` is what the scheduler's pure policies look at.
  */
-import type { Link } from './link.js';
-import type { LinkSnapshot } from '../scheduler/snapshot.js';
-import { CapacityEstimator } from '../scheduler/capacity.js';
-import type { LinkState } from '../health/state-machine.js';
+import type { Link } from '../links/link.js';
+import type { LinkSnapshot } from './snapshot.js';
+import { CapacityEstimator } from './capacity.js';
+import type { LinkState } from '../links/link-state.js';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
 

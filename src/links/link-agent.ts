@@ -4,7 +4,7 @@
  * own connector (certificate checks, SNI and session reuse as usual).
  */
 import { Agent, buildConnector } from './undici-core.js';
-import type { Link } from '../links/link.js';
+import type { Link } from './link.js';
 
 export interface TlsOptions {
   /** Extra trusted CA certificates (PEM). */

@@ -33,15 +33,15 @@ import {
   formatIPv4,
   formatIPv6,
   isDomainBytes,
-} from '../proxy/socks5/socks5-address.js';
+} from './socks5-address.js';
 import {
   METHOD_NONE_ACCEPTABLE,
   METHOD_NO_AUTH,
   METHOD_USERNAME_PASSWORD,
   REP,
   SOCKS_VERSION,
-} from '../proxy/socks5/socks5-replies.js';
-import { takeBytes } from '../proxy/socks5/byte-queue.js';
+} from './socks5-replies.js';
+import { takeBytes } from './byte-queue.js';
 
 export const DEFAULT_SOCKS5_CONNECT_TIMEOUT_MS = 10_000;
 

@@ -27,20 +27,14 @@ import {
 } from './socks5-address.js';
 import type { Socks5Address } from './socks5-address.js';
 import { METHOD_NONE_ACCEPTABLE, METHOD_NO_AUTH, REP } from './socks5-replies.js';
-import type { Socks5AuthMethod, Socks5ReplyCode } from './socks5-replies.js';
+import type { Socks5AuthMethod, Socks5ErrorAnswer, Socks5ReplyCode } from './socks5-replies.js';
 import { takeBytes } from './byte-queue.js';
 
 export type Socks5Command = 'connect' | 'bind' | 'udp-associate';
 export type Socks5Phase = 'greeting' | 'auth' | 'request' | 'data';
 
 /** What the server sends before closing a connection whose input is malformed. */
-export type Socks5ErrorAnswer =
-  /** Not SOCKS5 at all (wrong VER): answer nothing, close. */
-  | { kind: 'close' }
-  /** Malformed greeting: METHOD 0xFF (no acceptable methods), close. */
-  | { kind: 'no-acceptable-methods' }
-  /** Malformed request: a reply with this REP code, close. */
-  | { kind: 'reply'; rep: Socks5ReplyCode };
+export type { Socks5ErrorAnswer } from './socks5-replies.js';
 
 export interface Socks5ProtocolError {
   type: 'error';

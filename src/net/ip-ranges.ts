@@ -14,7 +14,7 @@
  * never a LAN, so a relay must reach it without an allow-list entry.
  */
 import { BlockList, isIP } from 'node:net';
-import { formatIPv6, parseIPv6, unmapIPv4 } from './socks5/socks5-address.js';
+import { formatIPv6, parseIPv6, unmapIPv4 } from '../socks5/socks5-address.js';
 
 export interface Cidr {
   /** The network address as written (host bits may be set; matching masks them). */
