@@ -27,7 +27,7 @@ import {
 } from './socks5-address.js';
 import type { Socks5Address } from './socks5-address.js';
 import { METHOD_NONE_ACCEPTABLE, METHOD_NO_AUTH, REP } from './socks5-replies.js';
-import type { Socks5AuthMethod, Socks5ErrorAnswer, Socks5ReplyCode } from './socks5-replies.js';
+import type { Socks5AuthMethod, Socks5ErrorAnswer } from './socks5-replies.js';
 import { takeBytes } from './byte-queue.js';
 
 export type Socks5Command = 'connect' | 'bind' | 'udp-associate';
