@@ -130,8 +130,10 @@ export function redactConfig(config: Config): Config {
     health: { targets?: string[] };
     links: string[];
     join: string[];
+    rpc: { secret?: string };
   };
   if (copy.auth) copy.auth.password = '***';
+  if (copy.rpc.secret !== undefined) copy.rpc.secret = '***';
   copy.links = copy.links.map((l) => l.replace(/^(socks5h?:\/\/[^:@/]*):[^@/]*@/i, '$1:***@'));
   // A join token is a bearer credential: only its kind is shown.
   copy.join = copy.join.map((t) => `${t.slice(0, 5)}***`);

@@ -70,7 +70,21 @@ export interface RuntimeConfig {
   privateDirect: boolean;
   drainTimeoutMs: number;
   log: LogLevel;
+  rpc: RuntimeRpc;
 }
+
+/** The aria2 JSON-RPC as the daemon takes it; undefined when disabled. */
+export type RuntimeRpc =
+  | {
+      listen: (ListenAddress & { kind: 'tcp' }) | undefined;
+      secret: string | undefined;
+      dir: string | undefined;
+      maxConcurrentDownloads: number;
+      connectionsPerLink: number;
+      maxResults: number;
+      stateDir: string | undefined;
+    }
+  | undefined;
 
 export interface RuntimeDns {
   servers: ReadonlyArray<{ address: string; port: number }>;
@@ -126,6 +140,17 @@ export function toRuntime(config: Config): RuntimeConfig {
     privateDirect: config.privateDirect,
     drainTimeoutMs: ms(config.drainTimeout),
     log: config.log,
+    rpc: config.rpc.enabled
+      ? {
+          listen: tcpListen(config.rpc.listen),
+          secret: config.rpc.secret,
+          dir: config.rpc.dir,
+          maxConcurrentDownloads: config.rpc.maxConcurrentDownloads,
+          connectionsPerLink: config.rpc.connectionsPerLink,
+          maxResults: config.rpc.maxResults,
+          stateDir: config.rpc.stateDir,
+        }
+      : undefined,
   });
 }
 

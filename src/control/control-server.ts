@@ -42,6 +42,14 @@ export interface ControlServerOptions {
   logger: Logger;
   /** Serve on a non-loopback TCP address although the API has no authentication. Default false. */
   allowRemote?: boolean;
+  /** Extra routes by exact path (e.g. the aria2 JSON-RPC at /jsonrpc): they do their own method checks. */
+  routes?: ReadonlyMap<string, ControlRoute>;
+}
+
+/** A route mounted by another room; the Host check (DNS rebinding) is applied before it is called. */
+export interface ControlRoute {
+  request(req: IncomingMessage, res: ServerResponse): void;
+  upgrade?(req: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void;
 }
 
 export interface ControlServer {
@@ -72,6 +80,13 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   // DNS rebinding only matters where a browser can reach us: loopback TCP.
   const checkHost = addr.kind === 'tcp' && !allowRemote;
   const server = createServer((req, res) => {
+    const route = opts.routes?.get((req.url ?? '/').split('?')[0] ?? '/');
+    if (route) {
+      if (checkHost && !hostAllowed(req.headers.host)) {
+        send(res, 403, 'text/plain; charset=utf-8', 'forbidden: the Host header must be an IP address or localhost\n');
+      } else route.request(req, res);
+      return;
+    }
     handle(req, res, { status: opts.status, registry, logger: opts.logger, checkHost }).catch((err) => {
       opts.logger.warn(`control API: ${req.method} ${req.url} failed: ${describe(err)}`);
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
@@ -79,6 +94,12 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     });
   });
 
+  server.on('upgrade', (req, socket, head) => {
+    const route = opts.routes?.get((req.url ?? '/').split('?')[0] ?? '/');
+    if (route?.upgrade && (!checkHost || hostAllowed(req.headers.host))) route.upgrade(req, socket, head);
+    // Another room may serve this upgrade; only the sole listener closes an unclaimed socket.
+    else if (route || server.listenerCount('upgrade') === 1) socket.destroy();
+  });
   try {
     await listen(server, addr);
   } catch (err) {

@@ -34,6 +34,10 @@ import type { Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { LinkResolver } from '../dns/resolver.js';
 import type { LinkState } from '../health/state-machine.js';
+import type { RpcService, RpcServiceOptions } from '../rpc/rpc-service.js';
+
+/** The aria2 JSON-RPC's settings; the daemon supplies the links and the logger. */
+export type DaemonRpcOptions = Omit<RpcServiceOptions, 'links' | 'logger'>;
 
 function stateRank(state: LinkState): number {
   switch (state) {
@@ -69,6 +73,8 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Also lend this machine's own links to the LAN as a linkmux node. */
   node?: DaemonNodeOptions | undefined;
+  /** Serve the aria2 JSON-RPC (its own listener and /jsonrpc on the control address). */
+  rpc?: DaemonRpcOptions | undefined;
 }
 
 export interface DaemonNodeOptions {
@@ -94,10 +100,12 @@ export class Daemon {
   private socks: Socks5Server | undefined;
   private http: HttpServer | undefined;
   private control: ControlServer | undefined;
+  private rpcService: RpcService | undefined;
   private readonly nodeServers: NodeServer[] = [];
   private readonly nodePool: LinkPool | undefined;
   private readonly nodeDialer: PoolDialer | undefined;
-  private readonly bound: { socks?: string; http?: string; control?: string; node?: string[] } = {};
+  private readonly bound: { socks?: string; http?: string; control?: string; node?: string[]; rpc?: string } =
+    {};
   private readonly startedAt = new Date();
 
   constructor(private readonly opts: DaemonOptions) {
@@ -159,7 +167,7 @@ export class Daemon {
   }
 
   /** Where each front end really listens (with the port picked when 0 was asked). */
-  get addresses(): { socks?: string; http?: string; control?: string; node?: string[] } {
+  get addresses(): { socks?: string; http?: string; control?: string; node?: string[]; rpc?: string } {
     return { ...this.bound };
   }
 
@@ -190,11 +198,21 @@ export class Daemon {
           this.bound.node.push(await listenOn(server, address, 'the node'));
         }
       }
+      if (this.opts.rpc) {
+        const { startRpcService } = await import('../rpc/rpc-service.js');
+        this.rpcService = await startRpcService({
+          ...this.opts.rpc,
+          links: () => this.downloadLinks(),
+          logger,
+        });
+        if (this.rpcService.address) this.bound.rpc = this.rpcService.address;
+      }
       if (listen.control) {
         this.control = await startControlServer({
           listen: listen.control,
           status: () => this.status(),
           logger,
+          ...(this.rpcService ? { routes: new Map([['/jsonrpc', this.rpcService.endpoint]]) } : {}),
         });
         this.bound.control = this.control.address;
       }
@@ -212,6 +230,7 @@ export class Daemon {
         this.bound.http && `HTTP on ${this.bound.http}`,
         this.bound.control && `control on ${this.bound.control}`,
         this.bound.node && `node on ${this.bound.node.join(', ')}`,
+        this.rpcService && `aria2 JSON-RPC on ${[this.bound.rpc, this.bound.control && `${this.bound.control}/jsonrpc`].filter(Boolean).join(' and ')}`,
       ]
         .filter(Boolean)
         .join(', ')}; policy ${this.policy.name}; links: ${links}`,
@@ -237,11 +256,24 @@ export class Daemon {
     this.http?.closeAllConnections();
     for (const n of this.nodeServers) n.closeAllConnections();
     await httpClosed;
+    // Running downloads stop here and are saved as waiting, resumed at the next start.
+    await this.rpcService?.close();
     this.health.stop();
     this.pool.stop();
     this.nodePool?.stop();
     await this.control?.close();
     for (const link of this.opts.links) link.destroy();
+  }
+
+  /** The links an RPC download starts on: every link not offline (all of them if none is up). */
+  private downloadLinks(): Link[] {
+    const up = this.opts.links.filter((l) => this.health.state(l.id) !== 'offline');
+    return up.length > 0 ? up : [...this.opts.links];
+  }
+
+  /** The RPC's download manager, when the RPC is enabled (for the dashboard's status). */
+  get downloads() {
+    return this.rpcService?.manager;
   }
 
   status(): DaemonStatus {
