@@ -83,7 +83,12 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     const route = opts.routes?.get((req.url ?? '/').split('?')[0] ?? '/');
     if (route) {
       if (checkHost && !hostAllowed(req.headers.host)) {
-        send(res, 403, 'text/plain; charset=utf-8', 'forbidden: the Host header must be an IP address or localhost\n');
+        send(
+          res,
+          403,
+          'text/plain; charset=utf-8',
+          'forbidden: the Host header must be an IP address or localhost\n',
+        );
       } else route.request(req, res);
       return;
     }

@@ -230,7 +230,8 @@ export class Daemon {
         this.bound.http && `HTTP on ${this.bound.http}`,
         this.bound.control && `control on ${this.bound.control}`,
         this.bound.node && `node on ${this.bound.node.join(', ')}`,
-        this.rpcService && `aria2 JSON-RPC on ${[this.bound.rpc, this.bound.control && `${this.bound.control}/jsonrpc`].filter(Boolean).join(' and ')}`,
+        this.rpcService &&
+          `aria2 JSON-RPC on ${[this.bound.rpc, this.bound.control && `${this.bound.control}/jsonrpc`].filter(Boolean).join(' and ')}`,
       ]
         .filter(Boolean)
         .join(', ')}; policy ${this.policy.name}; links: ${links}`,

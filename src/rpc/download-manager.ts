@@ -179,7 +179,8 @@ export class DownloadManager extends EventEmitter<{ notification: [Notification,
   }
 
   unpauseAll(): void {
-    for (const r of this.queue.waitingList()) if (r.status === 'paused') this.queue.setStatus(r.gid, 'waiting');
+    for (const r of this.queue.waitingList())
+      if (r.status === 'paused') this.queue.setStatus(r.gid, 'waiting');
     this.changed();
   }
 
@@ -192,8 +193,13 @@ export class DownloadManager extends EventEmitter<{ notification: [Notification,
     if (r) {
       r.stopAs = 'removed';
       r.ctl.abort();
+      this.queue.setStatus(gid, 'removed');
+    } else if (rec.status === 'active') {
+      this.queue.setStatus(gid, 'removed');
+    } else {
+      // Like aria2: a download removed before it runs leaves no result (its partial files stay).
+      this.queue.drop(gid);
     }
-    this.queue.setStatus(gid, 'removed');
     this.emit('notification', 'aria2.onDownloadStop', gid);
     this.changed();
     return gid;

@@ -81,7 +81,8 @@ export function jobOptions(
   }
   const out = str('out');
   if (out !== undefined) {
-    if (out === '' || out.includes('\0')) throw fail("We encountered a problem while processing the option '--out'.");
+    if (out === '' || out.includes('\0'))
+      throw fail("We encountered a problem while processing the option '--out'.");
     o.out = out;
     raw.out = out;
   }
@@ -89,7 +90,8 @@ export function jobOptions(
     const v = str(k);
     if (v === undefined) continue;
     const n = Number(v);
-    if (!/^\d+$/.test(v) || n < 1) throw fail(`We encountered a problem while processing the option '--${k}'.`);
+    if (!/^\d+$/.test(v) || n < 1)
+      throw fail(`We encountered a problem while processing the option '--${k}'.`);
     raw[k] = v;
   }
   const perServer = raw['max-connection-per-server'] ?? raw.split;
@@ -160,7 +162,8 @@ export function applyGlobal(g: GlobalOptions, input: Record<string, unknown>): G
   }
   for (const k of ['split', 'max-connection-per-server']) {
     const v = str(k);
-    if (v !== undefined && /^\d+$/.test(v) && Number(v) >= 1) next.connectionsPerLink = Math.min(16, Number(v));
+    if (v !== undefined && /^\d+$/.test(v) && Number(v) >= 1)
+      next.connectionsPerLink = Math.min(16, Number(v));
   }
   return next;
 }

@@ -57,7 +57,12 @@ const NOTIFICATIONS = [
 
 export function createDispatcher(methods: MethodTable, secret: string | undefined): Dispatcher {
   const secretHash = secret === undefined ? undefined : digest(`token:${secret}`);
-  const names = [...Object.keys(methods), 'system.multicall', 'system.listMethods', 'system.listNotifications'];
+  const names = [
+    ...Object.keys(methods),
+    'system.multicall',
+    'system.listMethods',
+    'system.listNotifications',
+  ];
 
   /** Runs one call: token check for aria2.*, then the handler. Throws RpcError. */
   async function call(method: unknown, rawParams: unknown): Promise<unknown> {

@@ -126,6 +126,14 @@ export class DownloadQueue {
     this.jobs.delete(gid);
   }
 
+  /** Forgets a waiting or paused download entirely (aria2 keeps no result for those). */
+  drop(gid: Gid): void {
+    const i = this.waiting.indexOf(gid);
+    if (i < 0) throw fail(`GID#${gid} is not waiting`);
+    this.waiting.splice(i, 1);
+    this.jobs.delete(gid);
+  }
+
   purge(): void {
     for (const g of this.stopped) this.jobs.delete(g);
     this.stopped = [];

@@ -60,7 +60,9 @@ export function createRpcEndpoint(opts: RpcEndpointOptions): RpcEndpoint {
     ws.on('error', () => ws.terminate());
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
-      const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
+      const text = Buffer.isBuffer(data)
+        ? data.toString('utf8')
+        : Buffer.concat(data as Buffer[]).toString('utf8');
       void opts.dispatcher.dispatchText(text).then(
         ({ body }) => {
           if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(body));

@@ -86,9 +86,11 @@ export class SessionStore {
   /** Queues a write of `session`; writes never overlap and the last one wins. */
   save(session: Session): Promise<void> {
     const text = `${JSON.stringify({ format: 'linkmux-rpc-session', version: 1, ...session })}\n`;
-    this.writing = this.writing.then(() => this.write(text)).catch((err: unknown) => {
-      this.logger.warn(`rpc: cannot save ${this.path}: ${describe(err)}`);
-    });
+    this.writing = this.writing
+      .then(() => this.write(text))
+      .catch((err: unknown) => {
+        this.logger.warn(`rpc: cannot save ${this.path}: ${describe(err)}`);
+      });
     return this.writing;
   }
 

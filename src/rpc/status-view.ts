@@ -26,7 +26,10 @@ export function filePath(rec: JobRecord): string {
 }
 
 export function uris(rec: JobRecord): { uri: string; status: 'used' | 'waiting' }[] {
-  return rec.uris.map((uri) => ({ uri, status: rec.status === 'waiting' || rec.status === 'paused' ? 'waiting' : 'used' }));
+  return rec.uris.map((uri) => ({
+    uri,
+    status: rec.status === 'waiting' || rec.status === 'paused' ? 'waiting' : 'used',
+  }));
 }
 
 export function files(rec: JobRecord, live: LiveJob | undefined): Record<string, unknown>[] {
@@ -61,19 +64,26 @@ export function statusOf(rec: JobRecord, live: LiveJob | undefined): Record<stri
     uploadSpeed: '0',
   };
   if (total > 0) {
-    const ranges =
-      rec.status === 'complete' ? [{ start: 0, end: total }] : (live?.ranges ?? rec.done ?? []);
+    const ranges = rec.status === 'complete' ? [{ start: 0, end: total }] : (live?.ranges ?? rec.done ?? []);
     s.bitfield = bitfield(ranges, total, PIECE_LENGTH);
   }
   if (rec.status === 'complete' || rec.status === 'error' || rec.status === 'removed') {
-    s.errorCode = rec.status === 'complete' ? '0' : rec.status === 'removed' ? REMOVED_ERROR_CODE : (rec.errorCode ?? '1');
+    s.errorCode =
+      rec.status === 'complete'
+        ? '0'
+        : rec.status === 'removed'
+          ? REMOVED_ERROR_CODE
+          : (rec.errorCode ?? '1');
     s.errorMessage = rec.status === 'error' ? (rec.errorMessage ?? '') : '';
   }
   return s;
 }
 
 /** `keys` as tellStatus takes them: absent or empty = every key. */
-export function pick(s: Record<string, unknown>, keys: readonly string[] | undefined): Record<string, unknown> {
+export function pick(
+  s: Record<string, unknown>,
+  keys: readonly string[] | undefined,
+): Record<string, unknown> {
   if (!keys || keys.length === 0) return s;
   const out: Record<string, unknown> = {};
   for (const k of keys) if (Object.hasOwn(s, k)) out[k] = s[k];
