@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- replies are read loosely here; their types are checked against aria2c in rpc-vs-aria2.test.ts */
 /**
  * linkmux's aria2 JSON-RPC beyond the comparison with aria2c: a restarted
  * service lists finished results and resumes an unfinished job without
