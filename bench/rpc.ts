@@ -14,7 +14,9 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startFileServer, makeTestFile } from '../src/testbed/file-server.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { makeTestFile } from '../src/testbed/file-server.js';
 import { startRpcService } from '../src/rpc/rpc-service.js';
 import { silentLogger } from '../src/util/logger.js';
 import { createTestbed, removeLeftovers } from '../src/testbed/testbed.js';
@@ -25,6 +27,7 @@ import { rpcIn, waitComplete } from '../test/helpers/rpc-call.js';
 const MiB = 1024 * 1024;
 const SECONDS = Number(process.env.BENCH_RPC_SECONDS ?? 60);
 const SIZE = Number(process.env.BENCH_SIZE_MIB ?? 32) * MiB;
+const WARMUP = 5;
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 function pct(sorted: number[], p: number): number {
@@ -33,11 +36,25 @@ function pct(sorted: number[], p: number): number {
 
 async function polling(): Promise<boolean> {
   const work = await tempDir('lmx-bench-rpc-');
-  const files = await startFileServer({
-    root: join(work.dir, 'root'),
-    // 20 downloads × 2 links, each response paced: they stay active for the whole run.
-    behaviour: { rateBytesPerSec: 64 * 1024 },
-  });
+  await makeTestFile(join(work.dir, 'root'), 'big.bin', 64 * MiB, 'bench-rpc');
+  await makeTestFile(join(work.dir, 'root'), 'tiny.bin', 1024, 'bench-tiny');
+  // The file server runs in its own process: it is not part of the daemon being measured.
+  const server = spawn(
+    process.execPath,
+    [
+      fileURLToPath(new URL('../src/testbed/file-server-main.js', import.meta.url)),
+      '--root',
+      join(work.dir, 'root'),
+      // 20 downloads × 2 links, each response paced: they stay active for the whole run.
+      '--behaviour',
+      JSON.stringify({ rateBytesPerSec: 64 * 1024 }),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const [line] = (await once(server.stdout!, 'data')) as [Buffer];
+  const serverUrl = /listening (\S+)/.exec(String(line))?.[1];
+  if (!serverUrl) throw new Error(`file server did not start: ${String(line)}`);
+  const fileUrl = (name: string) => `${serverUrl}/files/${name}`;
   const svc = await startRpcService({
     listen: '127.0.0.1:0',
     secret: 'bench',
@@ -49,8 +66,6 @@ async function polling(): Promise<boolean> {
     logger: silentLogger,
   });
   try {
-    await makeTestFile(join(work.dir, 'root'), 'big.bin', 64 * MiB, 'bench-rpc');
-    await makeTestFile(join(work.dir, 'root'), 'tiny.bin', 1024, 'bench-tiny');
     const base = `http://${svc.address}/jsonrpc`;
     const call = async (method: string, params: unknown[]) => {
       const t = performance.now();
@@ -61,12 +76,13 @@ async function polling(): Promise<boolean> {
       await r.text();
       return performance.now() - t;
     };
-    // 15 active, 3 waiting, 2 stopped: the three lists AriaNg shows are all non-empty.
-    for (let i = 0; i < 18; i++)
-      await call('aria2.addUri', [[files.fileUrl('big.bin')], { out: `big-${i}.bin` }]);
-    for (let i = 0; i < 2; i++)
-      await call('aria2.addUri', [[files.fileUrl('tiny.bin')], { out: `tiny-${i}.bin` }]);
+    // 2 stopped, 15 active, 3 waiting: the three lists AriaNg shows are all non-empty.
+    for (let i = 0; i < 2; i++) await call('aria2.addUri', [[fileUrl('tiny.bin')], { out: `tiny-${i}.bin` }]);
+    await new Promise((r) => setTimeout(r, 1000));
+    for (let i = 0; i < 18; i++) await call('aria2.addUri', [[fileUrl('big.bin')], { out: `big-${i}.bin` }]);
     await new Promise((r) => setTimeout(r, 2000));
+    // Warm-up (JIT, first connections), not counted: AriaNg polls all the time.
+    for (let i = 0; i < WARMUP; i++) await call('aria2.getGlobalStat', []);
     const lat: Record<string, number[]> = {
       tellActive: [],
       tellWaiting: [],
@@ -105,12 +121,18 @@ async function polling(): Promise<boolean> {
         `| ${k} | ${s.length} | ${pct(s, 50).toFixed(2)} | ${pct(s, 99).toFixed(2)} | ${(s.at(-1) ?? NaN).toFixed(2)} |`,
       );
     }
+    const ticks = lat.tellActive!.map((_, i) => Math.max(...Object.values(lat).map((v) => v[i] ?? 0)));
+    const worst = ticks.indexOf(Math.max(...ticks));
+    console.log(
+      `slowest poll: second ${worst} (${(ticks[worst] ?? NaN).toFixed(2)} ms); ${WARMUP} warm-up calls before, not counted`,
+    );
     const ok = pct(all, 99) < 20;
     console.log(`target: p99 < 20 ms → ${ok ? 'MET' : 'MISSED'} (${pct(all, 99).toFixed(2)} ms)`);
     return ok;
   } finally {
     await svc.close();
-    await files.close();
+    server.kill('SIGTERM');
+    if (server.exitCode === null) await once(server, 'exit');
     await work.cleanup();
   }
 }

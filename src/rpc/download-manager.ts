@@ -16,6 +16,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Link } from '../links/link.js';
 import { type DownloadOptions } from '../download/downloader.js';
 import type { DownloadSummary, ProgressSink } from '../download/progress.js';
@@ -304,8 +305,13 @@ export class DownloadManager extends EventEmitter<{ notification: [Notification,
     if (links.length === 0) throw new LinkmuxError('LINKMUX_ERR_NO_LINKS', 'no usable link to download over');
     const o = rec.options;
     const output = rec.output ?? o.out;
-    await mkdir(rec.output ? o.dir : o.dir, { recursive: true }).catch((err: unknown) => {
-      throw new LinkmuxError('LINKMUX_ERR_IO', `cannot create the directory ${o.dir}: ${describe(err)}`, {
+    const dir = rec.output
+      ? dirname(rec.output)
+      : o.out !== undefined
+        ? dirname(resolve(o.dir, o.out))
+        : o.dir;
+    await mkdir(dir, { recursive: true }).catch((err: unknown) => {
+      throw new LinkmuxError('LINKMUX_ERR_IO', `cannot create the directory ${dir}: ${describe(err)}`, {
         cause: err,
       });
     });
