@@ -46,6 +46,22 @@ export async function runDaemon(config: Config, source: string, command: 'up' | 
       lend,
     };
   }
+  let rpc;
+  if (rt.rpc) {
+    const { defaultStateDir } = await import('../relay/node-identity.js');
+    const { homedir } = await import('node:os');
+    const { join } = await import('node:path');
+    rpc = {
+      listen: rt.rpc.listen && formatControlAddress(rt.rpc.listen),
+      secret: rt.rpc.secret,
+      stateDir: rt.rpc.stateDir ?? defaultStateDir(),
+      dir: rt.rpc.dir ?? join(homedir(), 'Downloads'),
+      maxConcurrentDownloads: rt.rpc.maxConcurrentDownloads,
+      connectionsPerLink: rt.rpc.connectionsPerLink,
+      maxResults: rt.rpc.maxResults,
+      connectTimeoutMs: rt.connectTimeoutMs,
+    };
+  }
   const daemon = new Daemon({
     links,
     resolver,
@@ -69,6 +85,7 @@ export async function runDaemon(config: Config, source: string, command: 'up' | 
     logger,
     node,
     command,
+    rpc,
   });
   await daemon.start();
   await new Promise<void>((resolve) => {

@@ -18,6 +18,7 @@ interface UpFlags {
   node?: boolean;
   policy?: string;
   bind?: 'auto' | 'device' | 'address';
+  rpc?: string | boolean;
 }
 
 export function registerUp(program: Command): void {
@@ -51,6 +52,10 @@ export function registerUp(program: Command): void {
       'auto, device (SO_BINDTODEVICE) or address',
       choiceOption('--bind', ['auto', 'device', 'address'] as const),
     )
+    .option(
+      '--rpc [addr]',
+      'serve the aria2 JSON-RPC (AriaNg, browser extensions) on addr (default 127.0.0.1:6800) and at /jsonrpc on the control address',
+    )
     .addHelpText(
       'after',
       `
@@ -58,6 +63,7 @@ Examples:
   linkmux up                                   # every usable uplink, SOCKS5 on 127.0.0.1:1080, HTTP on :8080
   curl --socks5-hostname 127.0.0.1:1080 https://example.org/
   linkmux up -c linkmux.yaml --policy sticky
+  linkmux up --rpc                             # + aria2 JSON-RPC on 127.0.0.1:6800 (AriaNg, extensions)
   linkmux status                               # what every link is doing`,
     )
     .action(async (flags: UpFlags) => {
@@ -71,6 +77,9 @@ Examples:
         ...(flags.node ? { node: { enabled: true } } : {}),
         ...(flags.policy ? { policy: flags.policy as never } : {}),
         ...(flags.bind ? { bind: flags.bind } : {}),
+        ...(flags.rpc !== undefined
+          ? { rpc: { enabled: true, ...(typeof flags.rpc === 'string' ? { listen: off(flags.rpc) } : {}) } }
+          : {}),
       });
       await runDaemon(config, loaded.source, 'up');
     });

@@ -46,6 +46,20 @@ node:
   # name: office-pc          # default: the host name
   # stateDir: /var/lib/linkmux   # certificate, key and secret
 
+# aria2-compatible JSON-RPC (\`linkmux up --rpc\`): AriaNg, Motrix-style front ends
+# and browser extensions hand their downloads to linkmux, which pulls them over
+# every link. Also served at /jsonrpc on the control address.
+rpc:
+  enabled: false
+  listen: 127.0.0.1:6800     # aria2's port; false = only /jsonrpc on the control address
+  # secret: change-me        # clients send "token:change-me"; needed beyond loopback
+  #                          # and for web front ends on another origin (CORS)
+  # dir: /home/me/Downloads  # default download directory (default ~/Downloads)
+  maxConcurrentDownloads: 5
+  connectionsPerLink: 1      # unless the client sends split / max-connection-per-server
+  maxResults: 1000           # finished downloads kept in the list
+  # stateDir: /var/lib/linkmux   # where the download list (rpc-session.json) lives
+
 # How a socket is forced out of its link: auto, device (SO_BINDTODEVICE,
 # Linux, root) or address (source address; on Linux needs \`linkmux route setup\`).
 bind: auto

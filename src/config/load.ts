@@ -137,8 +137,10 @@ export function redactConfig(config: Config): Config {
     health: { targets?: string[] };
     links: string[];
     join: string[];
+    rpc: { secret?: string };
   };
   if (copy.auth) copy.auth.password = '***';
+  if (copy.rpc.secret !== undefined) copy.rpc.secret = '***';
   // The userinfo runs to the LAST "@" before any "/", "?" or "#" (as URL parsing reads it): "@" may be in the password.
   copy.links = copy.links.map((l) =>
     l.replace(

@@ -71,6 +71,7 @@ export interface RuntimeConfig {
   drainTimeoutMs: number;
   limits: RuntimeLimits;
   log: LogLevel;
+  rpc: RuntimeRpc;
 }
 
 /** Deadlines in ms; caps as counts, 0 meaning "derive from the descriptor limit". */
@@ -84,6 +85,19 @@ export interface RuntimeLimits {
   fdReserve: number;
   loginLogIntervalMs: number;
 }
+
+/** The aria2 JSON-RPC as the daemon takes it; undefined when disabled. */
+export type RuntimeRpc =
+  | {
+      listen: (ListenAddress & { kind: 'tcp' }) | undefined;
+      secret: string | undefined;
+      dir: string | undefined;
+      maxConcurrentDownloads: number;
+      connectionsPerLink: number;
+      maxResults: number;
+      stateDir: string | undefined;
+    }
+  | undefined;
 
 export interface RuntimeDns {
   servers: ReadonlyArray<{ address: string; port: number }>;
@@ -148,6 +162,17 @@ export function toRuntime(config: Config): RuntimeConfig {
       loginLogIntervalMs: ms(config.limits.loginLogInterval),
     },
     log: config.log,
+    rpc: config.rpc.enabled
+      ? {
+          listen: tcpListen(config.rpc.listen),
+          secret: config.rpc.secret,
+          dir: config.rpc.dir,
+          maxConcurrentDownloads: config.rpc.maxConcurrentDownloads,
+          connectionsPerLink: config.rpc.connectionsPerLink,
+          maxResults: config.rpc.maxResults,
+          stateDir: config.rpc.stateDir,
+        }
+      : undefined,
   });
 }
 

@@ -91,6 +91,13 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     );
   });
 
+  server.on('upgrade', (req, socket, head) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const route = routes.find((r) => r.upgrade !== undefined && r.matches(path));
+    if (route?.upgrade && (!checkHost || hostAllowed(req.headers.host))) route.upgrade(req, socket, head);
+    // Another room may serve this upgrade; only the sole listener closes an unclaimed socket.
+    else if (route || server.listenerCount('upgrade') === 1) socket.destroy();
+  });
   try {
     await listen(server, addr);
   } catch (err) {

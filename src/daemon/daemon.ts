@@ -48,6 +48,11 @@ const DEFAULT_LIMITS: RuntimeLimits = {
   fdReserve: 0,
   loginLogIntervalMs: 60_000,
 };
+import type { RpcService, RpcServiceOptions } from '../rpc/rpc-service.js';
+import { jsonRpcRoute } from '../rpc/rpc-endpoint.js';
+
+/** The aria2 JSON-RPC's settings; the daemon supplies the links and the logger. */
+export type DaemonRpcOptions = Omit<RpcServiceOptions, 'links' | 'logger'>;
 
 function stateRank(state: LinkState): number {
   switch (state) {
@@ -87,6 +92,8 @@ export interface DaemonOptions {
   limits?: Partial<RuntimeLimits> | undefined;
   /** The sub-command running it, which starts its start line (default 'up'). */
   command?: 'up' | 'node';
+  /** Serve the aria2 JSON-RPC (its own listener and /jsonrpc on the control address). */
+  rpc?: DaemonRpcOptions | undefined;
 }
 
 export interface DaemonNodeOptions {
@@ -112,10 +119,12 @@ export class Daemon {
   private socks: Socks5Server | undefined;
   private http: HttpServer | undefined;
   private control: ControlServer | undefined;
+  private rpcService: RpcService | undefined;
   private readonly nodeServers: NodeServer[] = [];
   private readonly nodePool: LinkPool | undefined;
   private readonly nodeDialer: PoolDialer | undefined;
-  private readonly bound: { socks?: string; http?: string; control?: string; node?: string[] } = {};
+  private readonly bound: { socks?: string; http?: string; control?: string; node?: string[]; rpc?: string } =
+    {};
   private readonly startedAt = new Date();
   readonly protection: Protection;
   private readonly limits: RuntimeLimits;
@@ -196,7 +205,7 @@ export class Daemon {
   }
 
   /** Where each front end really listens (with the port picked when 0 was asked). */
-  get addresses(): { socks?: string; http?: string; control?: string; node?: string[] } {
+  get addresses(): { socks?: string; http?: string; control?: string; node?: string[]; rpc?: string } {
     return { ...this.bound };
   }
 
@@ -254,11 +263,21 @@ export class Daemon {
           p.watchServer(server, `node ${at}`);
         }
       }
+      if (this.opts.rpc) {
+        const { startRpcService } = await import('../rpc/rpc-service.js');
+        this.rpcService = await startRpcService({
+          ...this.opts.rpc,
+          links: () => this.downloadLinks(),
+          logger,
+        });
+        if (this.rpcService.address) this.bound.rpc = this.rpcService.address;
+      }
       if (listen.control) {
         this.control = await startControlServer({
           listen: listen.control,
           status: () => this.status(),
           logger,
+          ...(this.rpcService ? { routes: [jsonRpcRoute(this.rpcService.endpoint)] } : {}),
         });
         this.bound.control = this.control.address;
       }
@@ -277,6 +296,8 @@ export class Daemon {
         this.bound.http && `HTTP on ${this.bound.http}`,
         this.bound.control && `control on ${this.bound.control}`,
         this.bound.node && `node on ${this.bound.node.join(', ')}`,
+        this.rpcService &&
+          `aria2 JSON-RPC on ${[this.bound.rpc, this.bound.control && `${this.bound.control}/jsonrpc`].filter(Boolean).join(' and ')}`,
       ]
         .filter(Boolean)
         .join(', ')}; policy ${this.policy.name}; links: ${links}`,
@@ -303,11 +324,24 @@ export class Daemon {
     for (const n of this.nodeServers) n.closeAllConnections();
     await httpClosed;
     this.protection.stop();
+    // Running downloads stop here and are saved as waiting, resumed at the next start.
+    await this.rpcService?.close();
     this.health.stop();
     this.pool.stop();
     this.nodePool?.stop();
     await this.control?.close();
     for (const link of this.opts.links) link.destroy();
+  }
+
+  /** The links an RPC download starts on: every link not offline (all of them if none is up). */
+  private downloadLinks(): Link[] {
+    const up = this.opts.links.filter((l) => this.health.state(l.id) !== 'offline');
+    return up.length > 0 ? up : [...this.opts.links];
+  }
+
+  /** The RPC's download manager, when the RPC is enabled (for the dashboard's status). */
+  get downloads() {
+    return this.rpcService?.manager;
   }
 
   status(): DaemonStatus {

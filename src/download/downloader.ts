@@ -55,6 +55,10 @@ export interface DownloadOptions {
   saveIntervalMs?: number;
   /** How often progress is reported (ms, default 250). */
   progressIntervalMs?: number;
+  /** Extra request headers (referer, user-agent, cookies…); never Range or If-Range. */
+  headers?: Record<string, string>;
+  /** Awaited after every chunk written (a shared rate limit); default none. */
+  throttle?: (bytes: number) => Promise<void>;
 }
 
 export async function download(opts: DownloadOptions): Promise<DownloadSummary> {
@@ -105,6 +109,7 @@ export async function download(opts: DownloadOptions): Promise<DownloadSummary> 
         progress,
         clock,
         signal: opts.signal,
+        ...(opts.headers ? { headers: opts.headers } : {}),
       });
     }
     let resumed: ControlState | undefined;
@@ -194,7 +199,11 @@ async function probeWithRetry(
     if (opts.signal?.aborted) throw aborted();
     const agent = agents[(startLink + a) % agents.length] as Agent;
     try {
-      return await probe(agent, url, { stallTimeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
+      return await probe(agent, url, {
+        stallTimeoutMs,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.headers ? { headers: opts.headers } : {}),
+      });
     } catch (err) {
       if (opts.signal?.aborted) throw aborted();
       if (isFatal(err)) throw err;
@@ -287,6 +296,8 @@ async function runRanged(r: RangedJob): Promise<DownloadSummary> {
       stop.abort();
     },
     notice: (m) => progress.notice(m),
+    ...(opts.headers ? { headers: opts.headers } : {}),
+    ...(opts.throttle ? { throttle: opts.throttle } : {}),
   };
   const save = async () => {
     await file.datasync();
@@ -314,6 +325,7 @@ async function runRanged(r: RangedJob): Promise<DownloadSummary> {
       size,
       rate: sumRate(workers),
       links: snapshot(),
+      ranges: plan.doneRanges(),
     });
   }, opts.progressIntervalMs ?? 250);
   // Every save goes through one chain: two saves at once would race on the same .tmp file.

@@ -52,6 +52,10 @@ export interface Job {
   /** Ends the job with this error (first one wins). */
   fail(err: unknown): void;
   notice(message: string): void;
+  /** Extra request headers of the job (never Range or If-Range). */
+  readonly headers?: Record<string, string>;
+  /** Awaited after every chunk written: a rate limit shared by downloads. */
+  readonly throttle?: (bytes: number) => Promise<void>;
 }
 
 export class PieceWorker {
@@ -163,7 +167,11 @@ export class PieceWorker {
       // The piece may shrink while the request is in flight: check the reply against what was asked.
       const asked = { start: piece.pos, last: piece.end - 1 };
       res = await httpGet(this.agent, mirror.url, {
-        headers: { range: `bytes=${asked.start}-${asked.last}`, ...(ifRange ? { 'if-range': ifRange } : {}) },
+        headers: {
+          ...job.headers,
+          range: `bytes=${asked.start}-${asked.last}`,
+          ...(ifRange ? { 'if-range': ifRange } : {}),
+        },
         signal: job.signal,
         stallTimeoutMs: job.stallTimeoutMs,
       });
@@ -238,6 +246,7 @@ export class PieceWorker {
         }
         job.plan.markWritten(piece, n);
         this.meter.add(n);
+        if (job.throttle) await job.throttle(n);
       }
       // The piece was cut short by a thief: stop here (this closes the connection).
       // When the reply ends where the piece ends, read on to its end so the connection is reused.

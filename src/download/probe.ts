@@ -44,13 +44,13 @@ export const PROBE_BYTES = 256 * 1024;
 export async function probe(
   agent: Agent,
   start: URL,
-  opts: { signal?: AbortSignal; stallTimeoutMs: number },
+  opts: { signal?: AbortSignal; stallTimeoutMs: number; headers?: Record<string, string> },
 ): Promise<ProbeResult> {
   let url = start;
   const seen = new Set<string>([url.href]);
   for (let hop = 0; ; hop++) {
     const res = await httpGet(agent, url, {
-      headers: { range: `bytes=0-${PROBE_BYTES - 1}` },
+      headers: { ...opts.headers, range: `bytes=0-${PROBE_BYTES - 1}` },
       stallTimeoutMs: opts.stallTimeoutMs,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });

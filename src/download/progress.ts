@@ -22,6 +22,8 @@ export interface ProgressSnapshot {
   size: number | undefined;
   rate: number;
   links: LinkProgress[];
+  /** Byte ranges on disk ([start, end) each), when the download uses ranges. */
+  ranges?: { start: number; end: number }[];
 }
 
 export interface StartInfo {

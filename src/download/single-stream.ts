@@ -31,6 +31,7 @@ export interface SingleStreamJob {
   clock: Clock;
   signal: AbortSignal | undefined;
   retries?: number;
+  headers?: Record<string, string>;
 }
 
 export async function singleStream(job: SingleStreamJob): Promise<DownloadSummary> {
@@ -136,6 +137,7 @@ export async function singleStream(job: SingleStreamJob): Promise<DownloadSummar
 
 async function refetch(job: SingleStreamJob): Promise<HttpResponse> {
   const res = await httpGet(job.agent, job.url, {
+    ...(job.headers ? { headers: job.headers } : {}),
     stallTimeoutMs: job.stallTimeoutMs,
     ...(job.signal ? { signal: job.signal } : {}),
   });

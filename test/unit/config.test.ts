@@ -46,6 +46,13 @@ const DEFAULTS = {
   sticky: { ttl: 600, fallback: 'adaptive' },
   connectTimeout: 10,
   dns: { servers: [], system: true, tryTimeout: 1, timeout: 5 },
+  rpc: {
+    enabled: false,
+    listen: '127.0.0.1:6800',
+    maxConcurrentDownloads: 5,
+    connectionsPerLink: 1,
+    maxResults: 1000,
+  },
   failover: { attempts: 3, stagger: 2 },
   health: {
     interval: 1,
