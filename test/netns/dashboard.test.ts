@@ -9,12 +9,12 @@
  * (LINKMUX_DASHBOARD_SCREENSHOT, default $TMPDIR/linkmux-dashboard.png).
  *
  * Which aria2 JSON-RPC the download section drives (LINKMUX_DASHBOARD_RPC):
- * - `aria2c` (the default until linkmux's own /jsonrpc is merged): Debian's real
+ * - `linkmux` (the default): the page at / drives the daemon's own /jsonrpc (config `rpc:`).
+ * - `aria2c`: Debian's real
  *   `aria2c --enable-rpc` on 127.0.0.1:6800 in the client namespace, downloading
  *   from the testbed server through linkmux's HTTP proxy, and the page opened as
  *   /?rpc=http://127.0.0.1:6800/jsonrpc. The page speaks to it exactly as it will
  *   to linkmux: the same methods, `token:SECRET` first.
- * - `linkmux`: the page at / drives the daemon's own /jsonrpc (config `rpc:`).
  *
  * Chromium only ever reaches loopback and the testbed: the client namespace's
  * uplinks end in ISP namespaces that drop everything outside 198.18.0.0/15.
@@ -36,7 +36,7 @@ const MiB = 1024 * 1024;
 const FILE = 'f12.bin';
 const CONTROL = '127.0.0.1:9190';
 const SECRET = 'dashboard-test-secret';
-const RPC_TARGET = process.env.LINKMUX_DASHBOARD_RPC === 'linkmux' ? 'linkmux' : 'aria2c';
+const RPC_TARGET = process.env.LINKMUX_DASHBOARD_RPC === 'aria2c' ? 'aria2c' : 'linkmux';
 const ARIA2_RPC = 'http://127.0.0.1:6800/jsonrpc';
 const SCREENSHOT = process.env.LINKMUX_DASHBOARD_SCREENSHOT ?? path.join(tmpdir(), 'linkmux-dashboard.png');
 const CPU_SECONDS = Number(process.env.LINKMUX_DASHBOARD_CPU_SECONDS ?? 30);
@@ -62,7 +62,7 @@ health:
   failThreshold: 3
   riseThreshold: 2
   targets: ["tcp://${bed.serverAddress}:80"]
-${RPC_TARGET === 'linkmux' ? `rpc: { secret: "${SECRET}" }\n` : ''}`;
+${RPC_TARGET === 'linkmux' ? `rpc: { enabled: true, listen: false, secret: "${SECRET}" }\n` : ''}`;
 }
 
 const pageUrl = () =>
