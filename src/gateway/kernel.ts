@@ -21,7 +21,7 @@ import { LinkmuxError, describe } from '../util/errors.js';
 import type { Runner } from '../util/runner.js';
 import type { NetInterface } from '../net/interfaces-types.js';
 import type { GatewayNumbers, GatewayPlan, UplinkDecl } from './plan.js';
-import { MAX_GATEWAY_UPLINKS, hex } from './plan.js';
+import { hex } from './plan.js';
 import { renderCleanupRuleset, renderRuleset } from './render.js';
 import { fwmarkMask, gatewayOwnership, isOwnedRule, planIpRules, planRoutes } from './ip-rules.js';
 import { applyRouting, removeRouting } from '../routing/apply.js';

@@ -74,7 +74,7 @@ export class SimKernel implements Runner {
   async run(cmd: string, args: readonly string[]): Promise<RunResult> {
     const line = [cmd, ...args].join(' ');
     if (cmd !== 'ip') throw new Error(`SimKernel cannot run: ${line}`);
-    let a = [...args];
+    const a = [...args];
     const flags = new Set<string>();
     while (a[0]?.startsWith('-')) flags.add(a.shift() as string);
     const family: Family = flags.has('-6') ? 6 : 4;
