@@ -4,7 +4,8 @@
  *
  *   preflight()  read-only checks; every problem is reported at once, before anything changes
  *                (check(): the same findings as data; a dry run needs no nft, conntrack or forwarding)
- *   apply(plan)  routes (replace) → ip rules (diff: delete ours not wanted, add missing)
+ *   apply(plan)  routes and ip rules through the routing room (routing/apply.ts: read with
+ *                ip -N, diff, run: routes replaced, missing rules added, ours not wanted deleted)
  *                → nft table (atomic replace, skipped when the text is what we applied last)
  *   cleanup()    removes the nft table, every rule linkmux owns and the routes of its tables;
  *                works after a crash (it finds ours by number range, whatever the old config)
@@ -20,21 +21,13 @@ import { LinkmuxError, describe } from '../util/errors.js';
 import type { Runner } from '../util/runner.js';
 import type { NetInterface } from '../net/interfaces-types.js';
 import type { GatewayNumbers, GatewayPlan, UplinkDecl } from './plan.js';
-import { MAX_GATEWAY_UPLINKS, hex } from './plan.js';
+import { hex } from './plan.js';
 import { renderCleanupRuleset, renderRuleset } from './render.js';
-import {
-  diffRules,
-  fwmarkMask,
-  ipRuleArgs,
-  ipRuleShowArgs,
-  isOwnedRule,
-  kernelRuleArgs,
-  parseIpRules,
-  planIpRules,
-  planRoutes,
-  routeArgs,
-} from './ip-rules.js';
-import type { KernelRule } from './ip-rules.js';
+import { fwmarkMask, gatewayOwnership, isOwnedRule, planIpRules, planRoutes } from './ip-rules.js';
+import { applyRouting, removeRouting } from '../routing/apply.js';
+import { inRange } from '../routing/diff.js';
+import { readRouting } from '../routing/reader.js';
+import type { RoutingState } from '../routing/spec.js';
 
 export interface UplinkCounters {
   rxBytes: number;
@@ -147,12 +140,11 @@ export class GatewayKernel {
   /** Brings the kernel to `plan`; on failure removes what linkmux has and rethrows. */
   async apply(plan: GatewayPlan): Promise<void> {
     try {
-      for (const r of planRoutes(plan)) await this.runner.run('ip', routeArgs(r));
-      const current = await this.currentRules();
-      const diff = diffRules(current, planIpRules(plan), this.numbers);
-      // Add first: a rule and its replacement are never both missing.
-      for (const r of diff.add) await this.runner.run('ip', ipRuleArgs(r, 'add'));
-      for (const r of diff.del) await this.runner.run('ip', kernelRuleArgs(r, 'del'));
+      await applyRouting(
+        this.runner,
+        { rules: planIpRules(plan), routes: planRoutes(plan) },
+        gatewayOwnership(this.numbers),
+      );
       const ruleset = renderRuleset(plan);
       if (ruleset !== this.lastRuleset) {
         await this.runner.run('nft', ['-f', '-'], { input: ruleset });
@@ -181,13 +173,10 @@ export class GatewayKernel {
       }
     };
     await attempt('nft', ['-f', '-'], renderCleanupRuleset());
-    for (const r of (await this.currentRules()).filter((x) => isOwnedRule(x, this.numbers))) {
-      await attempt('ip', kernelRuleArgs(r, 'del'));
-    }
-    for (const family of ['-4', '-6'] as const) {
-      for (const table of await this.usedTables(family)) {
-        if (this.isOurTable(table)) await attempt('ip', [family, 'route', 'flush', 'table', String(table)]);
-      }
+    try {
+      await removeRouting(this.runner, gatewayOwnership(this.numbers));
+    } catch (err) {
+      errors.push(describe(err));
     }
     if (errors.length > 0) {
       throw new LinkmuxError('LINKMUX_ERR_COMMAND_FAILED', `cleanup was incomplete: ${errors.join('; ')}`);
@@ -248,38 +237,25 @@ export class GatewayKernel {
     }
   }
 
-  private async currentRules(): Promise<KernelRule[]> {
-    const v4 = parseIpRules((await this.runner.run('ip', ipRuleShowArgs(4))).stdout, 4);
-    const v6 = parseIpRules((await this.runner.run('ip', ipRuleShowArgs(6))).stdout, 6);
-    return [...v4, ...v6];
-  }
-
-  private async usedTables(family: '-4' | '-6'): Promise<Set<number>> {
-    const json = JSON.parse(
-      (await this.runner.run('ip', ['-j', family, 'route', 'show', 'table', 'all'])).stdout || '[]',
-    ) as Array<{ table?: string }>;
-    return new Set(json.map((r) => Number(r.table)).filter((t) => Number.isInteger(t)));
-  }
-
-  private isOurTable(table: number): boolean {
-    return table > this.numbers.tableBase && table <= this.numbers.tableBase + MAX_GATEWAY_UPLINKS;
+  private isOurTable(table: number | undefined): boolean {
+    return inRange(gatewayOwnership(this.numbers).tables, table);
   }
 
   /** Marks, tables or priorities of linkmux's ranges in use by rules or routes linkmux does not own. */
   private async foreignUse(count: number): Promise<string[]> {
     const problems: string[] = [];
     const { markBase, markMask, tableBase, priority } = this.numbers;
-    const rules = await this.currentRules();
-    const owned = rules.filter((r) => isOwnedRule(r, this.numbers));
-    for (const r of rules) {
+    const state: RoutingState = await readRouting(this.runner);
+    const owned = state.rules.filter((r) => isOwnedRule(r, this.numbers));
+    for (const r of state.rules) {
       if (owned.includes(r)) continue;
-      const mark = r.fwmark !== undefined ? Number(r.fwmark) : undefined;
-      const table = Number(r.table);
+      const mark = r.fwmark?.mark;
+      const table = r.table;
       if (mark !== undefined && (mark & markMask) === markBase) {
         problems.push(
-          `ip rule ${r.priority} already uses fwmark ${r.fwmark}, in linkmux's marks (${hex(markBase)}/${hex(markMask)}): set gateway.markBase`,
+          `ip rule ${r.priority} already uses fwmark ${hex(mark)}, in linkmux's marks (${hex(markBase)}/${hex(markMask)}): set gateway.markBase`,
         );
-      } else if (this.isOurTable(table) && table <= tableBase + count) {
+      } else if (table !== undefined && this.isOurTable(table) && table <= tableBase + count) {
         problems.push(
           `ip rule ${r.priority} already looks up table ${table}, one of linkmux's: set gateway.tableBase`,
         );
@@ -289,14 +265,14 @@ export class GatewayKernel {
         );
       }
     }
-    const ownedTables = new Set(owned.map((r) => Number(r.table)));
-    for (const family of ['-4', '-6'] as const) {
-      for (const table of await this.usedTables(family)) {
-        if (table > tableBase && table <= tableBase + count && !ownedTables.has(table)) {
-          problems.push(
-            `routing table ${table} already has routes that linkmux did not add: set gateway.tableBase`,
-          );
-        }
+    const ownedTables = new Set(owned.map((r) => r.table));
+    const usedTables = new Set(state.routes.map((r) => `${r.family}/${r.table}`));
+    for (const key of [...usedTables].sort()) {
+      const table = Number(key.split('/')[1]);
+      if (table > tableBase && table <= tableBase + count && !ownedTables.has(table)) {
+        problems.push(
+          `routing table ${table} already has routes that linkmux did not add: set gateway.tableBase`,
+        );
       }
     }
     return problems;

@@ -213,6 +213,4 @@ export function smoothSequence(slots: readonly number[]): number[] {
 }
 
 /** "0x4c01" — how marks appear in nft text, ip rules and messages. */
-export function hex(n: number): string {
-  return `0x${n.toString(16)}`;
-}
+export { hex } from '../routing/spec.js';

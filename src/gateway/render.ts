@@ -17,7 +17,7 @@
 import { isIP } from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
 import { parseCidr } from '../net/ip-ranges.js';
-import { networkOf } from '../net/policy-routing.js';
+import { networkOf } from '../net/network-of.js';
 import {
   NFT_FAMILY,
   NFT_TABLE,
@@ -93,10 +93,11 @@ export function renderDryRun(plan: GatewayPlan): string {
     ...planRoutes(plan).map(renderRoute),
     '# 3. ip rules (rules already present are kept; other linkmux rules are deleted)',
   ];
-  let last: number | 'main' | undefined;
+  let last: number | undefined;
   for (const rule of planIpRules(plan)) {
-    const u = rule.table === 'main' ? undefined : byTable.get(rule.table);
-    if (rule.table === 'main') {
+    const main = rule.suppressPrefixLength !== undefined;
+    const u = main ? undefined : byTable.get(rule.table);
+    if (main) {
       lines.push(
         `# IPv${rule.family}: the main table's specific routes (LAN subnets) before the uplinks' default routes`,
       );

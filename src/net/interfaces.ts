@@ -29,7 +29,7 @@ import {
   tableKey,
   tablesToRead,
 } from './policy-default-routes.js';
-import { parseIpRules } from './policy-routing.js';
+import { parseIpRules } from '../routing/reader.js';
 
 /** One default route of the main table, as `ip -j route show default` lists it. */
 export type { DefaultRoute } from './interfaces-types.js';

@@ -8,8 +8,8 @@
  *
  * Such an interface reaches the internet from its own address (which is what a
  * link's sockets use), so discovery must count it. Rules come from the one rule
- * parser of net/ (policy-routing.ts `parseIpRules`), read with `ip -j -N` so a
- * table named in /etc/iproute2/rt_tables still shows its number.
+ * reader (routing/reader.ts `parseIpRules`), read with `ip -j -N` so a table
+ * named in /etc/iproute2/rt_tables still shows its number.
  *
  * Pure: interfaces.ts `discoverInterfaces` runs the commands (ruleShowArgs, then
  * tableDefaultArgs for each of tablesToRead) and hands the output here.
@@ -26,9 +26,12 @@
  */
 import type { DefaultRoute, NetInterface } from './interfaces-types.js';
 import { isLinkLocal } from './link-local.js';
-import { networkOf, type PolicyState } from './policy-routing.js';
+import { networkOf } from './network-of.js';
+import { selectsBySourceOnly } from '../routing/diff.js';
+import { ruleShowArgs } from '../routing/reader.js';
+import { hostLength, type KernelRule as Rule } from '../routing/spec.js';
 
-type Rule = PolicyState['rules'][number];
+export { ruleShowArgs };
 
 /** Tables the kernel reserves that never count as a policy table here (main is read on its own). */
 const MAIN_TABLE = 254;
@@ -47,11 +50,6 @@ export function tableKey(t: TableRef): string {
   return `${t.family}/${t.table}`;
 }
 
-/** `ip` arguments that print a family's rules as JSON, tables by number. */
-export function ruleShowArgs(family: 4 | 6): string[] {
-  return ['-j', '-N', `-${family}`, 'rule', 'show'];
-}
-
 /** `ip` arguments that print a table's default route(s) as JSON. */
 export function tableDefaultArgs(t: TableRef): string[] {
   return ['-j', ...(t.family === 6 ? ['-6'] : []), 'route', 'show', 'table', String(t.table), 'default'];
@@ -66,11 +64,12 @@ export function policyCandidates(interfaces: readonly NetInterface[]): NetInterf
 
 /** Pure: does `rule` send every packet from `address` to its table? */
 export function ruleSelects(rule: Rule, address: string, family: 4 | 6): boolean {
-  if (rule.family !== family || !rule.selectorsOnlySource) return false;
+  if (rule.family !== family || !selectsBySourceOnly(rule) || rule.table === undefined) return false;
   if (rule.table === MAIN_TABLE || rule.table === LOCAL_TABLE || rule.table <= 0) return false;
-  if (rule.from === 'all' || rule.prefixLength === 0) return true;
+  const { from, prefixLength } = source(rule);
+  if (from === 'all' || prefixLength === 0) return true;
   try {
-    return networkOf(address, rule.prefixLength) === networkOf(rule.from, rule.prefixLength);
+    return networkOf(address, prefixLength) === networkOf(from, prefixLength);
   } catch {
     return false; // a rule address ip printed in a form we cannot read selects nothing we know of
   }
@@ -83,7 +82,9 @@ export function tablesToRead(interfaces: readonly NetInterface[], rules: readonl
     for (const a of iface.addresses) {
       if (isLinkLocal(a.address)) continue;
       for (const r of rules) {
-        if (ruleSelects(r, a.address, a.family)) out.set(tableKey(r), { family: r.family, table: r.table });
+        if (ruleSelects(r, a.address, a.family) && r.table !== undefined) {
+          out.set(tableKey({ family: r.family, table: r.table }), { family: r.family, table: r.table });
+        }
       }
     }
   }
@@ -92,9 +93,16 @@ export function tablesToRead(interfaces: readonly NetInterface[], rules: readonl
 
 /** How `ip rule` spells a rule's source: "198.18.1.2", "198.18.1.0/24" or "all". */
 export function ruleFrom(rule: Rule): string {
-  if (rule.from === 'all' || rule.prefixLength === 0) return 'all';
-  const host = rule.family === 4 ? 32 : 128;
-  return rule.prefixLength === host ? rule.from : `${rule.from}/${rule.prefixLength}`;
+  const { from, prefixLength } = source(rule);
+  if (from === 'all' || prefixLength === 0) return 'all';
+  return prefixLength === hostLength(rule.family) ? from : `${from}/${prefixLength}`;
+}
+
+/** A rule's source as address and length ("all", 0 for from all). */
+function source(rule: Rule): { from: string; prefixLength: number } {
+  if (rule.from === undefined) return { from: 'all', prefixLength: 0 };
+  const [from = '', bits] = rule.from.split('/');
+  return { from, prefixLength: bits === undefined ? hostLength(rule.family) : Number(bits) };
 }
 
 /**
@@ -111,11 +119,13 @@ export function attachPolicyDefaultRoutes(
   return interfaces.map((iface) => {
     if (!eligible.has(iface)) return iface;
     for (const rule of ordered) {
+      if (rule.table === undefined) continue;
+      const table = rule.table;
       const selected = iface.addresses.some(
         (a) => !isLinkLocal(a.address) && ruleSelects(rule, a.address, a.family),
       );
       if (!selected) continue;
-      const best = (tables.get(tableKey(rule)) ?? [])
+      const best = (tables.get(tableKey({ family: rule.family, table })) ?? [])
         .filter((r) => r.dev === iface.name)
         .sort((a, b) => a.metric - b.metric)[0];
       if (!best) continue;
@@ -123,7 +133,7 @@ export function attachPolicyDefaultRoutes(
         ...iface,
         metric: best.metric,
         ...(best.gateway ? { gateway: best.gateway } : {}),
-        policyRoute: { table: rule.table, from: ruleFrom(rule) },
+        policyRoute: { table, from: ruleFrom(rule) },
       };
     }
     return iface;

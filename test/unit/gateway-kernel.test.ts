@@ -13,29 +13,20 @@ import { DEFAULT_GATEWAY_NUMBERS, planGateway, type UplinkDecl } from '../../src
 import type { NetInterface } from '../../src/net/interfaces-types.js';
 import { LinkmuxError, isLinkmuxError } from '../../src/util/errors.js';
 import { ExecRunner, missingToolMessage, type RunResult, type Runner } from '../../src/util/runner.js';
+import { SimKernel } from '../../src/routing/sim-kernel.js';
 
-interface SimRule {
-  priority: number;
-  src?: string;
-  srclen?: number;
-  fwmark?: string;
-  fwmask?: string;
-  table: string;
-  suppress_prefixlen?: number;
-}
-
-/** A tiny kernel: what `ip rule`, `ip route … table N`, `nft -f` and `sysctl` would hold. */
+/**
+ * A tiny kernel: routing/sim-kernel.ts holds the ip rules and routes (and
+ * answers `ip` like iproute2); this adds what `nft -f` and `sysctl` would hold.
+ */
 class KernelSim implements Runner {
-  rules: SimRule[] = [
-    { priority: 0, table: 'local' },
-    { priority: 100, fwmark: '0x1', fwmask: '0xff', table: '100' }, // someone else's
-    { priority: 32766, table: 'main' },
-    { priority: 32767, table: 'default' },
-  ];
-  routes = new Map<string, string[]>([
-    ['main', ['default via 198.18.1.1 dev up0']],
-    ['100', ['default via 10.9.9.1 dev vpn0']],
-  ]);
+  ip = new SimKernel({
+    rules: [{ family: 4, priority: 100, fwmark: { mark: 0x1, mask: 0xff }, table: 100 }], // someone else's
+    routes: [
+      { family: 4, table: 254, dst: 'default', gateway: '198.18.1.1', dev: 'up0' },
+      { family: 4, table: 100, dst: 'default', gateway: '10.9.9.1', dev: 'vpn0' },
+    ],
+  });
   nftTable: string | undefined;
   changes: string[] = [];
   forward = '1';
@@ -47,14 +38,7 @@ class KernelSim implements Runner {
     const ok = (stdout = ''): RunResult => ({ stdout, stderr: '' });
     if (line.endsWith('--version')) return ok('v1');
     if (cmd === 'sysctl') return ok(args[1] === 'net.ipv4.ip_forward' ? this.forward : '2');
-    if (cmd === 'ip' && args.includes('rule') && args.includes('show')) {
-      return ok(JSON.stringify(args.includes('-6') ? [] : this.rules));
-    }
-    if (cmd === 'ip' && args.includes('route') && args.includes('show')) {
-      if (args.includes('-6')) return ok('[]');
-      const out = [...this.routes].flatMap(([table, rs]) => rs.map((dst) => ({ dst, table })));
-      return ok(JSON.stringify(out));
-    }
+    if (cmd === 'ip' && args.includes('show')) return this.ip.run(cmd, args);
     // Everything else changes the kernel.
     this.changes.push(line);
     if (this.failAt > 0 && this.changes.length === this.failAt) {
@@ -65,39 +49,11 @@ class KernelSim implements Runner {
       this.nftTable = input.includes('table inet linkmux {\n') ? input : undefined;
       return ok();
     }
-    const at = (k: string) => args[args.indexOf(k) + 1];
-    if (args.includes('rule')) {
-      const rule: SimRule = { priority: Number(at('priority')), table: at('lookup') ?? '' };
-      if (args.includes('from')) {
-        const [a, len] = (at('from') ?? '').split('/');
-        rule.src = a;
-        rule.srclen = Number(len ?? 32);
-      }
-      if (args.includes('fwmark')) [rule.fwmark, rule.fwmask] = (at('fwmark') ?? '').split('/');
-      if (args.includes('suppress_prefixlength'))
-        rule.suppress_prefixlen = Number(at('suppress_prefixlength'));
-      const same = (r: SimRule) => JSON.stringify(r) === JSON.stringify(rule);
-      if (args.includes('add')) this.rules.push(rule);
-      else {
-        const i = this.rules.findIndex(same);
-        if (i < 0) throw new LinkmuxError('LINKMUX_ERR_COMMAND_FAILED', `${line}: no such rule`);
-        this.rules.splice(i, 1);
-      }
-      return ok();
-    }
-    if (args.includes('route') && args.includes('replace')) {
-      this.routes.set(at('table') ?? '', [`default via ${at('via')} dev ${at('dev')}`]);
-      return ok();
-    }
-    if (args.includes('route') && args.includes('flush')) {
-      this.routes.delete(at('table') ?? '');
-      return ok();
-    }
-    throw new Error(`KernelSim: unexpected ${line}`);
+    return this.ip.run(cmd, args);
   }
 
   snapshot(): string {
-    return JSON.stringify({ rules: this.rules, routes: [...this.routes], nft: this.nftTable });
+    return JSON.stringify({ ip: this.ip.lines(), nft: this.nftTable });
   }
 }
 
@@ -204,13 +160,13 @@ test('preflight refuses clashes and bad settings before any change', async () =>
     ['no forwarding', (s) => (s.forward = '0'), UPLINKS, /ip_forward/],
     [
       'foreign rule on our mark',
-      (s) => s.rules.push({ priority: 50, fwmark: '0x4c01', fwmask: '0xffff', table: '7' }),
+      (s) => s.ip.rules.push({ family: 4, priority: 50, fwmark: { mark: 0x4c01, mask: 0xffff }, table: 7 }),
       UPLINKS,
       /fwmark 0x4c01/,
     ],
     [
       'foreign routes in our table',
-      (s) => s.routes.set('4202', ['default via 10.0.0.1 dev eth9']),
+      (s) => s.ip.routes.push({ family: 4, table: 4202, dst: 'default', gateway: '10.0.0.1', dev: 'eth9' }),
       UPLINKS,
       /table 4202 already has routes/,
     ],

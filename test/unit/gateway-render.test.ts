@@ -10,22 +10,16 @@ import {
   planGateway,
   quantize,
   smoothSequence,
+  type GatewayNumbers,
   type GatewayPlan,
   type PlanInput,
   type UplinkDecl,
 } from '../../src/gateway/plan.js';
 import { renderCleanupRuleset, renderDryRun, renderRuleset } from '../../src/gateway/render.js';
-import {
-  diffRules,
-  ipRuleArgs,
-  isOwnedRule,
-  kernelRuleArgs,
-  parseIpRules,
-  planIpRules,
-  planRoutes,
-  routeArgs,
-  type KernelRule,
-} from '../../src/gateway/ip-rules.js';
+import { gatewayOwnership, isOwnedRule, planIpRules, planRoutes } from '../../src/gateway/ip-rules.js';
+import { diffRouting } from '../../src/routing/diff.js';
+import { parseIpRules } from '../../src/routing/reader.js';
+import { routeArgs, ruleArgs, type KernelRule, type RuleSpec } from '../../src/routing/spec.js';
 import { isLinkmuxError } from '../../src/util/errors.js';
 
 // Golden files live in the source tree (this file runs from dist/test/unit/).
@@ -287,7 +281,7 @@ test('planGateway: offline uplinks get 0 slots and their rules turn inactive', (
 
 test('planIpRules / ipRuleArgs: suppress rule, then per uplink its fwmark and from rules', () => {
   assert.deepEqual(
-    planIpRules(planB()).map((r) => ipRuleArgs(r, 'add')),
+    planIpRules(planB()).map((r) => ruleArgs('add', r)),
     [
       ['-4', 'rule', 'add', 'priority', '4200', 'lookup', 'main', 'suppress_prefixlength', '0'],
       ['-4', 'rule', 'add', 'priority', '4201', 'fwmark', '0x4c01/0xffff', 'lookup', '4201'],
@@ -297,11 +291,14 @@ test('planIpRules / ipRuleArgs: suppress rule, then per uplink its fwmark and fr
       ['-4', 'rule', 'add', 'priority', '4205', 'fwmark', '0x4c03/0xffff', 'lookup', '4203'],
     ],
   );
-  assert.deepEqual(planRoutes(planB()).map(routeArgs), [
-    ['-4', 'route', 'replace', 'default', 'via', '198.18.1.1', 'dev', 'wan1', 'table', '4201'],
-    ['-4', 'route', 'replace', 'default', 'via', '198.18.2.1', 'dev', 'wan2', 'table', '4202'],
-    ['-4', 'route', 'replace', 'default', 'via', '198.18.3.1', 'dev', 'wan3', 'table', '4203'],
-  ]);
+  assert.deepEqual(
+    planRoutes(planB()).map((r) => routeArgs('replace', r)),
+    [
+      ['-4', 'route', 'replace', 'default', 'via', '198.18.1.1', 'dev', 'wan1', 'table', '4201'],
+      ['-4', 'route', 'replace', 'default', 'via', '198.18.2.1', 'dev', 'wan2', 'table', '4202'],
+      ['-4', 'route', 'replace', 'default', 'via', '198.18.3.1', 'dev', 'wan3', 'table', '4203'],
+    ],
+  );
 });
 
 test('planIpRules: an IPv6 uplink gets its rules and its own suppress rule under -6', () => {
@@ -309,7 +306,7 @@ test('planIpRules: an IPv6 uplink gets its rules and its own suppress rule under
     uplinks: [up(1), { name: 'v6', dev: 'wan6', gateway: 'fe80::1', address: '2001:db8:6::2' }],
   });
   assert.deepEqual(
-    planIpRules(p).map((r) => ipRuleArgs(r, 'del')),
+    planIpRules(p).map((r) => ruleArgs('del', r)),
     [
       ['-4', 'rule', 'del', 'priority', '4200', 'lookup', 'main', 'suppress_prefixlength', '0'],
       ['-4', 'rule', 'del', 'priority', '4201', 'fwmark', '0x4c01/0xffff', 'lookup', '4201'],
@@ -326,63 +323,21 @@ test('planIpRules: an IPv6 uplink gets its rules and its own suppress rule under
 // iif rule inside linkmux's range, and an unreachable rule.
 const KERNEL_A = JSON.stringify([
   { priority: 0, src: 'all', table: 'local' },
-  { priority: 100, src: 'all', fwmark: '0x4c01', table: '4201' },
+  { priority: 100, src: 'all', fwmark: '0x4c01', table: 4201 },
   { priority: 4200, src: 'all', table: 'main', suppress_prefixlen: 0 },
-  { priority: 4201, src: 'all', fwmark: '0x4c01', fwmask: '0xffff', table: '4201' },
-  { priority: 4202, src: '198.18.1.2', table: '4201' },
+  { priority: 4201, src: 'all', fwmark: '0x4c01', fwmask: '0xffff', table: 4201 },
+  { priority: 4202, src: '198.18.1.2', table: 4201 },
   { priority: 4203, src: 'all', fwmark: '0x4c02', fwmask: '0xffff', table: '4202' },
   { priority: 4204, src: '198.18.2.2', table: '4202' },
   { priority: 4205, src: 'all', fwmark: '0x4c03', fwmask: '0xffff', table: '4203' },
   { priority: 4206, src: '198.18.3.2', table: '4203' },
-  { priority: 4207, not: null, src: 'all', fwmark: '0x1', table: '4201' },
+  { priority: 4207, not: null, src: 'all', fwmark: '0x1', table: 4201 },
   { priority: 4210, src: 'all', iif: 'lan0', table: '4202' },
   { priority: 5000, src: '10.0.0.0', srclen: 8, action: 'unreachable' },
   { priority: 32764, src: 'all', table: 'main', suppress_prefixlen: 0 },
   { priority: 32766, src: 'all', table: 'main' },
   { priority: 32767, src: 'all', table: 'default' },
 ]);
-
-test('parseIpRules: the fields linkmux compares, normalised; unknown selectors kept aside', () => {
-  const rules = parseIpRules(KERNEL_A, 4);
-  assert.equal(rules.length, 15);
-  const strip = ({ raw: _raw, ...r }: KernelRule) => r;
-  assert.deepEqual(rules.slice(0, 5).map(strip), [
-    { priority: 0, family: 4, table: 'local' },
-    { priority: 100, family: 4, table: '4201', fwmark: '0x4c01', fwmask: '0xffffffff' },
-    { priority: 4200, family: 4, table: 'main', suppressPrefixLength: 0 },
-    { priority: 4201, family: 4, table: '4201', fwmark: '0x4c01', fwmask: '0xffff' },
-    { priority: 4202, family: 4, table: '4201', src: '198.18.1.2', srclen: 32 },
-  ]);
-  assert.deepEqual(rules.slice(9, 12).map(strip), [
-    { priority: 4207, family: 4, table: '4201', fwmark: '0x1', fwmask: '0xffffffff', otherKeys: ['not'] },
-    { priority: 4210, family: 4, table: '4202', otherKeys: ['iif'] },
-    { priority: 5000, family: 4, table: '', src: '10.0.0.0', srclen: 8, otherKeys: ['action'] },
-  ]);
-  assert.deepEqual(rules[3]?.raw, JSON.parse(KERNEL_A)[3]);
-});
-
-test('parseIpRules: ip -N numbers, old iproute2 hex without 0x, IPv6, empty output', () => {
-  const rules = parseIpRules(
-    '[{"priority":4200,"src":"all","table":"254","suppress_prefixlen":0},' +
-      '{"priority":4201,"src":"all","fwmark":"4c01","fwmask":"ffff","table":"4201"},' +
-      '{"priority":4204,"src":"2001:db8:6::2","table":"4202"}]',
-    6,
-  );
-  assert.deepEqual(
-    rules.map(({ raw: _raw, ...r }) => r),
-    [
-      { priority: 4200, family: 6, table: 'main', suppressPrefixLength: 0 },
-      { priority: 4201, family: 6, table: '4201', fwmark: '0x4c01', fwmask: '0xffff' },
-      { priority: 4204, family: 6, table: '4202', src: '2001:db8:6::2', srclen: 128 },
-    ],
-  );
-  assert.deepEqual(parseIpRules('', 4), []);
-  assert.deepEqual(parseIpRules('[]', 6), []);
-  assert.throws(
-    () => parseIpRules('Error: ', 4),
-    (err) => isLinkmuxError(err, 'LINKMUX_ERR_COMMAND_FAILED'),
-  );
-});
 
 test('isOwnedRule: ours, also from a bigger old config; never a foreign rule', () => {
   const n = DEFAULT_GATEWAY_NUMBERS;
@@ -407,33 +362,50 @@ test('isOwnedRule: ours, also from a bigger old config; never a foreign rule', (
   const rule = (r: Partial<KernelRule>): KernelRule => ({
     priority: 4200,
     family: 4,
-    table: 'main',
-    raw: {},
+    table: 254,
+    other: [],
     ...r,
   });
   // Uplink 64 (the last possible) of an old config: priorities 4327/4328, table 4264.
   assert.equal(
-    isOwnedRule(rule({ priority: 4327, table: '4264', fwmark: '0x4c40', fwmask: '0xffff' }), n),
+    isOwnedRule(rule({ priority: 4327, table: 4264, fwmark: { mark: 0x4c40, mask: 0xffff } }), n),
     true,
   );
-  assert.equal(isOwnedRule(rule({ priority: 4328, table: '4264', src: '198.18.64.2', srclen: 32 }), n), true);
-  assert.equal(isOwnedRule(rule({ priority: 4329, table: '4264' }), n), false);
-  assert.equal(isOwnedRule(rule({ priority: 4199, table: '4201' }), n), false);
-  assert.equal(isOwnedRule(rule({ priority: 4201, table: '4265' }), n), false);
-  assert.equal(isOwnedRule(rule({ priority: 4201, table: '4200' }), n), false);
-  assert.equal(isOwnedRule(rule({ priority: 4201, table: 'main', suppressPrefixLength: 0 }), n), false);
-  assert.equal(isOwnedRule(rule({ priority: 4200, table: 'main' }), n), false);
-  assert.equal(
-    isOwnedRule(rule({ table: 'main', suppressPrefixLength: 0, src: '10.0.0.0', srclen: 8 }), n),
-    false,
-  );
-  assert.equal(isOwnedRule(rule({ table: 'wan1' }), n), false);
+  assert.equal(isOwnedRule(rule({ priority: 4328, table: 4264, from: '198.18.64.2/32' }), n), true);
+  assert.equal(isOwnedRule(rule({ priority: 4329, table: 4264 }), n), false);
+  assert.equal(isOwnedRule(rule({ priority: 4199, table: 4201 }), n), false);
+  assert.equal(isOwnedRule(rule({ priority: 4201, table: 4265 }), n), false);
+  assert.equal(isOwnedRule(rule({ priority: 4201, table: 4200 }), n), false);
+  assert.equal(isOwnedRule(rule({ priority: 4201, table: 254, suppressPrefixLength: 0 }), n), false);
+  assert.equal(isOwnedRule(rule({ priority: 4200, table: 254 }), n), false);
+  assert.equal(isOwnedRule(rule({ table: 254, suppressPrefixLength: 0, from: '10.0.0.0/8' }), n), false);
+  assert.equal(isOwnedRule(rule({ table: undefined }), n), false);
 });
+
+/** The rule part of the routing diff, as adds and deletes. */
+function diffRules(
+  current: KernelRule[],
+  desired: RuleSpec[],
+  numbers: GatewayNumbers,
+): { add: RuleSpec[]; del: KernelRule[] } {
+  const changes = diffRouting(
+    { rules: desired, routes: [] },
+    { rules: current, routes: [] },
+    gatewayOwnership(numbers),
+  );
+  const add: RuleSpec[] = [];
+  const del: KernelRule[] = [];
+  for (const c of changes) {
+    if (c.kind === 'rule' && c.op === 'add') add.push(c.rule as RuleSpec);
+    else if (c.kind === 'rule' && c.op === 'del') del.push(c.rule as KernelRule);
+  }
+  return { add, del };
+}
 
 // A machine without linkmux: the kernel's defaults and someone else's fwmark rule.
 const KERNEL_DEFAULTS = JSON.stringify([
   { priority: 0, src: 'all', table: 'local' },
-  { priority: 100, src: 'all', fwmark: '0x4c01', table: '4201' },
+  { priority: 100, src: 'all', fwmark: '0x4c01', table: 4201 },
   { priority: 32766, src: 'all', table: 'main' },
   { priority: 32767, src: 'all', table: 'default' },
 ]);
@@ -456,7 +428,7 @@ test('diffRules: an uplink removed from the config → its rules deleted, foreig
   const { add, del } = diffRules(parseIpRules(KERNEL_A, 4), planIpRules(twoUplinks), DEFAULT_GATEWAY_NUMBERS);
   assert.deepEqual(add, []);
   assert.deepEqual(
-    del.map((r) => kernelRuleArgs(r, 'del')),
+    del.map((r) => ruleArgs('del', r)),
     [
       ['-4', 'rule', 'del', 'priority', '4205', 'fwmark', '0x4c03/0xffff', 'lookup', '4203'],
       ['-4', 'rule', 'del', 'priority', '4206', 'from', '198.18.3.2/32', 'lookup', '4203'],
@@ -471,7 +443,7 @@ test('diffRules: gone from the config entirely → every linkmux rule deleted, n
     del.map((r) => r.priority),
     [4200, 4201, 4202, 4203, 4204, 4205, 4206],
   );
-  assert.deepEqual(kernelRuleArgs(del[0]!, 'del'), [
+  assert.deepEqual(ruleArgs('del', del[0]!), [
     '-4',
     'rule',
     'del',
@@ -489,14 +461,14 @@ test('diffRules: a changed mask or address → new rule added, old one deleted; 
     JSON.stringify([
       { priority: 4200, src: 'all', table: 'main', suppress_prefixlen: 0 },
       { priority: 4200, src: 'all', table: 'main', suppress_prefixlen: 0 },
-      { priority: 4201, src: 'all', fwmark: '0x4c01', fwmask: '0xff00', table: '4201' },
-      { priority: 4202, src: '198.18.1.99', table: '4201' },
+      { priority: 4201, src: 'all', fwmark: '0x4c01', fwmask: '0xff00', table: 4201 },
+      { priority: 4202, src: '198.18.1.99', table: 4201 },
     ]),
     4,
   );
   const { add, del } = diffRules(current, planIpRules(plan({ uplinks: [up(1)] })), DEFAULT_GATEWAY_NUMBERS);
   assert.deepEqual(
-    add.map((r) => ipRuleArgs(r, 'add')),
+    add.map((r) => ruleArgs('add', r)),
     [
       ['-4', 'rule', 'add', 'priority', '4201', 'fwmark', '0x4c01/0xffff', 'lookup', '4201'],
       ['-4', 'rule', 'add', 'priority', '4202', 'from', '198.18.1.2', 'lookup', '4201'],
@@ -513,8 +485,8 @@ test('diffRules: IPv6 addresses compare by value, not spelling', () => {
   const current = parseIpRules(
     JSON.stringify([
       { priority: 4200, src: 'all', table: 'main', suppress_prefixlen: 0 },
-      { priority: 4201, src: 'all', fwmark: '0x4c01', fwmask: '0xffff', table: '4201' },
-      { priority: 4202, src: '2001:db8:6::2', table: '4201' },
+      { priority: 4201, src: 'all', fwmark: '0x4c01', fwmask: '0xffff', table: 4201 },
+      { priority: 4202, src: '2001:db8:6::2', table: 4201 },
     ]),
     6,
   );

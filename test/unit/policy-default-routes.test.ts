@@ -15,7 +15,7 @@ import {
   tableKey,
   tablesToRead,
 } from '../../src/net/policy-default-routes.js';
-import { parseIpRules } from '../../src/net/policy-routing.js';
+import { parseIpRules } from '../../src/routing/reader.js';
 import { linkRows, renderLinksTable } from '../../src/cli/links-command.js';
 import { FakeRunner } from '../../src/util/runner.js';
 
@@ -122,13 +122,13 @@ for (const [name, priority, address, want] of selects) {
   });
 }
 
-test('parseIpRules: unreachable and goto rules look up no table and are left out', () => {
+test('parseIpRules: unreachable and goto rules look up no table, so they select nothing', () => {
+  const noTable = parseIpRules(RULES_V4_N, 4).filter((r) => r.priority === 1007 || r.priority === 1008);
   assert.deepEqual(
-    parseIpRules(RULES_V4_N, 4)
-      .map((r) => r.priority)
-      .filter((p) => p === 1007 || p === 1008),
-    [],
+    noTable.map((r) => r.table),
+    [undefined, undefined],
   );
+  assert.ok(noTable.every((r) => !ruleSelects(r, '198.18.1.2', 4)));
 });
 
 test('ruleSelects: an IPv6 rule selects only IPv6 addresses', () => {
@@ -145,7 +145,7 @@ test('ruleFrom spells the source as ip rule does', () => {
 });
 
 test('without -N a named table is invisible: why discovery reads rules with -N', () => {
-  assert.deepEqual(parseIpRules(RULES_V4_NAMED, 4), []);
+  assert.equal(parseIpRules(RULES_V4_NAMED, 4).find((r) => r.priority === 1011)?.table, undefined);
   assert.deepEqual(
     parseIpRules(RULES_V4_N, 4)
       .filter((r) => r.priority === 1011)

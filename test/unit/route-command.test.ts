@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { Command } from 'commander';
 import { registerRoute } from '../../src/cli/route-command.js';
 import type { RouteDeps } from '../../src/cli/route-command.js';
-import { FakeRunner } from '../../src/util/runner.js';
+import { FakeRunner, type Runner } from '../../src/util/runner.js';
+import { SimKernel } from '../../src/routing/sim-kernel.js';
 import { isLinkmuxError } from '../../src/util/errors.js';
 import type { ErrorCode } from '../../src/util/errors.js';
 
@@ -30,11 +31,11 @@ const IP_ADDR = JSON.stringify([
 const ROUTES =
   '[{"dst":"default","gateway":"198.18.1.1","dev":"u1","metric":100,"flags":[]},{"dst":"default","gateway":"198.18.2.1","dev":"u2","metric":200,"flags":[]}]';
 const EMPTY_STATE = {
-  'ip -j -4 rule show':
+  'ip -j -N -4 rule show':
     '[{"priority":0,"src":"all","table":"local"},{"priority":32766,"src":"all","table":"main"}]',
-  'ip -j -6 rule show': '[]',
-  'ip -j -4 route show table all': '[]',
-  'ip -j -6 route show table all': '[]',
+  'ip -j -N -6 rule show': '[]',
+  'ip -j -N -4 route show table all': '[]',
+  'ip -j -N -6 route show table all': '[]',
 };
 
 function fake(): FakeRunner {
@@ -71,13 +72,13 @@ test('route setup prints the plan and changes nothing', async () => {
   assert.equal(
     out,
     `# u1: 198.18.1.2 via 198.18.1.1 -> table 100
-ip route replace 198.18.1.0/24 dev u1 src 198.18.1.2 scope link table 100
-ip route replace default via 198.18.1.1 dev u1 table 100
-ip rule add from 198.18.1.2/32 table 100 priority 10000
+ip -4 route replace 198.18.1.0/24 dev u1 src 198.18.1.2 scope link table 100
+ip -4 route replace default via 198.18.1.1 dev u1 table 100
+ip -4 rule add priority 10000 from 198.18.1.2/32 lookup 100
 # u2: 198.18.2.2 via 198.18.2.1 -> table 101
-ip route replace 198.18.2.0/24 dev u2 src 198.18.2.2 scope link table 101
-ip route replace default via 198.18.2.1 dev u2 table 101
-ip rule add from 198.18.2.2/32 table 101 priority 10001
+ip -4 route replace 198.18.2.0/24 dev u2 src 198.18.2.2 scope link table 101
+ip -4 route replace default via 198.18.2.1 dev u2 table 101
+ip -4 rule add priority 10001 from 198.18.2.2/32 lookup 101
 # to install: linkmux route setup --apply (as root); to undo: linkmux route setup --remove
 `,
   );
@@ -89,7 +90,7 @@ ip rule add from 198.18.2.2/32 table 101 priority 10001
 
 test('route setup --link u2 --table-base 300 --priority-base 500', async () => {
   const { out } = await run(['--link', 'u2', '--table-base', '300', '--priority-base', '500']);
-  assert.match(out, /^ip rule add from 198\.18\.2\.2\/32 table 300 priority 500$/m);
+  assert.match(out, /^ip -4 rule add priority 500 from 198\.18\.2\.2\/32 lookup 300$/m);
   assert.doesNotMatch(out, /u1/);
 });
 
@@ -140,5 +141,43 @@ const failures: Array<[string, string[], RouteDeps, ErrorCode, RegExp]> = [
 for (const [name, args, deps, code, message] of failures) {
   test(`route setup fails: ${name}`, async () => {
     await assert.rejects(run(args, deps), (err) => isLinkmuxError(err, code) && message.test(err.message));
+  });
+}
+
+/** Discovery's queries from the canned answers, every rule and route from the simulated kernel. */
+function discoveryOver(kernel: SimKernel): Runner {
+  const discovery = fake();
+  return {
+    run: (cmd, args) =>
+      [...args].join(' ').match(/^-j (addr show|(-6 )?route show default)$/)
+        ? discovery.run(cmd, args)
+        : kernel.run(cmd, args),
+  };
+}
+
+for (const [what, tableNames] of [
+  ['numeric tables', {}],
+  ['tables named in rt_tables', { 100: 'isp1', 101: 'isp2' }],
+] as const) {
+  test(`route setup --apply then --remove leaves the rules exactly as before (${what})`, async () => {
+    // Someone else's rule and table, which must survive; the kernel's own rules.
+    const kernel = new SimKernel({
+      tableNames,
+      rules: [{ family: 4, priority: 5210, from: '100.64.0.0/10', table: 52 }],
+      routes: [{ family: 4, table: 52, dst: 'default', dev: 'tailscale0' }],
+    });
+    const before = kernel.lines();
+    const runner = discoveryOver(kernel);
+    const applied = await run(['--apply'], { runner });
+    assert.equal(applied.out.split('\n').filter((l) => l.startsWith('ip ')).length, 6);
+    const installed = kernel.lines();
+    assert.equal(installed.filter((l) => / rule 1000[01]: /.test(l)).length, 2, installed.join('\n'));
+    // A second apply finds every rule, also behind a table's name: nothing added twice.
+    assert.equal((await run(['--apply'], { runner })).out, '# already in place: nothing changed\n');
+    assert.deepEqual(kernel.lines(), installed);
+    const removed = await run(['--remove'], { runner });
+    assert.match(removed.out, /rule del priority 10000 .*\n.*rule del priority 10001 /);
+    assert.deepEqual(kernel.lines(), before);
+    assert.equal((await run(['--remove'], { runner })).out, '# nothing to remove\n');
   });
 }
