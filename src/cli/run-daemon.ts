@@ -37,12 +37,11 @@ export async function runDaemon(config: Config, source: string, command: 'up' | 
     const prepared = await prepareNode(rt.node, await discoverInterfaces(new ExecRunner()), lend, { logger });
     announceToken(prepared.identity.created, prepared.tokenText, logger);
     node = {
-      listen: prepared.listen.map((p) => formatControlAddress({ kind: 'tcp', ...p })),
+      listen: prepared.listen,
       certPem: prepared.identity.certPem,
       keyPem: prepared.identity.keyPem,
       fingerprint: prepared.identity.fingerprint,
       secret: prepared.identity.secret,
-      allow: rt.node.allow,
       lend,
     };
   }
@@ -62,26 +61,12 @@ export async function runDaemon(config: Config, source: string, command: 'up' | 
       connectTimeoutMs: rt.connectTimeoutMs,
     };
   }
+  // The system's nameservers join the probe targets when the config names none (read at start).
+  const health = await healthAtStart(rt.health, rt.healthTargetsSet, logger);
   const daemon = new Daemon({
+    config: Object.freeze({ ...rt, health, healthTargetsSet: true }),
     links,
     resolver,
-    listen: {
-      socks: rt.listen.socks && formatControlAddress(rt.listen.socks),
-      http: rt.listen.http && formatControlAddress(rt.listen.http),
-      control: rt.listen.control && formatControlAddress(rt.listen.control),
-    },
-    auth: rt.auth,
-    allowOpen: config.listen.allowOpen,
-    policy: rt.policy,
-    weights: { ...rt.weights },
-    ...(rt.policyOptions.ttlMs !== undefined ? { stickyTtlMs: rt.policyOptions.ttlMs } : {}),
-    connectTimeoutMs: rt.connectTimeoutMs,
-    failoverAttempts: rt.failover.attempts,
-    staggerMs: rt.failover.staggerMs,
-    health: await healthAtStart(rt.health, rt.healthTargetsSet, logger),
-    rules: rt.rules.map((r) => ({ match: { ...r.match }, action: r.action })),
-    privateDirect: rt.privateDirect,
-    limits: rt.limits,
     logger,
     node,
     command,

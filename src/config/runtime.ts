@@ -13,6 +13,7 @@ import type { LogLevel } from '../util/logger.js';
 import type { HostPort, RuleActionText } from './fields.js';
 import { parseHostPort, toNameserver } from './fields.js';
 import type { Config } from './schema.js';
+import { configSchema } from './schema.js';
 import { decodeJoinToken } from '../links/join-token.js';
 import type { JoinToken } from '../links/join-token.js';
 import { isSocks5LinkRequest, parseSocks5Link } from '../links/remote-links.js';
@@ -174,6 +175,16 @@ export function toRuntime(config: Config): RuntimeConfig {
         }
       : undefined,
   });
+}
+
+/**
+ * The schema's defaults as a RuntimeConfig, with `over` laid on top (frozen):
+ * for tests and embedders that build a daemon without a config file. The
+ * overrides are in runtime units (ms, parsed addresses) and are not validated:
+ * the schema's checks (no open proxy among them) apply to configs users write.
+ */
+export function runtimeDefaults(over: Partial<RuntimeConfig> = {}): RuntimeConfig {
+  return Object.freeze({ ...toRuntime(configSchema.parse({}) as Config), ...over });
 }
 
 function tcpListen(text: string | false): (ListenAddress & { kind: 'tcp' }) | undefined {

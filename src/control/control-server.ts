@@ -40,7 +40,7 @@ import type { DaemonStatus } from './status-types.js';
 
 export interface ControlServerOptions {
   /** "127.0.0.1:9190", "[::1]:9190", "localhost:9190" or a unix socket path starting with "/". Port 0 picks a free port. */
-  listen: string;
+  listen: string | ControlAddress;
   /** Called on every GET /status and once per GET /metrics; must be cheap and must not throw. */
   status: () => DaemonStatus;
   logger: Logger;
@@ -63,7 +63,7 @@ export interface ControlServer {
 const PROBE_TIMEOUT_MS = 1000;
 
 export async function startControlServer(opts: ControlServerOptions): Promise<ControlServer> {
-  const addr = parseControlAddress(opts.listen);
+  const addr = typeof opts.listen === 'string' ? parseControlAddress(opts.listen) : opts.listen;
   const shown = formatControlAddress(addr);
   const allowRemote = opts.allowRemote ?? false;
   if (addr.kind === 'tcp' && !allowRemote && !isLoopbackHost(addr.host)) {
@@ -333,7 +333,7 @@ function listenError(err: unknown, addr: ControlAddress, shown: string): Linkmux
   switch (code) {
     case 'EADDRINUSE':
       return new LinkmuxError(
-        'LINKMUX_ERR_USAGE',
+        'LINKMUX_ERR_ADDRESS_IN_USE',
         `${where}: the ${other} is already in use, probably by another linkmux daemon ` +
           `(\`linkmux status --control ${shown}\` tells). Stop that daemon, or choose another control ${other}`,
         { cause: err },

@@ -7,52 +7,43 @@
  *                  passive signals ────┘   HealthMonitor ┘ (probes out of each link)
  *
  * start() listens on every configured address (loopback by default) or throws
- * with the address named; stop() stops accepting, lets open connections finish
- * for up to `drainMs`, then closes everything, so the process exits cleanly.
+ * with the address named; stop() stops accepting, drains every link (their
+ * `close()`, the direct route's included) for up to `drainMs`, then closes
+ * everything, so the process exits cleanly.
  */
 import type { Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import type { Link } from '../links/link.js';
 import { LinkPool } from '../scheduler/link-pool.js';
 import { HealthMonitor } from '../health/monitor.js';
-import type { HealthConfig } from '../health/config.js';
 import type { HealthInput } from '../health/state-machine.js';
-import { createPolicy } from '../scheduler/policies.js';
+import { createPolicy, createPolicySet } from '../scheduler/policies.js';
 import type { Policy } from '../scheduler/snapshot.js';
 import { PoolDialer } from '../proxy/pool-dialer.js';
-import { RuleSet, type Rule } from '../proxy/rules.js';
+import { RuleSet } from '../proxy/rules.js';
 import { createSocks5Server, type Socks5Server } from '../proxy/socks5/socks5-server.js';
 import { createHttpProxyServer } from '../proxy/http/http-proxy-server.js';
 import { startControlServer, type ControlServer } from '../control/control-server.js';
 import type { DaemonStatus, LinkStatus, NodeStatus } from '../control/status-types.js';
 import { NodeServer } from '../relay/node-server.js';
 import { DestinationPolicy } from '../relay/destination-policy.js';
-import { parseControlAddress, formatControlAddress, isLoopbackHost } from '../control/control-address.js';
+import { formatControlAddress } from '../control/control-address.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { LinkmuxError, systemCode } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../version.js';
 import { LinkResolver } from '../dns/resolver.js';
 import type { LinkState } from '../health/state-machine.js';
-import type { RuntimeLimits } from '../config/runtime.js';
+import type { ListenAddress, RuntimeConfig } from '../config/runtime.js';
+import type { HostPort } from '../config/fields.js';
 import { nodeHostGuard, proxyHostGuard } from '../proxy/own-host-guard.js';
 import { Protection } from './protection.js';
-
-/** The config's defaults (schema.ts `limits`), for callers that build a Daemon without a config. */
-const DEFAULT_LIMITS: RuntimeLimits = {
-  handshakeTimeoutMs: 10_000,
-  headersTimeoutMs: 10_000,
-  idleTimeoutMs: 7_200_000,
-  maxConnections: 0,
-  maxPerClient: 0,
-  fdReserve: 0,
-  loginLogIntervalMs: 60_000,
-};
 import type { RpcService, RpcServiceOptions } from '../rpc/rpc-service.js';
 import { jsonRpcRoute } from '../rpc/rpc-endpoint.js';
 
 /** The aria2 JSON-RPC's settings; the daemon supplies the links and the logger. */
 export type DaemonRpcOptions = Omit<RpcServiceOptions, 'links' | 'logger'>;
+import { DirectLink } from '../links/direct-link.js';
 
 function stateRank(state: LinkState): number {
   switch (state) {
@@ -68,28 +59,20 @@ function stateRank(state: LinkState): number {
 }
 
 export interface DaemonOptions {
+  /**
+   * The frozen runtime config (config/runtime.ts `toRuntime`, or `runtimeDefaults`
+   * in tests): listen addresses (parsed), auth, policy and its options, weights,
+   * timeouts, failover, health (its targets complete: targets-at-start.ts), rules,
+   * privateDirect, limits, node.allow. Validated by the schema, so not re-checked here.
+   */
+  config: RuntimeConfig;
   links: Link[];
   /** Name lookups through the links (default: one over `links`, system settings). */
   resolver?: LinkResolver;
-  listen: { socks?: string | undefined; http?: string | undefined; control?: string | undefined };
-  auth?: { username: string; password: string } | undefined;
-  /** Listen beyond loopback without credentials (an open proxy): refused unless true. */
-  allowOpen?: boolean;
-  policy: string;
-  weights?: Record<string, number>;
-  stickyTtlMs?: number;
-  connectTimeoutMs: number;
-  failoverAttempts: number;
-  staggerMs?: number;
-  health: HealthConfig;
-  rules: Rule[];
-  privateDirect: boolean;
   logger: Logger;
   clock?: Clock;
   /** Also lend this machine's own links to the LAN as a linkmux node. */
   node?: DaemonNodeOptions | undefined;
-  /** Deadlines and caps of the front ends (default: the config's defaults). */
-  limits?: Partial<RuntimeLimits> | undefined;
   /** The sub-command running it, which starts its start line (default 'up'). */
   command?: 'up' | 'node';
   /** Serve the aria2 JSON-RPC (its own listener and /jsonrpc on the control address). */
@@ -97,14 +80,12 @@ export interface DaemonOptions {
 }
 
 export interface DaemonNodeOptions {
-  /** HOST:PORT addresses to listen on. */
-  listen: readonly string[];
+  /** Addresses to listen on (node-setup.ts resolved `node.listen`). */
+  listen: readonly HostPort[];
   certPem: string;
   keyPem: string;
   fingerprint: string;
   secret: string;
-  /** CIDRs of private destinations the node relays to anyway. */
-  allow: readonly string[];
   /** Ids of this machine's own links: the only ones lent (relayed links never are, so no loops). */
   lend: readonly string[];
 }
@@ -126,47 +107,47 @@ export class Daemon {
   private readonly bound: { socks?: string; http?: string; control?: string; node?: string[]; rpc?: string } =
     {};
   private readonly startedAt = new Date();
+  /** Carries what the rules (or privateDirect) send past the uplinks. */
+  private readonly direct = new DirectLink();
   readonly protection: Protection;
-  private readonly limits: RuntimeLimits;
 
   constructor(private readonly opts: DaemonOptions) {
+    const cfg = opts.config;
     this.clock = opts.clock ?? systemClock;
-    checkExposure(opts);
-    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.protection = new Protection({
-      maxConnections: this.limits.maxConnections,
-      maxPerClient: this.limits.maxPerClient,
-      reserve: this.limits.fdReserve,
-      loginLogIntervalMs: this.limits.loginLogIntervalMs,
+      maxConnections: cfg.limits.maxConnections,
+      maxPerClient: cfg.limits.maxPerClient,
+      reserve: cfg.limits.fdReserve,
+      loginLogIntervalMs: cfg.limits.loginLogIntervalMs,
       logger: opts.logger,
       clock: this.clock,
     });
     const isOwn = (ip: string) => this.protection.hostAddresses.has(ip);
     this.health = new HealthMonitor({
       links: opts.links,
-      config: opts.health,
+      config: cfg.health,
       clock: this.clock,
       logger: opts.logger,
     });
     this.pool = new LinkPool(opts.links, {
       clock: this.clock,
       stateOf: (id) => this.health.state(id),
-      ...(opts.weights ? { weights: opts.weights } : {}),
+      weights: cfg.weights,
     });
     this.resolver = opts.resolver ?? new LinkResolver({ links: () => opts.links, logger: opts.logger });
     // Healthy links carry the queries first; an offline one is asked last, not never.
     this.resolver.preferBy((id) => stateRank(this.health.state(id)));
-    this.policy = createPolicy(opts.policy, opts.stickyTtlMs ? { ttlMs: opts.stickyTtlMs } : {});
+    this.policy = createPolicy(cfg.policy, cfg.policyOptions);
     this.dialer = new PoolDialer({
       pool: this.pool,
       policy: this.policy,
-      policies: {
-        sticky: createPolicy('sticky', opts.stickyTtlMs ? { ttlMs: opts.stickyTtlMs } : {}),
-        'round-robin': createPolicy('round-robin'),
-        'least-connections': createPolicy('least-connections'),
-        adaptive: createPolicy('adaptive'),
-      },
-      rules: new RuleSet(opts.rules, opts.privateDirect),
+      // Every name a rule may write (`policy:<name>`), with the config's policy options.
+      policies: createPolicySet(cfg.policyOptions),
+      direct: this.direct,
+      rules: new RuleSet(
+        cfg.rules.map((r) => ({ match: { ...r.match }, action: r.action })),
+        cfg.privateDirect,
+      ),
       // No door into this host for clients from other machines (own-host-guard.ts).
       clientGuard: (ip, ctx, ruleNamed) =>
         ctx.clientIp === undefined ? { allowed: true } : proxyHostGuard(ip, ctx.clientIp, isOwn, ruleNamed),
@@ -174,7 +155,7 @@ export class Daemon {
     });
     if (opts.node) {
       const lent = opts.links.filter((l) => opts.node?.lend.includes(l.id));
-      const guard = new DestinationPolicy(opts.node.allow);
+      const guard = new DestinationPolicy(cfg.node.allow);
       this.nodePool = new LinkPool(lent, { clock: this.clock, stateOf: (id) => this.health.state(id) });
       this.nodeDialer = new PoolDialer({
         pool: this.nodePool,
@@ -192,15 +173,15 @@ export class Daemon {
 
   /** What both dialers (the proxy's and the node's) share: health reports, timeouts, failover. */
   private dialerBasics() {
-    const o = this.opts;
+    const cfg = this.opts.config;
     return {
       report: (id: string, input: HealthInput) => this.health.report(id, input),
       resolve: this.resolver.resolve,
-      connectTimeoutMs: o.connectTimeoutMs,
-      attempts: o.failoverAttempts,
-      ...(o.staggerMs !== undefined ? { staggerMs: o.staggerMs } : {}),
+      connectTimeoutMs: cfg.connectTimeoutMs,
+      attempts: cfg.failover.attempts,
+      staggerMs: cfg.failover.staggerMs,
       clock: this.clock,
-      logger: o.logger,
+      logger: this.opts.logger,
     };
   }
 
@@ -210,9 +191,9 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
-    const { listen, logger, auth } = this.opts;
+    const { logger } = this.opts;
+    const { listen, auth, limits: lim } = this.opts.config;
     const p = this.protection;
-    const lim = this.limits;
     const dialer = p.watchDialer(this.dialer);
     try {
       if (listen.socks) {
@@ -258,7 +239,7 @@ export class Daemon {
             onLoginFailure: p.loginFailure('node'),
           });
           this.nodeServers.push(server);
-          const at = await listenOn(server, address, 'the node');
+          const at = await listenOn(server, { kind: 'tcp', ...address }, 'the node');
           this.bound.node.push(at);
           p.watchServer(server, `node ${at}`);
         }
@@ -312,25 +293,30 @@ export class Daemon {
     const httpClosed = new Promise<void>((resolve) =>
       this.http ? this.http.close(() => resolve()) : resolve(),
     );
-    const deadline = Date.now() + drainMs;
-    const active = () => this.dialer.stats().active + (this.nodeDialer?.stats().active ?? 0);
-    while (active() > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
+    // No probe may start on a draining link (it would fail, and count as a failure).
+    this.health.stop();
+    // Running downloads stop here and are saved as waiting, resumed at the next start;
+    // their connections then leave the links' drain.
+    await this.rpcService?.close();
+    const links = [...this.opts.links, this.direct];
+    const drained = Promise.all(links.map((l) => l.close())).then(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), drainMs)));
+    const done = await Promise.race([drained, deadline]);
+    clearTimeout(timer);
+    if (!done) {
+      const left = links.reduce((n, l) => n + l.stats().activeConnections, 0);
+      this.opts.logger.info(`closing ${left} connection(s) still open after the drain timeout`);
     }
-    const left = active();
-    if (left > 0) this.opts.logger.info(`closing ${left} connection(s) still open after the drain timeout`);
     this.socks?.closeAllConnections();
     this.http?.closeAllConnections();
     for (const n of this.nodeServers) n.closeAllConnections();
     await httpClosed;
     this.protection.stop();
-    // Running downloads stop here and are saved as waiting, resumed at the next start.
-    await this.rpcService?.close();
-    this.health.stop();
     this.pool.stop();
     this.nodePool?.stop();
     await this.control?.close();
-    for (const link of this.opts.links) link.destroy();
+    for (const link of links) link.destroy();
   }
 
   /** The links an RPC download starts on: every link not offline (all of them if none is up). */
@@ -401,26 +387,8 @@ export class Daemon {
   }
 }
 
-/** No open proxy: a front end beyond loopback needs credentials, or an explicit allowOpen. */
-function checkExposure(opts: DaemonOptions): void {
-  for (const [name, addr] of [
-    ['socks', opts.listen.socks],
-    ['http', opts.listen.http],
-  ] as const) {
-    if (!addr) continue;
-    const a = parseControlAddress(addr, `listen.${name}`);
-    if (a.kind === 'tcp' && !isLoopbackHost(a.host) && !opts.auth && !opts.allowOpen) {
-      throw new LinkmuxError(
-        'LINKMUX_ERR_USAGE',
-        `listen.${name} is ${addr}, beyond loopback, without auth: that would be an open proxy. ` +
-          'Set auth.username and auth.password, or listen on 127.0.0.1',
-      );
-    }
-  }
-}
-
-async function listenOn(server: Server, address: string, what: string): Promise<string> {
-  const a = parseControlAddress(address, what);
+async function listenOn(server: Server, a: ListenAddress, what: string): Promise<string> {
+  const address = formatControlAddress(a);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     const done = () => {
@@ -431,14 +399,20 @@ async function listenOn(server: Server, address: string, what: string): Promise<
     else server.listen({ host: a.host, port: a.port }, done);
   }).catch((err: unknown) => {
     const code = systemCode(err);
+    if (code === 'EADDRINUSE') {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_ADDRESS_IN_USE',
+        `cannot listen for ${what} on ${address}: the address is in use (another linkmux or proxy?): ` +
+          'stop that program, or choose another port in the config (listen)',
+        { cause: err },
+      );
+    }
     const why =
-      code === 'EADDRINUSE'
-        ? 'the address is in use (another linkmux or proxy?): stop it or choose another port'
-        : code === 'EADDRNOTAVAIL'
-          ? 'no interface has that address'
-          : code === 'EACCES'
-            ? 'ports below 1024 need root'
-            : String(err);
+      code === 'EADDRNOTAVAIL'
+        ? 'no interface has that address'
+        : code === 'EACCES'
+          ? 'ports below 1024 need root'
+          : String(err);
     throw new LinkmuxError('LINKMUX_ERR_USAGE', `cannot listen for ${what} on ${address}: ${why}`, {
       cause: err,
     });

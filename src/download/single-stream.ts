@@ -91,6 +91,8 @@ export async function singleStream(job: SingleStreamJob): Promise<DownloadSummar
         if (
           err instanceof LinkmuxError &&
           err.code !== 'LINKMUX_ERR_CONNECT' &&
+          err.code !== 'LINKMUX_ERR_REFUSED' &&
+          err.code !== 'LINKMUX_ERR_UNREACHABLE' &&
           err.code !== 'LINKMUX_ERR_TIMEOUT'
         )
           throw err;

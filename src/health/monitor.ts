@@ -198,14 +198,6 @@ export class HealthMonitor {
     if (this.probing()) this.schedule(entry, 0);
   }
 
-  /** Stops probing a link and forgets it (e.g. its interface went away). Unknown ids are ignored. */
-  remove(linkId: string): void {
-    const entry = this.entries.get(linkId);
-    if (!entry) return;
-    this.halt(entry);
-    this.entries.delete(linkId);
-  }
-
   state(linkId: string): LinkState {
     return this.entry(linkId).health.state;
   }
@@ -243,7 +235,7 @@ export class HealthMonitor {
       entry.connectFailStreak += 1;
       this.judgeConnects(entry);
     }
-    if ((input.type === 'connect-failed' || input.type === 'stall') && entry.health.state !== 'offline') {
+    if (input.type === 'connect-failed' && entry.health.state !== 'offline') {
       this.pullForward(entry);
     }
   }

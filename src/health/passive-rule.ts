@@ -64,6 +64,7 @@ export function passiveVerdict(
 /** Which failures count: timeouts and unreachables blame the path; the rest says little. */
 export function connectFailureKind(err: unknown): ConnectFailureKind {
   if (err instanceof LinkmuxError && err.code === 'LINKMUX_ERR_TIMEOUT') return 'timeout';
+  if (err instanceof LinkmuxError && err.code === 'LINKMUX_ERR_UNREACHABLE') return 'unreachable';
   const code = systemCode(err instanceof LinkmuxError ? err.cause : err) ?? systemCode(err);
   if (code === 'ETIMEDOUT') return 'timeout';
   if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH') return 'unreachable';

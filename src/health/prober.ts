@@ -105,8 +105,9 @@ export const DNS_PROBE_QUESTION: Readonly<Question> = Object.freeze({
 
 /**
  * DNS: one query through the link (UDP from a socket the link opened; TCP only
- * if the reply is truncated). Links that cannot carry UDP (relays) fail the
- * probe at once with a reason that says so, and the round's other targets decide.
+ * if the reply is truncated). Rounds never give it a link without UDP
+ * (`probeRound` reads the capability); a direct caller that does gets a
+ * failure saying so at once.
  */
 export async function probeDns(
   link: Link,
@@ -148,6 +149,8 @@ export const OUT_OF_DESCRIPTORS = 'out of file descriptors (this process, not th
 export function failureReason(err: unknown): string {
   if (err instanceof LinkmuxError) {
     if (err.code === 'LINKMUX_ERR_TIMEOUT') return 'timeout';
+    if (err.code === 'LINKMUX_ERR_REFUSED') return 'refused';
+    if (err.code === 'LINKMUX_ERR_UNREACHABLE') return 'unreachable';
     if (err.code === 'LINKMUX_ERR_ABORTED') return 'aborted';
     if (err.code === 'LINKMUX_ERR_DNS') return 'dns failed';
     if (err.code === 'LINKMUX_ERR_BIND_FAILED') return 'cannot bind to the link';
@@ -200,13 +203,24 @@ export type RoundResult =
       local?: true;
     };
 
-/** One probe round: every target at once; the first answer wins. Never rejects. */
+/**
+ * One probe round: every target the link can carry at once (a dns target needs
+ * `capabilities.udp`: relays are probed by their tcp and http targets); the
+ * first answer wins. Never rejects.
+ */
 export function probeRound(
   link: Link,
-  targets: readonly ProbeTarget[],
+  allTargets: readonly ProbeTarget[],
   opts: RoundOptions,
 ): Promise<RoundResult> {
-  if (targets.length === 0) return Promise.resolve({ ok: false, reason: 'no probe targets' });
+  if (allTargets.length === 0) return Promise.resolve({ ok: false, reason: 'no probe targets' });
+  const targets = allTargets.filter((t) => t.kind !== 'dns' || link.capabilities.udp);
+  if (targets.length === 0) {
+    return Promise.resolve({
+      ok: false,
+      reason: 'only dns probe targets, and this link carries no UDP: add a tcp or http target',
+    });
+  }
   const { clock, timers, timeoutMs, signal } = opts;
   const start = clock.now();
   const cancel = new AbortController();

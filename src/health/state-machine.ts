@@ -6,14 +6,14 @@
  *
  * The rules (F = failThreshold, R = riseThreshold):
  * - offline: F consecutive probe failures, from any state. Only active probes
- *   count: a passive connect failure or stall may be the destination's fault (a
+ *   count: a passive connect failure may be the destination's fault (a
  *   dead server times out on every link), and counting those would take every
  *   link offline at once.
  * - degraded ("use only if nothing better"): an online link goes degraded on
  *   - one probe failure (fewer than F in a row): an early warning, so new
  *     connections leave a link that is about to go offline 2 s before it does;
  *   - one slow probe (success with RTT > slowRttMs): the link works but badly;
- *   - a passive signal (connect failure or stall through the link).
+ *   - a passive signal (a connect failure through the link).
  *   Degraded links still serve when no online link exists, and open connections
  *   are never touched, so a wrong "degraded" costs little.
  * - online again: R consecutive fast probe successes. A slow success, a failure or
@@ -60,9 +60,7 @@ export type HealthInput =
   /** Passive: a connection through the link succeeded; `dst` is the IP address and port it reached. */
   | { type: 'connect-ok'; dst?: { host: string; port: number } }
   /** Passive verdict of the monitor: real connects time out through this link while others connect. */
-  | { type: 'connects-failing'; reason: string }
-  /** Passive: a transfer through the link stopped moving. */
-  | { type: 'stall'; reason: string };
+  | { type: 'connects-failing'; reason: string };
 
 export interface HealthThresholds {
   /** Consecutive probe failures that make a link offline. Default 3. */
@@ -173,13 +171,11 @@ export function step(
       if (s.state === 'offline') return { status: s };
       return move('offline', input.reason);
     }
-    case 'connect-failed':
-    case 'stall': {
+    case 'connect-failed': {
       if (s.state === 'offline') return { status: s };
       s.okStreak = 0;
       s.lastFailure = input.reason;
-      const what = input.type === 'stall' ? 'transfer stalled' : 'connect failed';
-      if (s.state === 'online') return move('degraded', `${what}: ${input.reason}`);
+      if (s.state === 'online') return move('degraded', `connect failed: ${input.reason}`);
       return { status: s };
     }
   }

@@ -86,13 +86,24 @@ export class DirectLink implements Link {
   }
 }
 
+/** No uplink is involved, so only the destination can be to blame for a refusal or a missing route. */
 function connectError(err: unknown, where: string): LinkmuxError {
   if (err instanceof LinkmuxError) return err;
-  const hint =
-    systemCode(err) === 'ECONNREFUSED'
-      ? 'connection refused: is the server running, on that port?'
-      : `${describe(err)}`;
-  return new LinkmuxError('LINKMUX_ERR_CONNECT', `cannot connect directly to ${where}: ${hint}`, {
-    cause: err,
-  });
+  const code = systemCode(err);
+  const prefix = `cannot connect directly to ${where}`;
+  if (code === 'ECONNREFUSED') {
+    return new LinkmuxError(
+      'LINKMUX_ERR_REFUSED',
+      `${prefix}: connection refused: is the server running, on that port?`,
+      { cause: err },
+    );
+  }
+  if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH') {
+    return new LinkmuxError(
+      'LINKMUX_ERR_UNREACHABLE',
+      `${prefix}: no route to it (${code}): check the address and this machine's routes`,
+      { cause: err },
+    );
+  }
+  return new LinkmuxError('LINKMUX_ERR_CONNECT', `${prefix}: ${describe(err)}`, { cause: err });
 }

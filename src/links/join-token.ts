@@ -138,13 +138,6 @@ export function normalizeFingerprint(text: string): string {
   return s.replace(/:/g, '').toLowerCase();
 }
 
-/** One line for humans: name, address, a fingerprint prefix and the links; never the secret. */
-export function describeToken(t: JoinToken): string {
-  const host = t.host.includes(':') ? `[${t.host}]` : t.host;
-  const links = t.links.length > 0 ? `links ${t.links.join(', ')}` : 'the node picks its link';
-  return `node ${t.name} at ${host}:${t.port} (certificate sha256 ${t.fingerprint.slice(0, 16)}…, ${links})`;
-}
-
 function tokenError(message: string): LinkmuxError {
   return new LinkmuxError('LINKMUX_ERR_TOKEN', message);
 }

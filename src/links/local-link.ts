@@ -301,8 +301,9 @@ export class LocalLink implements Link {
           { cause: err },
         );
       case 'ECONNREFUSED':
+        // The destination answered: not the link's fault (the dialer's race ends here).
         return new LinkmuxError(
-          'LINKMUX_ERR_CONNECT',
+          'LINKMUX_ERR_REFUSED',
           `${prefix}: connection refused; check the host and port`,
           {
             cause: err,

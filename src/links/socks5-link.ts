@@ -13,10 +13,11 @@
  * SOCKS5) and destroy the half-made socket; a certificate whose SHA-256 is not
  * the pinned one is refused before a byte of SOCKS5 is sent
  * (LINKMUX_ERR_NODE_AUTH); when the server itself cannot be reached the error
- * says so and carries no ECONNREFUSED cause (only a destination that refused,
- * reported by the server, does), so the dialer fails over to other links
- * instead of concluding the destination is closed; UDP is not offered (a
- * caller gets LINKMUX_ERR_UNSUPPORTED_PLATFORM and uses another link).
+ * is LINKMUX_ERR_CONNECT (the link failed: the dialer fails over), while only a
+ * destination that the server reports refused is LINKMUX_ERR_REFUSED (the race
+ * ends), and one it cannot reach LINKMUX_ERR_UNREACHABLE; UDP is not carried,
+ * as `capabilities.udp` declares (openUdp rejects with
+ * LINKMUX_ERR_LINK_CAPABILITY should a caller ask anyway).
  */
 import net from 'node:net';
 import type { Socket } from 'node:net';
@@ -105,8 +106,9 @@ export class Socks5Link implements Link {
   openUdp(_family: 4 | 6): Promise<UdpSocket> {
     return Promise.reject(
       new LinkmuxError(
-        'LINKMUX_ERR_UNSUPPORTED_PLATFORM',
-        `link ${this.id} relays TCP only (UDP through ${this.opts.kind} is not supported): UDP uses other links`,
+        'LINKMUX_ERR_LINK_CAPABILITY',
+        `link ${this.id} relays TCP only: ${this.serverText} carries no UDP (the link declares none); ` +
+          'UDP goes out of local links',
       ),
     );
   }
@@ -160,7 +162,7 @@ export class Socks5Link implements Link {
     }
   }
 
-  /** The server itself did not answer: no ECONNREFUSED cause, so the dialer tries other links. */
+  /** The server itself did not answer: the link failed (LINKMUX_ERR_CONNECT), so the dialer tries other links. */
   private serverError(err: unknown): LinkmuxError {
     const code = systemCode(err);
     const hint =

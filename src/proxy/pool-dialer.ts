@@ -10,8 +10,11 @@
  * candidate starts, up to `attempts` links; the first connection wins and the
  * others are aborted. So a dead link costs the client at most `staggerMs`, and
  * the client sees an error only when every candidate failed. A refused
- * connection is the destination's answer, not the link's fault: it ends the
- * race at once and does not count against the link.
+ * connection (LINKMUX_ERR_REFUSED, set by the link that heard it) is the
+ * destination's answer, not the link's fault: it ends the race at once and
+ * does not count against the link. Destinations the rules send direct go out
+ * of a DirectLink, like any other link; UDP goes only to links whose
+ * `capabilities.udp` says they carry it.
  *
  * Connections are counted per link from the moment a connect starts until the
  * socket closes (`connectionsOn`, for status). What the policies see as a
@@ -21,9 +24,9 @@
  * links before any of them has shown a rate.
  */
 import type { Socket as UdpSocket } from 'node:dgram';
-import net, { type Socket } from 'node:net';
-import { once } from 'node:events';
-import type { Destination } from '../links/link.js';
+import net from 'node:net';
+import type { Destination, Link } from '../links/link.js';
+import { DirectLink } from '../links/direct-link.js';
 import type { LinkPool } from '../scheduler/link-pool.js';
 import type { HealthInput } from '../health/state-machine.js';
 import { connectFailureKind } from '../health/passive-rule.js';
@@ -32,13 +35,7 @@ import { orderForFailover } from '../scheduler/failover.js';
 import { systemResolver, type Resolver } from '../net/resolve.js';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
-import {
-  LinkmuxError,
-  describe,
-  isDescriptorExhaustion,
-  isLinkmuxError,
-  systemCode,
-} from '../util/errors.js';
+import { LinkmuxError, describe, isDescriptorExhaustion, isLinkmuxError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
 import type { DialContext, Dialed, Dialer } from './dialer.js';
@@ -50,6 +47,8 @@ export interface PoolDialerOptions {
   /** Policies a rule may name with `policy:<name>`. */
   policies?: Record<string, Policy>;
   rules: RuleSet;
+  /** Carries what the rules send direct (default: a DirectLink of its own; its owner closes it). */
+  direct?: Link;
   /** Passive health signals (connect failures) go here. */
   report?: (link: string, input: HealthInput) => void;
   resolve?: Resolver;
@@ -130,8 +129,10 @@ export class PoolDialer implements Dialer {
   private readonly resolve: Resolver;
   private readonly clock: Clock;
   private readonly logger: Logger;
+  private readonly direct: Link;
 
   constructor(private readonly opts: PoolDialerOptions) {
+    this.direct = opts.direct ?? new DirectLink();
     this.resolve = opts.resolve ?? systemResolver;
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? silentLogger;
@@ -193,7 +194,11 @@ export class PoolDialer implements Dialer {
       case 'direct': {
         const address = await this.addressOf(target);
         this.checkClient(address, ctx, ruleNamed, where);
-        return { socket: await this.direct(address, port, ctx.signal), link: 'direct' };
+        const socket = await this.direct.connect(
+          { host: address, port },
+          { ...(ctx.signal ? { signal: ctx.signal } : {}), timeoutMs: this.opts.connectTimeoutMs ?? 10_000 },
+        );
+        return { socket, link: this.direct.id };
       }
       case 'link':
         return this.race(this.reachable([route.link], target, where), target, ctx.signal);
@@ -271,9 +276,17 @@ export class PoolDialer implements Dialer {
     return (await this.resolve(target.name as string, new Set([4, 6]))).address;
   }
 
-  /** The policy's pick, then the failover order: links that cannot carry UDP (relays) are skipped. */
+  /** The policy's pick among the links that declare UDP (relays do not), then the failover order. */
   async openUdp(family: 4 | 6, _ctx: DialContext = {}): Promise<{ socket: UdpSocket; link: string }> {
-    const snapshot = this.snapshot();
+    const all = this.snapshot();
+    const snapshot = all.filter((l) => this.opts.pool.get(l.id)?.capabilities.udp === true);
+    if (snapshot.length === 0 && all.length > 0) {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_LINK_CAPABILITY',
+        `no link can carry UDP: ${all.map((l) => l.id).join(', ')} ${all.length === 1 ? 'is a relay' : 'are relays'}, ` +
+          'which carry TCP only; add a local link for UDP',
+      );
+    }
     const first = this.opts.policy.pick(snapshot, { destination: 'udp', now: this.clock.now() });
     if (first === undefined) {
       throw new LinkmuxError('LINKMUX_ERR_NO_LINKS', 'no link is online for a UDP association');
@@ -281,7 +294,7 @@ export class PoolDialer implements Dialer {
     let last: unknown;
     for (const id of [first, ...orderForFailover(snapshot, first, { limit: snapshot.length })]) {
       const link = this.opts.pool.get(id);
-      if (!link) continue;
+      if (!link?.capabilities.udp) continue;
       try {
         const socket = await link.openUdp(family);
         const held = this.hold(id);
@@ -406,7 +419,7 @@ export class PoolDialer implements Dialer {
               finish(() => reject(err));
               return;
             }
-            if (systemCode((err as { cause?: unknown }).cause) === 'ECONNREFUSED') {
+            if (isLinkmuxError(err, 'LINKMUX_ERR_REFUSED')) {
               // The destination answered: every link would hear the same.
               finish(() => reject(err));
               return;
@@ -441,28 +454,16 @@ export class PoolDialer implements Dialer {
   ): LinkmuxError {
     // One link, or every relay refusing the destination: its own error says it best (SOCKS5 0x02 for a refusal).
     if (last instanceof LinkmuxError && (candidates.length === 1 || allDenied)) return last;
+    // The last failure's blame carries over: a timeout, or a destination the far side cannot reach.
+    const code =
+      last instanceof LinkmuxError &&
+      (last.code === 'LINKMUX_ERR_TIMEOUT' || last.code === 'LINKMUX_ERR_UNREACHABLE')
+        ? last.code
+        : 'LINKMUX_ERR_CONNECT';
     return new LinkmuxError(
-      last instanceof LinkmuxError && last.code === 'LINKMUX_ERR_TIMEOUT'
-        ? 'LINKMUX_ERR_TIMEOUT'
-        : 'LINKMUX_ERR_CONNECT',
+      code,
       `cannot reach ${shown}:${port} through ${candidates.join(', ')}: ${describe(last)}`,
       { cause: last },
     );
-  }
-
-  private async direct(ip: string, port: number, signal: AbortSignal | undefined): Promise<Socket> {
-    const socket = net.connect({ host: ip, port, autoSelectFamily: false });
-    const timeout = AbortSignal.timeout(this.opts.connectTimeoutMs ?? 10_000);
-    try {
-      await once(socket, 'connect', { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
-      return socket;
-    } catch (err) {
-      socket.destroy();
-      throw new LinkmuxError(
-        timeout.aborted ? 'LINKMUX_ERR_TIMEOUT' : 'LINKMUX_ERR_CONNECT',
-        `cannot reach ${ip}:${port} directly: ${timeout.aborted ? 'timed out' : describe(err)}`,
-        { cause: err },
-      );
-    }
   }
 }

@@ -76,3 +76,15 @@ export function createPolicy(name: string = DEFAULT_POLICY, opts: PolicyOptions 
     }
   }
 }
+
+/**
+ * One fresh policy for every name in POLICY_NAMES, all built with the same
+ * options: what rules naming `policy:<name>` draw from, so no name a user can
+ * write falls back silently to another policy.
+ */
+export function createPolicySet(opts: PolicyOptions = {}): Record<PolicyName, Policy> {
+  return Object.fromEntries(POLICY_NAMES.map((name) => [name, createPolicy(name, opts)])) as Record<
+    PolicyName,
+    Policy
+  >;
+}

@@ -17,10 +17,11 @@
  * after the reply are unshift()ed) and without any listener of ours, in its
  * initial read state (a 'data' listener or pipe() starts the flow); on failure
  * our listeners are removed too but the socket is left for the caller to
- * destroy. Failures are LinkmuxErrors: the node refusing us is
- * LINKMUX_ERR_NODE_AUTH, a REP code is mapped to the code (and for CONNECT, the
- * errno `cause`) a direct connect would have given, so a refused destination
- * looks like ECONNREFUSED to the dialer above. No message holds the password.
+ * destroy. Failures are LinkmuxErrors whose code says who is to blame: the
+ * node refusing us is LINKMUX_ERR_NODE_AUTH; REP 0x05 (the destination
+ * refused) is LINKMUX_ERR_REFUSED, which ends the dialer's race; REP 0x03/0x04
+ * (the far side cannot reach the destination) LINKMUX_ERR_UNREACHABLE; REP
+ * 0x02 LINKMUX_ERR_DENIED. No message holds the password.
  */
 import net from 'node:net';
 import type { Socket } from 'node:net';
@@ -412,12 +413,13 @@ function methodRefused(method: number, offered: number, server: string): Linkmux
   );
 }
 
-/** The error a REP code stands for; CONNECT ones carry the errno a direct connect would have had. */
+/** The error a REP code stands for, its code naming who is to blame. */
 function replyError(rep: number, server: string, where: string): LinkmuxError {
-  const errno = (code: string, text: string) =>
-    new LinkmuxError('LINKMUX_ERR_CONNECT', `${server} cannot reach ${where}: ${text} (reply ${hex(rep)})`, {
-      cause: Object.assign(new Error(`connect ${code} ${where} (through ${server})`), { code }),
-    });
+  const unreachable = (text: string) =>
+    new LinkmuxError(
+      'LINKMUX_ERR_UNREACHABLE',
+      `${server} cannot reach ${where}: ${text} (reply ${hex(rep)})`,
+    );
   switch (rep) {
     case REP.NOT_ALLOWED:
       return new LinkmuxError(
@@ -426,11 +428,14 @@ function replyError(rep: number, server: string, where: string): LinkmuxError {
           'if it should be reachable, add it to node.allow on that machine',
       );
     case REP.NETWORK_UNREACHABLE:
-      return errno('ENETUNREACH', 'network unreachable');
+      return unreachable('network unreachable');
     case REP.HOST_UNREACHABLE:
-      return errno('EHOSTUNREACH', 'host unreachable');
+      return unreachable('host unreachable');
     case REP.CONNECTION_REFUSED:
-      return errno('ECONNREFUSED', 'connection refused');
+      return new LinkmuxError(
+        'LINKMUX_ERR_REFUSED',
+        `${server} cannot reach ${where}: connection refused (reply ${hex(rep)}): nothing listens there`,
+      );
     case REP.TTL_EXPIRED:
       return new LinkmuxError(
         'LINKMUX_ERR_TIMEOUT',

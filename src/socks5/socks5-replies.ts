@@ -70,17 +70,36 @@ export function encodeErrorAnswer(answer: Socks5ErrorAnswer): Buffer | undefined
 }
 
 /**
- * The REP code for a dial that failed. The dialer rejects with a LinkmuxError
- * whose code says what kind of failure it was; the errno of its cause (walked
- * a few levels, since failover wraps errors) refines LINKMUX_ERR_CONNECT:
- * refused → 0x05, no route to the network → 0x03, to the host → 0x04. A
- * timeout or a name that does not resolve is "host unreachable" (0x04), which
- * clients show as such; no link at all is "network unreachable" (0x03); a
- * destination refused by the dialer's own rules (LINKMUX_ERR_DENIED) is 0x02.
+ * The REP code for a dial that failed, read from the error's own code, which
+ * says who is to blame (set where the fact was known: the link, the relay's
+ * reply): the destination refused → 0x05; the destination is unreachable, a
+ * timeout, a name that does not resolve or a family no link has → 0x04 (host
+ * unreachable); our links failed or there is none → 0x03 (network
+ * unreachable); refused by the rules or a relay's policy → 0x02. A bare system
+ * error (a dialer that is not linkmux's) is read by its own errno. Anything
+ * else is 0x01.
  */
 export function replyCodeForDialError(err: unknown): Socks5ReplyCode {
-  const errno = findErrno(err);
-  switch (errno) {
+  if (isLinkmuxError(err)) {
+    switch (err.code) {
+      case 'LINKMUX_ERR_REFUSED':
+        return REP.CONNECTION_REFUSED;
+      case 'LINKMUX_ERR_UNREACHABLE':
+      case 'LINKMUX_ERR_TIMEOUT':
+      case 'LINKMUX_ERR_DNS':
+      case 'LINKMUX_ERR_NO_ROUTE':
+        return REP.HOST_UNREACHABLE;
+      case 'LINKMUX_ERR_DENIED':
+        return REP.NOT_ALLOWED;
+      case 'LINKMUX_ERR_CONNECT':
+      case 'LINKMUX_ERR_NO_LINKS':
+      case 'LINKMUX_ERR_ALL_LINKS_FAILED':
+        return REP.NETWORK_UNREACHABLE;
+      default:
+        return REP.GENERAL_FAILURE;
+    }
+  }
+  switch (systemCode(err)) {
     case 'ECONNREFUSED':
       return REP.CONNECTION_REFUSED;
     case 'ENETUNREACH':
@@ -92,31 +111,7 @@ export function replyCodeForDialError(err: unknown): Socks5ReplyCode {
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return REP.HOST_UNREACHABLE;
+    default:
+      return REP.GENERAL_FAILURE;
   }
-  if (isLinkmuxError(err)) {
-    switch (err.code) {
-      case 'LINKMUX_ERR_TIMEOUT':
-      case 'LINKMUX_ERR_DNS':
-      case 'LINKMUX_ERR_NO_ROUTE':
-        return REP.HOST_UNREACHABLE;
-      case 'LINKMUX_ERR_DENIED':
-        return REP.NOT_ALLOWED;
-      case 'LINKMUX_ERR_NO_LINKS':
-      case 'LINKMUX_ERR_ALL_LINKS_FAILED':
-        return REP.NETWORK_UNREACHABLE;
-      default:
-        return REP.GENERAL_FAILURE;
-    }
-  }
-  return REP.GENERAL_FAILURE;
-}
-
-function findErrno(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let depth = 0; depth < 5 && e !== undefined && e !== null; depth++) {
-    const code = systemCode(e);
-    if (code !== undefined && !code.startsWith('LINKMUX_ERR_')) return code;
-    e = e instanceof Error ? e.cause : undefined;
-  }
-  return undefined;
 }

@@ -19,7 +19,12 @@ export const ERROR_CODES = {
   LINKMUX_ERR_DNS: 'a host name did not resolve',
   LINKMUX_ERR_NO_ROUTE:
     "no link has an address of the destination's family (an IPv6 destination over IPv4-only links)",
-  LINKMUX_ERR_CONNECT: 'a connection could not be opened',
+  LINKMUX_ERR_CONNECT: 'a connection could not be opened: the link failed',
+  LINKMUX_ERR_REFUSED: 'the destination refused the connection (no link is to blame)',
+  LINKMUX_ERR_UNREACHABLE:
+    'the destination is unreachable, as the far side of a relay (or the direct route) reports; not the link failing',
+  LINKMUX_ERR_LINK_CAPABILITY: 'the link cannot carry this kind of traffic (UDP through a relay)',
+  LINKMUX_ERR_ADDRESS_IN_USE: 'a listen address is already in use by another program',
   LINKMUX_ERR_TIMEOUT: 'a connection or transfer stalled past its timeout',
   LINKMUX_ERR_URL: 'the URL is malformed or not http(s)',
   LINKMUX_ERR_HTTP_STATUS: 'the server answered with an error status',

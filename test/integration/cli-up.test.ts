@@ -222,7 +222,8 @@ test('a port already in use: non-zero exit, the address named, nothing left list
   const busyPort = await listen(busy);
   const ports = { socks: await freePort(), http: busyPort, control: await freePort() };
   const { code, output } = await runToEnd(['up', '-c', await config('busy.yaml', upYaml(ports))]);
-  assert.equal(code, 2, `a listen failure is LINKMUX_ERR_USAGE (exit 2)\n${output}`);
+  assert.equal(code, 1, `a port in use is no usage error (exit 1)\n${output}`);
+  assert.match(output, /\[LINKMUX_ERR_ADDRESS_IN_USE\]/);
   assert.match(
     output,
     new RegExp(`cannot listen for HTTP proxy on 127\\.0\\.0\\.1:${busyPort}: the address is in use`),

@@ -303,7 +303,7 @@ test('unix socket: a stale socket file is removed at start; a live one and a pla
     await assert.rejects(
       startControlServer({ listen: live, status: threeLinkStatus, logger: silentLogger }),
       (err: unknown) =>
-        isLinkmuxError(err, 'LINKMUX_ERR_USAGE') &&
+        isLinkmuxError(err, 'LINKMUX_ERR_ADDRESS_IN_USE') &&
         err.message.includes(live) &&
         /already in use/.test(err.message),
     );
@@ -329,12 +329,12 @@ test('unix socket: a stale socket file is removed at start; a live one and a pla
   }
 });
 
-test('port in use → LINKMUX_ERR_USAGE naming the address and what to do', async () => {
+test('port in use → LINKMUX_ERR_ADDRESS_IN_USE naming the address and what to do', async () => {
   await withServer('127.0.0.1:0', threeLinkStatus, async (first) => {
     await assert.rejects(
       startControlServer({ listen: first.address, status: threeLinkStatus, logger: silentLogger }),
       (err: unknown) => {
-        assert.ok(isLinkmuxError(err, 'LINKMUX_ERR_USAGE'), String(err));
+        assert.ok(isLinkmuxError(err, 'LINKMUX_ERR_ADDRESS_IN_USE'), String(err));
         assert.match(
           err.message,
           new RegExp(`control API on ${first.address}: the address is already in use`),

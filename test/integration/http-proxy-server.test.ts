@@ -15,6 +15,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../../src/util/logger.js';
+import { LinkmuxError } from '../../src/util/errors.js';
+import type { Destination } from '../../src/links/link.js';
+import type { Dialer } from '../../src/proxy/dialer.js';
 import type { FakeDialer, Reply } from '../helpers/http-proxy-fixtures.js';
 import {
   closeServer,
@@ -34,6 +37,19 @@ import { tempDir } from '../helpers/loopback.js';
 
 // ---------------------------------------------------------------- shared setup
 
+/** The dialer applies the rules (as PoolDialer does): a denied destination is LINKMUX_ERR_DENIED, never dialed. */
+function denying(inner: FakeDialer, denied: (dst: Destination) => boolean): Dialer {
+  return {
+    dial: (dst, ctx) =>
+      denied(dst)
+        ? Promise.reject(
+            new LinkmuxError('LINKMUX_ERR_DENIED', `${dst.host}:${dst.port} is refused by a rule`),
+          )
+        : inner.dial(dst, ctx),
+    openUdp: (family, ctx) => inner.openUdp(family, ctx),
+  };
+}
+
 let origin: Awaited<ReturnType<typeof originServer>>;
 let dialer: FakeDialer;
 let proxy: Awaited<ReturnType<typeof startProxy>>;
@@ -43,8 +59,7 @@ before(async () => {
   origin = await originServer();
   dialer = fakeDialer(new Set([TIMEOUT_PORT]));
   proxy = await startProxy({
-    dialer,
-    rules: (dst) => (dst.host === 'denied.example' || dst.port === 6666 ? 'deny' : 'allow'),
+    dialer: denying(dialer, (dst) => dst.host === 'denied.example' || dst.port === 6666),
   });
 });
 
@@ -365,7 +380,7 @@ test('an origin that dies mid-body cuts the client response instead of completin
   );
 });
 
-test('rules: a denied destination is 403 before any dial', async () => {
+test("rules: a destination the dialer's rules deny is 403, nothing dialed", async () => {
   const dialsBefore = dialer.dials;
   const fwd = await viaProxy(proxy.port, 'http://denied.example/x');
   assert.equal(fwd.status, 403);

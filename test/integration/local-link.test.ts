@@ -160,7 +160,7 @@ for (const mode of ['address', 'device'] as const) {
   });
 
   test(
-    `${mode} mode: refused connection is a CONNECT error naming link and destination`,
+    `${mode} mode: refused connection is LINKMUX_ERR_REFUSED naming link and destination`,
     { skip },
     async () => {
       const srv = await echoServer();
@@ -169,7 +169,7 @@ for (const mode of ['address', 'device'] as const) {
       await assert.rejects(
         link.connect({ host: '127.0.0.1', port: srv.port }),
         (e) =>
-          isLinkmuxError(e, 'LINKMUX_ERR_CONNECT') &&
+          isLinkmuxError(e, 'LINKMUX_ERR_REFUSED') &&
           e.message.includes('link lo') &&
           e.message.includes(`127.0.0.1:${srv.port}`) &&
           /refused/.test(e.message),

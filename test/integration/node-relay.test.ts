@@ -18,6 +18,8 @@ import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { Daemon } from '../../src/daemon/daemon.js';
 import type { DaemonNodeOptions } from '../../src/daemon/daemon.js';
+import { runtimeDefaults } from '../../src/config/runtime.js';
+import { tcpAt } from '../helpers/runtime-config.js';
 import { Socks5Link } from '../../src/links/socks5-link.js';
 import type { Link } from '../../src/links/link.js';
 import { nodeLinkOptions, parseSocks5Link } from '../../src/links/remote-links.js';
@@ -62,37 +64,40 @@ before(async () => {
   });
 });
 
+/** `allow`: node.allow of the config (CIDRs the node relays to anyway); default 127.0.0.0/8. */
 async function startNode(
-  node: Partial<DaemonNodeOptions> = {},
+  node: Partial<DaemonNodeOptions> & { allow?: string[] } = {},
   more: { extraLinks?: Link[]; socks?: boolean } = {},
 ): Promise<{ daemon: Daemon; token: JoinToken }> {
   const links = loopbackLinks(2);
+  const { allow = ['127.0.0.0/8'], ...identityOver } = node;
+  const defaults = runtimeDefaults();
   const daemon = new Daemon({
     links: [...links, ...(more.extraLinks ?? [])],
-    listen: more.socks ? { socks: '127.0.0.1:0' } : {},
-    policy: 'adaptive',
-    connectTimeoutMs: 2_000,
-    failoverAttempts: 2,
-    health: {
-      intervalMs: 200,
-      timeoutMs: 500,
-      failThreshold: 3,
-      riseThreshold: 1,
-      slowRttMs: 500,
-      targets: [{ kind: 'tcp', host: '127.0.0.1', port: probePort }],
-    },
-    rules: [],
-    privateDirect: false,
+    config: runtimeDefaults({
+      listen: { socks: more.socks ? tcpAt('127.0.0.1:0') : undefined, http: undefined, control: undefined },
+      connectTimeoutMs: 2_000,
+      failover: { ...defaults.failover, attempts: 2 },
+      health: {
+        intervalMs: 200,
+        timeoutMs: 500,
+        failThreshold: 3,
+        riseThreshold: 1,
+        slowRttMs: 500,
+        targets: [{ kind: 'tcp', host: '127.0.0.1', port: probePort }],
+      },
+      privateDirect: false,
+      node: { ...defaults.node, allow },
+    }),
     logger: silentLogger,
     node: {
-      listen: ['127.0.0.1:0'],
+      listen: [{ host: '127.0.0.1', port: 0 }],
       certPem: identity.certPem,
       keyPem: identity.keyPem,
       fingerprint: identity.fingerprint,
       secret: identity.secret,
-      allow: ['127.0.0.0/8'],
       lend: links.map((l) => l.id),
-      ...node,
+      ...identityOver,
     },
   });
   await daemon.start();

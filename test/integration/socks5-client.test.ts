@@ -40,14 +40,24 @@ class DirectDialer implements Dialer {
       return { socket, link: 'direct' };
     } catch (err) {
       socket.destroy();
-      throw new LinkmuxError('LINKMUX_ERR_CONNECT', `cannot connect to ${dst.host}:${dst.port}`, {
-        cause: err,
-      });
+      // As linkmux's links do: a refusal is the destination's answer, said by the code.
+      const code = systemCode(err) === 'ECONNREFUSED' ? 'LINKMUX_ERR_REFUSED' : 'LINKMUX_ERR_CONNECT';
+      throw new LinkmuxError(code, `cannot connect to ${dst.host}:${dst.port}`, { cause: err });
     }
   }
 
   openUdp(): Promise<never> {
     return Promise.reject(new Error('no UDP in this test'));
+  }
+}
+
+/** Refuses every destination as PoolDialer's rules do (the front end only answers 0x02). */
+class DenyingDialer extends DirectDialer {
+  override async dial(dst: Destination): Promise<Dialed> {
+    throw new LinkmuxError(
+      'LINKMUX_ERR_DENIED',
+      `${dst.host}:${dst.port} is refused by rule 1 of the config`,
+    );
   }
 }
 
@@ -306,7 +316,7 @@ test('no credentials for a server that wants them is LINKMUX_ERR_NODE_AUTH', asy
 test('a rule that denies is LINKMUX_ERR_DENIED', async () => {
   await withScope(async (scope) => {
     const target = await scope.echo();
-    const socket = await scope.connect(await scope.socks({ auth: AUTH, rules: () => 'deny' }));
+    const socket = await scope.connect(await scope.socks({ auth: AUTH, dialer: new DenyingDialer() }));
     await rejectsWith(
       handshake(socket, { dst: { host: '127.0.0.1', port: target }, auth: AUTH }),
       'LINKMUX_ERR_DENIED',
@@ -315,16 +325,16 @@ test('a rule that denies is LINKMUX_ERR_DENIED', async () => {
   });
 });
 
-test('a refused port is LINKMUX_ERR_CONNECT with an ECONNREFUSED cause, as a direct connect would be', async () => {
+test('a refused port is LINKMUX_ERR_REFUSED: the destination answered (no errno is made up)', async () => {
   await withScope(async (scope) => {
     const closed = await freePort();
     const socket = await scope.connect(await scope.socks({ auth: AUTH }));
     const err = await rejectsWith(
       handshake(socket, { dst: { host: '127.0.0.1', port: closed }, auth: AUTH }),
-      'LINKMUX_ERR_CONNECT',
+      'LINKMUX_ERR_REFUSED',
       /cannot reach 127\.0\.0\.1:\d+: connection refused \(reply 0x05\)/,
     );
-    assert.equal(systemCode(err.cause), 'ECONNREFUSED');
+    assert.equal(err.cause, undefined);
   });
 });
 
@@ -398,13 +408,13 @@ function scripted(scope: Scope, method: string, reply?: string): Promise<number>
   });
 }
 
-test('each REP code becomes the error (and errno cause) a direct connect would give', async () => {
+test('each REP code becomes the error whose code says who is to blame, with no made-up errno', async () => {
   const cases: Array<[number, ErrorCode, string | undefined, RegExp]> = [
     [0x01, 'LINKMUX_ERR_CONNECT', undefined, /general failure \(reply 0x01\)/],
     [0x02, 'LINKMUX_ERR_DENIED', undefined, /add it to node\.allow on that machine/],
-    [0x03, 'LINKMUX_ERR_CONNECT', 'ENETUNREACH', /network unreachable \(reply 0x03\)/],
-    [0x04, 'LINKMUX_ERR_CONNECT', 'EHOSTUNREACH', /host unreachable \(reply 0x04\)/],
-    [0x05, 'LINKMUX_ERR_CONNECT', 'ECONNREFUSED', /connection refused \(reply 0x05\)/],
+    [0x03, 'LINKMUX_ERR_UNREACHABLE', undefined, /network unreachable \(reply 0x03\)/],
+    [0x04, 'LINKMUX_ERR_UNREACHABLE', undefined, /host unreachable \(reply 0x04\)/],
+    [0x05, 'LINKMUX_ERR_REFUSED', undefined, /connection refused \(reply 0x05\)/],
     [0x06, 'LINKMUX_ERR_TIMEOUT', undefined, /timed out \(reply 0x06\)/],
     [0x07, 'LINKMUX_ERR_CONNECT', undefined, /does not support this command \(reply 0x07\)/],
     [0x08, 'LINKMUX_ERR_CONNECT', undefined, /does not support this address type \(reply 0x08\)/],

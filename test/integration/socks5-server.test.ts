@@ -17,7 +17,7 @@ import type { Destination } from '../../src/links/link.js';
 import type { DialContext, Dialed, Dialer } from '../../src/proxy/dialer.js';
 import { createSocks5Server } from '../../src/proxy/socks5/socks5-server.js';
 import type { Socks5ServerOptions } from '../../src/proxy/socks5/socks5-server.js';
-import { LinkmuxError } from '../../src/util/errors.js';
+import { LinkmuxError, systemCode } from '../../src/util/errors.js';
 import { createLogger } from '../../src/util/logger.js';
 import { RawClient } from '../helpers/proxy-clients.js';
 
@@ -69,9 +69,9 @@ class FakeDialer implements Dialer {
       return { socket, link: 'fake0' };
     } catch (err) {
       socket.destroy();
-      throw new LinkmuxError('LINKMUX_ERR_CONNECT', `cannot connect to ${dst.host}:${dst.port}`, {
-        cause: err,
-      });
+      // As linkmux's links do: a refusal is the destination's answer, said by the code.
+      const code = systemCode(err) === 'ECONNREFUSED' ? 'LINKMUX_ERR_REFUSED' : 'LINKMUX_ERR_CONNECT';
+      throw new LinkmuxError(code, `cannot connect to ${dst.host}:${dst.port}`, { cause: err });
     } finally {
       ctx.signal?.removeEventListener('abort', onAbort);
     }
@@ -335,10 +335,21 @@ test('malformed requests get the RFC answer, then the server still serves', asyn
   await waitFor('all connections closed', async () => (await connections(server)) === 0);
 });
 
-test('a rule deny is answered 0x02 and nothing is dialed', async () => {
-  const { port, dialer } = await startSocks({
-    rules: (dst) => (dst.host === 'blocked.example' ? 'deny' : 'allow'),
-  });
+/** Refuses blocked.example as PoolDialer's rules do, before dialing anything. */
+class RuleDialer extends FakeDialer {
+  override async dial(dst: Destination, ctx: DialContext = {}): Promise<Dialed> {
+    if (dst.host === 'blocked.example') {
+      throw new LinkmuxError(
+        'LINKMUX_ERR_DENIED',
+        `${dst.host}:${dst.port} is refused by rule 1 of the config`,
+      );
+    }
+    return super.dial(dst, ctx);
+  }
+}
+
+test("the dialer's rule deny is answered 0x02 and nothing is dialed", async () => {
+  const { port, dialer } = await startSocks({ dialer: new RuleDialer() });
   const answer = await requestAnswer(
     port,
     `05010003 0f ${Buffer.from('blocked.example').toString('hex')} 01bb`,

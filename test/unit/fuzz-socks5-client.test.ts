@@ -262,11 +262,19 @@ function expectedCode(events: readonly Stripped[], offered: number): ErrorCode |
       return last.status === 0 ? 'LINKMUX_ERR_CONNECT' : 'LINKMUX_ERR_NODE_AUTH';
     case 'reply':
       if (last.rep === 0) return undefined;
-      return last.rep === 2
-        ? 'LINKMUX_ERR_DENIED'
-        : last.rep === 6
-          ? 'LINKMUX_ERR_TIMEOUT'
-          : 'LINKMUX_ERR_CONNECT';
+      switch (last.rep) {
+        case 2:
+          return 'LINKMUX_ERR_DENIED';
+        case 3:
+        case 4:
+          return 'LINKMUX_ERR_UNREACHABLE';
+        case 5:
+          return 'LINKMUX_ERR_REFUSED';
+        case 6:
+          return 'LINKMUX_ERR_TIMEOUT';
+        default:
+          return 'LINKMUX_ERR_CONNECT';
+      }
   }
 }
 

@@ -199,7 +199,7 @@ test('passive reports: degraded at once, the next probe pulled forward, unknown 
   assert.equal(events[0]?.reason, 'connect failed: timeout after 10000 ms');
   assert.deepEqual(monitor.status('up1').lastFailure, { reason: 'timeout after 10000 ms', at: 100 });
   monitor.report('direct', { type: 'connect-failed', reason: 'x' }); // not a link: ignored
-  monitor.report('up2', { type: 'stall', reason: 'no data for 30 s' });
+  monitor.report('up2', { type: 'connect-failed', reason: 'connection reset' });
 
   await timers.advance(400 + 20);
   // The next round of each link started one timeout after the previous one (500), not at 1000.
@@ -224,7 +224,7 @@ test('passive signals while offline change nothing but are remembered as the las
   monitor.start();
   await timers.advanceUntil(() => monitor.state('up1') === 'offline', 5_000);
   const n = events.length;
-  monitor.report('up1', { type: 'stall', reason: 'stalled' });
+  monitor.report('up1', { type: 'connect-failed', reason: 'stalled' });
   assert.equal(monitor.state('up1'), 'offline');
   assert.equal(events.length, n);
   assert.equal(monitor.status('up1').lastFailure?.reason, 'stalled');
@@ -272,8 +272,8 @@ test('stop() clears every timer, aborts probes in flight, is idempotent; start()
   assert.equal(timers.pending, 0);
 });
 
-test('links can be added and removed while running', async () => {
-  const { timers, script, monitor } = setup();
+test('links can be added while running', async () => {
+  const { timers, monitor } = setup();
   monitor.start();
   monitor.add(new FakeLink('up2'));
   assert.throws(() => monitor.add(new FakeLink('up2')), /already monitored/);
@@ -285,10 +285,6 @@ test('links can be added and removed while running', async () => {
       ['up2', 'online', 1],
     ],
   );
-  monitor.remove('up2');
-  monitor.remove('up2');
-  await timers.advance(2_000);
-  assert.equal(script.starts.filter((s) => s.link === 'up2').length, 1);
   monitor.stop();
   assert.equal(timers.pending, 0);
 });

@@ -16,7 +16,6 @@ const INPUT: Record<string, HealthInput> = {
   slow: { type: 'probe-ok', rttMs: 800 },
   fail: { type: 'probe-failed', reason: 'timeout' },
   conn: { type: 'connect-failed', reason: 'ETIMEDOUT' },
-  stall: { type: 'stall', reason: 'no data for 10 s' },
 };
 
 const S: Record<string, LinkState> = { on: 'online', deg: 'degraded', off: 'offline' };
@@ -81,7 +80,6 @@ test('state after each input (F = 3, R = 2, slow > 500 ms)', () => {
       want: 'deg deg deg deg deg',
     },
     { name: 'connect failure degrades', inputs: 'conn ok ok', want: 'deg deg on' },
-    { name: 'stall degrades', inputs: 'stall ok ok', want: 'deg deg on' },
     {
       name: 'a passive signal restarts the rise count',
       inputs: 'conn ok conn ok ok',
@@ -89,7 +87,7 @@ test('state after each input (F = 3, R = 2, slow > 500 ms)', () => {
     },
     {
       name: 'passive signals never take a link offline',
-      inputs: 'conn conn conn stall conn',
+      inputs: 'conn conn conn conn conn',
       want: 'deg deg deg deg deg',
     },
     {
@@ -187,7 +185,7 @@ test('status: counters, last observations and when the state began', () => {
   clock.advance(100);
   health.apply(INPUT.fail!);
   clock.advance(100);
-  health.apply(INPUT.stall!);
+  health.apply({ type: 'connect-failed', reason: 'no data for 10 s' });
   clock.advance(100);
   health.apply({ type: 'probe-ok', rttMs: 42 });
   assert.deepEqual(health.status(), {

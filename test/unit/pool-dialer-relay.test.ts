@@ -86,7 +86,7 @@ class FakeLink implements Link {
     switch (this.udpMode) {
       case 'tcp-only':
         throw new LinkmuxError(
-          'LINKMUX_ERR_UNSUPPORTED_PLATFORM',
+          'LINKMUX_ERR_LINK_CAPABILITY',
           `link ${this.id} relays TCP only (UDP through node ${this.id} is not supported): UDP uses other links`,
         );
       case 'broken':
@@ -362,12 +362,27 @@ test('every candidate refusing the destination: LINKMUX_ERR_DENIED (so SOCKS5 an
 
 // --- openUdp --------------------------------------------------------------------------
 
-test('openUdp skips a link that relays TCP only and returns the next one', async () => {
-  const { dialer, byId } = setup(['relay', 'eth0', 'wlan0'], { policy: fixed('relay') });
-  byId('relay').udpMode = 'tcp-only';
+/** A relay: declares no UDP (and would refuse it if asked). */
+function tcpOnly(link: FakeLink): void {
+  link.capabilities = { ...link.capabilities, udp: false };
+  link.udpMode = 'tcp-only';
+}
+
+test('openUdp: the policy sees only links that declare UDP; a relay is never asked', async () => {
+  const seen: string[][] = [];
+  const first: Policy = {
+    name: 'first',
+    pick: (links) => {
+      seen.push(links.map((l) => l.id));
+      return links[0]?.id;
+    },
+  };
+  const { dialer, byId } = setup(['relay', 'eth0', 'wlan0'], { policy: first });
+  tcpOnly(byId('relay'));
   const { socket, link } = await dialer.openUdp(4);
   assert.equal(link, 'eth0');
-  assert.equal(byId('relay').udpOpens, 1);
+  assert.deepEqual(seen, [['eth0', 'wlan0']]);
+  assert.equal(byId('relay').udpOpens, 0, 'capabilities are read, not discovered by a refusal');
   assert.equal(byId('eth0').udpOpens, 1);
   assert.equal(byId('wlan0').udpOpens, 0, 'the first link that can carry UDP wins');
   assert.equal(socket.address().address, '127.0.0.1', 'a real, bound socket');
@@ -385,24 +400,28 @@ test("openUdp uses the policy's pick when it can carry UDP", async () => {
   socket.close();
 });
 
-test('openUdp with no link able to carry UDP: LINKMUX_ERR_NO_LINKS naming the reason', async () => {
-  const { dialer, links, byId } = setup(['node/eth0', 'node/wlan0'], { policy: fixed('node/eth0') });
-  for (const l of links) l.udpMode = 'tcp-only';
-  const err = await rejects(dialer.openUdp(4), 'LINKMUX_ERR_NO_LINKS');
-  assert.match(err.message, /no online link can carry UDP/);
-  assert.match(err.message, /relays TCP only/);
-  assert.ok(isLinkmuxError(err.cause, 'LINKMUX_ERR_UNSUPPORTED_PLATFORM'), 'the last refusal is the cause');
+test('openUdp with only relays: LINKMUX_ERR_LINK_CAPABILITY naming them, no link asked', async () => {
+  const { dialer, links } = setup(['node/eth0', 'node/wlan0'], { policy: fixed('node/eth0') });
+  for (const l of links) tcpOnly(l);
+  const err = await rejects(dialer.openUdp(4), 'LINKMUX_ERR_LINK_CAPABILITY');
+  assert.match(err.message, /no link can carry UDP: node\/eth0, node\/wlan0 are relays/);
+  assert.match(err.message, /add a local link for UDP/);
   assert.deepEqual(
     links.map((l) => l.udpOpens),
-    [1, 1],
-    'each link asked once',
+    [0, 0],
+    'no link asked',
   );
   for (const l of links) assert.equal(dialer.connectionsOn(l.id), 0);
+});
 
-  // The reason is the last link's, whatever it was.
-  byId('node/wlan0').udpMode = 'broken';
+test('openUdp where the UDP links fail: LINKMUX_ERR_NO_LINKS with the last failure', async () => {
+  const { dialer, byId } = setup(['node/eth0', 'eth1'], { policy: fixed('eth1') });
+  tcpOnly(byId('node/eth0'));
+  byId('eth1').udpMode = 'broken';
   const broken = await rejects(dialer.openUdp(4), 'LINKMUX_ERR_NO_LINKS');
+  assert.match(broken.message, /no online link can carry UDP/);
   assert.match(broken.message, /EADDRNOTAVAIL/);
+  assert.equal(byId('node/eth0').udpOpens, 0);
 });
 
 test('openUdp with no link online: LINKMUX_ERR_NO_LINKS without asking any link', async () => {

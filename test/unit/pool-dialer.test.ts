@@ -25,7 +25,7 @@ import type { Rule } from '../../src/proxy/rules.js';
 import { createPolicy } from '../../src/scheduler/policies.js';
 import type { Policy } from '../../src/scheduler/snapshot.js';
 import { FakeClock } from '../../src/util/clock.js';
-import { LinkmuxError, isLinkmuxError } from '../../src/util/errors.js';
+import { LinkmuxError, isLinkmuxError, systemCode } from '../../src/util/errors.js';
 import type { ErrorCode } from '../../src/util/errors.js';
 
 // --- fixtures -------------------------------------------------------------------
@@ -34,7 +34,7 @@ import type { ErrorCode } from '../../src/util/errors.js';
 type Mode =
   | 'ok' // a real connection to the destination
   | 'fail' // rejects at once, like a link without a route
-  | 'refused' // rejects like a destination that refused (ECONNREFUSED)
+  | 'refused' // rejects like a destination that refused (LINKMUX_ERR_REFUSED)
   | 'hang' // never connects; rejects when aborted or after timeoutMs
   | 'late'; // connects after lateMs whatever the signal says (a link that ignores aborts)
 
@@ -66,9 +66,7 @@ class FakeLink implements Link {
           },
         );
       case 'refused':
-        throw new LinkmuxError('LINKMUX_ERR_CONNECT', `link ${this.id}: ${where}: connection refused`, {
-          cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
-        });
+        throw new LinkmuxError('LINKMUX_ERR_REFUSED', `link ${this.id}: ${where}: connection refused`);
       case 'hang':
         return new Promise<Socket>((_, reject) => {
           const timer = setTimeout(
@@ -99,7 +97,15 @@ class FakeLink implements Link {
       return socket;
     } catch (err) {
       socket.destroy();
-      throw new LinkmuxError('LINKMUX_ERR_CONNECT', `link ${this.id}: ${String(err)}`, { cause: err });
+      // As LocalLink does: the link that heard the refusal says so in the code.
+      const refused = systemCode(err) === 'ECONNREFUSED';
+      throw new LinkmuxError(
+        refused ? 'LINKMUX_ERR_REFUSED' : 'LINKMUX_ERR_CONNECT',
+        `link ${this.id}: ${String(err)}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 
@@ -283,10 +289,10 @@ test('a link that connects after losing the race has that socket destroyed', asy
   await eventually(() => sockets.size === 0, 'server side closed');
 });
 
-test('ECONNREFUSED ends the race: no failover, no health report (a fake refusal and a real one)', async () => {
+test('LINKMUX_ERR_REFUSED ends the race: no failover, no health report (a fake refusal and a real one)', async () => {
   const fake = setup(['a', 'b', 'c'], { policy: fixed('a') });
   fake.byId('a').mode = 'refused';
-  const err = await rejects(fake.dialer.dial(dst), 'LINKMUX_ERR_CONNECT');
+  const err = await rejects(fake.dialer.dial(dst), 'LINKMUX_ERR_REFUSED');
   assert.match(err.message, /refused/);
   assert.deepEqual(
     fake.links.map((l) => l.connects),
@@ -300,7 +306,7 @@ test('ECONNREFUSED ends the race: no failover, no health report (a fake refusal 
   const deadPort = (dead.address() as AddressInfo).port;
   await new Promise((r) => dead.close(r));
   const real = setup(['a', 'b'], { policy: fixed('a') });
-  await rejects(real.dialer.dial({ host: '127.0.0.1', port: deadPort }), 'LINKMUX_ERR_CONNECT');
+  await rejects(real.dialer.dial({ host: '127.0.0.1', port: deadPort }), 'LINKMUX_ERR_REFUSED');
   assert.deepEqual(
     real.links.map((l) => l.connects),
     [1, 0],

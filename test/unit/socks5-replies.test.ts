@@ -49,14 +49,16 @@ const sys = (code: string) => Object.assign(new Error(`connect ${code}`), { code
 const lmx = (code: ErrorCode, cause?: unknown) => new LinkmuxError(code, 'x', { cause });
 
 const dialCases: Array<[string, unknown, number]> = [
-  ['refused (errno in the cause)', lmx('LINKMUX_ERR_CONNECT', sys('ECONNREFUSED')), 0x05],
+  ['the destination refused', lmx('LINKMUX_ERR_REFUSED', sys('ECONNREFUSED')), 0x05],
+  ['a relay reports the destination refused (no cause)', lmx('LINKMUX_ERR_REFUSED'), 0x05],
+  ['the link failed: no route out of it', lmx('LINKMUX_ERR_CONNECT', sys('ENETUNREACH')), 0x03],
+  ['the link failed, however (the cause is not read)', lmx('LINKMUX_ERR_CONNECT', sys('EHOSTUNREACH')), 0x03],
+  ['the far side cannot reach the destination', lmx('LINKMUX_ERR_UNREACHABLE'), 0x04],
   [
-    'refused, wrapped twice by failover',
-    lmx('LINKMUX_ERR_ALL_LINKS_FAILED', lmx('LINKMUX_ERR_CONNECT', sys('ECONNREFUSED'))),
-    0x05,
+    'a refusal wrapped by something else is not dug out',
+    lmx('LINKMUX_ERR_ALL_LINKS_FAILED', lmx('LINKMUX_ERR_REFUSED')),
+    0x03,
   ],
-  ['network unreachable', lmx('LINKMUX_ERR_CONNECT', sys('ENETUNREACH')), 0x03],
-  ['host unreachable', lmx('LINKMUX_ERR_CONNECT', sys('EHOSTUNREACH')), 0x04],
   ['kernel timeout', lmx('LINKMUX_ERR_TIMEOUT', sys('ETIMEDOUT')), 0x04],
   ['linkmux connect timeout', lmx('LINKMUX_ERR_TIMEOUT'), 0x04],
   ['DNS', lmx('LINKMUX_ERR_DNS', sys('ENOTFOUND')), 0x04],
@@ -64,7 +66,8 @@ const dialCases: Array<[string, unknown, number]> = [
   ['no links', lmx('LINKMUX_ERR_NO_LINKS'), 0x03],
   ['all links failed, no errno', lmx('LINKMUX_ERR_ALL_LINKS_FAILED'), 0x03],
   ['aborted', lmx('LINKMUX_ERR_ABORTED'), 0x01],
-  ['other connect failure', lmx('LINKMUX_ERR_CONNECT', sys('EADDRNOTAVAIL')), 0x01],
+  ['other connect failure of the link', lmx('LINKMUX_ERR_CONNECT', sys('EADDRNOTAVAIL')), 0x03],
+  ['a link that cannot carry it', lmx('LINKMUX_ERR_LINK_CAPABILITY'), 0x01],
   ['bare system error', sys('ECONNREFUSED'), 0x05],
   ['not an error at all', 'boom', 0x01],
 ];

@@ -45,11 +45,6 @@ export function handleConnect(
     return;
   }
   const target = formatAuthority(dst);
-  if (ctx.rules(dst) === 'deny') {
-    ctx.logger.debug(`http: ${client} CONNECT ${target} refused by a rule`);
-    replyAndClose(socket, 403, `linkmux: ${target} is refused by a rule`);
-    return;
-  }
 
   const abort = new AbortController();
   const onEarlyClose = () => abort.abort();

@@ -50,6 +50,15 @@ export function dialFailure(err: unknown, target: string): ProxyFailure {
   if (code === 'LINKMUX_ERR_NO_ROUTE' && isLinkmuxError(err)) {
     return { status: 502, message: `linkmux: ${err.message}` };
   }
+  if (code === 'LINKMUX_ERR_REFUSED') {
+    return {
+      status: 502,
+      message: `linkmux: cannot connect to ${target} (ECONNREFUSED): nothing listens there`,
+    };
+  }
+  if (code === 'LINKMUX_ERR_UNREACHABLE') {
+    return { status: 502, message: `linkmux: ${target} is unreachable (no route to it)` };
+  }
   if (code === 'LINKMUX_ERR_NO_LINKS') {
     return { status: 502, message: `linkmux: no uplink is available to reach ${target}` };
   }

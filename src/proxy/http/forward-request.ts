@@ -73,12 +73,6 @@ export function handleRequest(
     sendFailure(res, { status: 400, message });
     return;
   }
-  if (ctx.rules(target.dst) === 'deny') {
-    const authority = formatAuthority(target.dst);
-    ctx.logger.debug(`http: ${client} ${req.method} ${authority} refused by a rule`);
-    sendFailure(res, { status: 403, message: `linkmux: ${authority} is refused by a rule` });
-    return;
-  }
   // Only now is the body worth sending: rejections above never asked for it.
   if (expectsContinue) res.writeContinue();
   forward(ctx, req, res, target, agentFor(ctx, req.socket, client));

@@ -20,7 +20,6 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Destination } from '../../links/link.js';
 import { systemCode } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
 import type { Dialer } from '../dialer.js';
@@ -29,7 +28,7 @@ import { replyAndClose } from './error-reply.js';
 import { handleRequest } from './forward-request.js';
 import type { BasicCredentials } from './proxy-auth.js';
 import { createBasicAuthCheck } from './proxy-auth.js';
-import type { HttpProxyContext, RuleVerdict } from './proxy-context.js';
+import type { HttpProxyContext } from './proxy-context.js';
 import { admitSocket } from '../shed.js';
 import type { FrontEndGate } from '../shed.js';
 
@@ -39,8 +38,6 @@ export interface HttpProxyOptions {
   /** When set, every request must carry these in Proxy-Authorization: Basic. */
   auth?: BasicCredentials;
   logger: Logger;
-  /** Decides per destination before any dial; 'deny' is answered 403. Default: allow all. */
-  rules?: (dst: Destination) => RuleVerdict;
   /**
    * Milliseconds without a byte in either direction after which a tunnel, a
    * forwarded exchange or a client connection is closed. Default 300 000 (5 min);
@@ -138,7 +135,6 @@ export function createHttpProxyServer(options: HttpProxyOptions): http.Server {
   const ctx: HttpProxyContext = {
     dialer: options.dialer,
     logger: options.logger,
-    rules: options.rules ?? (() => 'allow'),
     authorize: (header, clientIp) => {
       if (check === undefined || check(header)) return true;
       // No header is the usual first step (the client learns it must log in from the 407).

@@ -1,18 +1,14 @@
 /**
  * What the HTTP proxy's handlers share: the dialer they must open every
- * outbound connection through, the rules and credentials check, the logger and
+ * outbound connection through (which applies the rules), the credentials check, the logger and
  * the idle timeout. Built once per server from its options.
  */
-import type { Destination } from '../../links/link.js';
 import type { Logger } from '../../util/logger.js';
 import type { Dialer } from '../dialer.js';
-
-export type RuleVerdict = 'allow' | 'deny';
 
 export interface HttpProxyContext {
   dialer: Dialer;
   logger: Logger;
-  rules: (dst: Destination) => RuleVerdict;
   /**
    * True when the Proxy-Authorization value is acceptable (always true without
    * auth); a wrong value (not a missing one) is reported as a failed login of `clientIp`.

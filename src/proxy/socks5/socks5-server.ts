@@ -1,11 +1,11 @@
 /**
  * The SOCKS5 front end of `linkmux up` (RFC 1928 + RFC 1929 username/password).
  *
- *   client -> socks5 (CONNECT)       -> rules -> dialer.dial (a link) -> target     [pipeSockets]
+ *   client -> socks5 (CONNECT)       -> dialer.dial (rules, a link) -> target     [pipeSockets]
  *   client -> socks5 (UDP ASSOCIATE) -> relay socket <-> dialer.openUdp (one link) <-> targets
  *   client -> socks5 (BIND)          -> 0x07 command not supported
  *
- * It only parses, authenticates, applies rules and relays: every outbound
+ * It only parses, authenticates and relays (the dialer applies the rules): every outbound
  * socket comes from the Dialer. Domain names go to the dialer unresolved (the
  * link resolves them), and the reply's BND is the dialed socket's local address.
  *
@@ -55,8 +55,6 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long a refused client may take to read the answer and close before it is destroyed. */
 const LINGER_MS = 1_000;
 
-export type Socks5Rule = (dst: Destination) => 'allow' | 'deny';
-
 export interface Socks5ServerOptions {
   /** Opens every outbound TCP connection and UDP socket. */
   dialer: Dialer;
@@ -66,8 +64,6 @@ export interface Socks5ServerOptions {
   logger?: Logger;
   /** Time from accept to a complete request, in milliseconds. Default 10 000. */
   handshakeTimeoutMs?: number;
-  /** Destination policy applied before dialing (and to each UDP datagram); 'deny' answers 0x02. */
-  rules?: Socks5Rule | undefined;
   /**
    * Replaces `auth` with a check of its own (a linkmux node): undefined refuses
    * the client, a grant lets it in and may name the link its connections use.
@@ -99,7 +95,6 @@ export class Socks5Server extends net.Server {
   private readonly dialer: Dialer;
   private readonly logger: Logger;
   private readonly handshakeTimeoutMs: number;
-  private readonly rules: Socks5Rule | undefined;
   private readonly credentials: { username: Buffer; password: Buffer } | undefined;
   private readonly authenticate: Socks5ServerOptions['authenticate'];
   private readonly udp: boolean;
@@ -114,7 +109,6 @@ export class Socks5Server extends net.Server {
     this.dialer = opts.dialer;
     this.logger = opts.logger ?? silentLogger;
     this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-    this.rules = opts.rules;
     // Only digests are kept: fixed-length, constant-time comparable, and useless in a heap dump.
     this.credentials = opts.auth && {
       username: sha256(Buffer.from(opts.auth.username, 'utf8')),
@@ -270,10 +264,6 @@ export class Socks5Server extends net.Server {
       this.logger.debug(`socks5 ${peer}: CONNECT to port 0 refused`);
       return fail(REP.GENERAL_FAILURE);
     }
-    if (this.applyRules(dst, peer) === 'deny') {
-      this.logger.info(`socks5 ${peer}: CONNECT ${where} denied by a rule`);
-      return fail(REP.NOT_ALLOWED);
-    }
     let dialed;
     try {
       dialed = await this.dialer.dial(dst, {
@@ -326,7 +316,6 @@ export class Socks5Server extends net.Server {
         control: socket,
         declared,
         dialer: this.dialer,
-        rules: this.rules && ((dst) => this.applyRules(dst, peer)),
         logger: this.logger,
         peer,
       });
@@ -342,17 +331,6 @@ export class Socks5Server extends net.Server {
     // The control connection carries nothing more; reading it is how its close is seen.
     socket.on('data', discard);
     this.logger.debug(`socks5 ${peer}: UDP association on ${formatDestination(bnd)}`);
-  }
-
-  /** The rule's verdict; a throwing rule denies (failing closed) and is logged. */
-  private applyRules(dst: Destination, peer: string): 'allow' | 'deny' {
-    if (!this.rules) return 'allow';
-    try {
-      return this.rules(dst);
-    } catch (err) {
-      this.logger.error(`socks5 ${peer}: a rule failed on ${formatDestination(dst)}: ${describe(err)}`);
-      return 'deny';
-    }
   }
 
   private checkCredentials(username: Buffer, password: Buffer): Socks5Grant | undefined {

@@ -17,7 +17,6 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Socket } from 'node:net';
-import type { Destination } from '../../links/link.js';
 import { describe } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
 import type { Dialer } from '../dialer.js';
@@ -34,7 +33,6 @@ export interface UdpAssociationOptions {
   /** DST.ADDR/DST.PORT of the request: where the client will send from (0 = unknown). */
   declared: Socks5Address;
   dialer: Dialer;
-  rules?: ((dst: Destination) => 'allow' | 'deny') | undefined;
   logger: Logger;
   /** "ip:port" of the client, for logs. */
   peer: string;
@@ -133,8 +131,8 @@ export async function openUdpAssociation(opts: UdpAssociationOptions): Promise<U
       return;
     }
     const { host, port } = parsed.address;
-    if (port === 0 || opts.rules?.({ host, port }) === 'deny') {
-      logger.debug(`socks5 ${peer}: UDP datagram to ${host}:${port} dropped (port 0 or denied by a rule)`);
+    if (port === 0) {
+      logger.debug(`socks5 ${peer}: UDP datagram to ${host}:0 dropped`);
       return;
     }
     if (outbound) return sendOut(parsed.data, host, port);
