@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   LINKMUX_ERR_TOKEN: 'a join token is malformed, damaged or incomplete',
   LINKMUX_ERR_NODE_AUTH:
     'a relay node refused the credentials, or presented a certificate other than the pinned one',
+  LINKMUX_ERR_MPTCP: 'kernel MPTCP is unavailable here, or its endpoints and limits could not be set',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
