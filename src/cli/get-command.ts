@@ -28,6 +28,7 @@ interface GetFlags {
   ca?: string;
   insecure?: boolean;
   bind: 'auto' | 'device' | 'address';
+  server?: string;
 }
 
 export function registerGet(program: Command): void {
@@ -46,6 +47,10 @@ export function registerGet(program: Command): void {
       collect,
     )
     .option('--join <token>', "use a linkmux node's uplinks too (its join token; repeatable)", collect)
+    .option(
+      '--server <token>',
+      'download through this linkmux server: each connection is ONE MPTCP connection over every uplink (root)',
+    )
     .option(
       '-x, --connections-per-link <n>',
       'parallel connections on each link',
@@ -97,11 +102,11 @@ Examples:
       const minPiece = flags.minPiece !== undefined ? parsePiece(flags.minPiece) : undefined;
       const ca = flags.ca ? await readCa(flags.ca) : undefined;
       if (flags.insecure) logger.warn('--insecure: TLS certificates are not verified');
-      const { links } = await openLinks(
-        parseLinkFlags(flags.link ?? [], flags.join ?? []),
-        flags.bind,
-        logger,
-      );
+      const opened = await openLinks(parseLinkFlags(flags.link ?? [], flags.join ?? []), flags.bind, logger);
+      let links = opened.links;
+      const { openGetServer } = await import('./server-client.js');
+      const server = flags.server !== undefined ? await openGetServer(flags.server, opened, logger) : undefined;
+      if (server) links = [server.link];
       // Loaded here, not at the top: `linkmux --help` and the other commands start faster.
       const { download } = await import('../download/downloader.js');
       const progress = await chooseProgress(flags);
@@ -130,7 +135,9 @@ Examples:
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        for (const l of opened.links) l.destroy();
         for (const l of links) l.destroy();
+        await server?.paths.stop();
       }
     });
 }

@@ -14,6 +14,7 @@ import { registerNode } from './node-command.js';
 import { registerGateway } from './gateway-command.js';
 import { registerStatus } from './status-command.js';
 import { registerConfig } from './config-command.js';
+import { registerServer } from './server-command.js';
 import { reportError } from './report-error.js';
 import { VERSION } from '../version.js';
 
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerUp(program);
   registerNode(program);
   registerGateway(program);
+  registerServer(program);
   registerStatus(program);
   registerConfig(program);
   registerDemo(program);

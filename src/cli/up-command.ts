@@ -18,6 +18,8 @@ interface UpFlags {
   node?: boolean;
   policy?: string;
   bind?: 'auto' | 'device' | 'address';
+  server?: string;
+  cleanup?: boolean;
 }
 
 export function registerUp(program: Command): void {
@@ -40,6 +42,11 @@ export function registerUp(program: Command): void {
       collect,
     )
     .option('--join <token>', "use a linkmux node's uplinks too (its join token; repeatable)", collect)
+    .option(
+      '--server <token>',
+      'send every connection through this linkmux server over ONE MPTCP connection using every uplink (root)',
+    )
+    .option('--cleanup', 'remove the MPTCP endpoints, limits and rules a crashed `up --server` left, then exit')
     .option('--node', "also lend this machine's uplinks to the LAN as a node (node: in the config)")
     .option(
       '--policy <name>',
@@ -58,7 +65,9 @@ Examples:
   linkmux up                                   # every usable uplink, SOCKS5 on 127.0.0.1:1080, HTTP on :8080
   curl --socks5-hostname 127.0.0.1:1080 https://example.org/
   linkmux up -c linkmux.yaml --policy sticky
-  linkmux status                               # what every link is doing`,
+  linkmux status                               # what every link is doing
+  sudo linkmux up --server lmx1_…              # one connection over every uplink, through your linkmux server
+  sudo linkmux up --cleanup                    # after a crash of up --server: its MPTCP endpoints, limits, rules`,
     )
     .action(async (flags: UpFlags) => {
       const { loadConfig, mergeFlags } = await import('../config/load.js');
@@ -71,7 +80,13 @@ Examples:
         ...(flags.node ? { node: { enabled: true } } : {}),
         ...(flags.policy ? { policy: flags.policy as never } : {}),
         ...(flags.bind ? { bind: flags.bind } : {}),
+        ...(flags.server !== undefined ? { server: { token: flags.server } } : {}),
       });
+      if (flags.cleanup) {
+        const { cleanupServerClient } = await import('./server-client.js');
+        await cleanupServerClient(config);
+        return;
+      }
       await runDaemon(config, loaded.source);
     });
 }

@@ -52,6 +52,24 @@ export interface DaemonStatus {
   links: LinkStatus[];
   /** Present when this machine lends its uplinks as a linkmux node. */
   node?: NodeStatus;
+  /** Present with `up --server`: the server link and the MPTCP subflows per uplink. */
+  mptcp?: MptcpStatus;
+}
+
+export interface MptcpStatus {
+  /** Id of the server link (its bytes and state are in `links`). */
+  server: string;
+  uplinks: Array<{
+    dev: string;
+    address: string;
+    inService: boolean;
+    /** linkmux's MPTCP endpoint for it is installed (subflows may start from it). */
+    endpoint: boolean;
+    /** Open MPTCP subflows from its address, and their bytes (received / acked sent), summed. */
+    subflows: number;
+    bytesIn: number;
+    bytesOut: number;
+  }>;
 }
 
 export interface NodeStatus {

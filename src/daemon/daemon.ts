@@ -18,6 +18,7 @@ import { HealthMonitor } from '../health/monitor.js';
 import type { HealthConfig } from '../health/config.js';
 import type { HealthInput } from '../health/state-machine.js';
 import { createPolicy } from '../scheduler/policies.js';
+import { preferLink } from '../scheduler/prefer.js';
 import type { Policy } from '../scheduler/snapshot.js';
 import { PoolDialer } from '../proxy/pool-dialer.js';
 import { RuleSet, type Rule } from '../proxy/rules.js';
@@ -69,6 +70,10 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Also lend this machine's own links to the LAN as a linkmux node. */
   node?: DaemonNodeOptions | undefined;
+  /** `up --server`: this link gets every policy-routed connection while it is in service. */
+  prefer?: string | undefined;
+  /** Extra status sections (the MPTCP paths of `up --server`). */
+  extraStatus?: (() => Partial<DaemonStatus>) | undefined;
 }
 
 export interface DaemonNodeOptions {
@@ -117,7 +122,8 @@ export class Daemon {
     this.resolver = opts.resolver ?? new LinkResolver({ links: () => opts.links, logger: opts.logger });
     // Healthy links carry the queries first; an offline one is asked last, not never.
     this.resolver.preferBy((id) => stateRank(this.health.state(id)));
-    this.policy = createPolicy(opts.policy, opts.stickyTtlMs ? { ttlMs: opts.stickyTtlMs } : {});
+    const base = createPolicy(opts.policy, opts.stickyTtlMs ? { ttlMs: opts.stickyTtlMs } : {});
+    this.policy = opts.prefer !== undefined ? preferLink(opts.prefer, base) : base;
     this.dialer = new PoolDialer({
       pool: this.pool,
       policy: this.policy,
@@ -283,6 +289,7 @@ export class Daemon {
       ...(this.opts.node && this.nodeDialer
         ? { node: this.nodeStatus(this.opts.node, this.nodeDialer) }
         : {}),
+      ...this.opts.extraStatus?.(),
     };
   }
 

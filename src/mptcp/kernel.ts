@@ -28,6 +28,7 @@ import {
   limitsSetArgs,
   parseEndpoints,
   parseLimits,
+  type MptcpLimits,
 } from './ip-mptcp.js';
 import { MPTCP_POLICY, planCleanup, planPaths, type KernelPaths, type OwnedRecord, type PathUplink } from './plan.js';
 
@@ -40,8 +41,10 @@ export interface RecordStore {
 
 export const RECORD_FILE = 'mptcp-paths.json';
 
-export function fileRecordStore(dir: string): RecordStore {
-  const path = join(dir, RECORD_FILE);
+export const SERVER_RECORD_FILE = 'mptcp-server.json';
+
+export function fileRecordStore(dir: string, file = RECORD_FILE): RecordStore {
+  const path = join(dir, file);
   return {
     async read() {
       let text: string;
@@ -130,8 +133,30 @@ export class MptcpKernel {
     return { ran, skipped: changes.skipped };
   }
 
+  /**
+   * Raises the limits to at least `want` (a server accepting subflows), recording
+   * what was there first; cleanup() puts it back. Returns what it ran.
+   */
+  async raiseLimits(want: MptcpLimits): Promise<string[][]> {
+    const { limits } = await this.read();
+    const record = await this.store.read();
+    const target = {
+      subflows: Math.max(limits.subflows, want.subflows),
+      addAddrAccepted: Math.max(limits.addAddrAccepted, want.addAddrAccepted),
+    };
+    if (target.subflows === limits.subflows && target.addAddrAccepted === limits.addAddrAccepted) return [];
+    await this.store.write({
+      version: 1,
+      limitsBefore: record?.limitsBefore ?? limits,
+      limitsSet: target,
+      endpoints: record?.endpoints ?? [],
+    });
+    await this.runner.run('ip', limitsSetArgs(target));
+    return [limitsSetArgs(target)];
+  }
+
   /** Removes every endpoint linkmux recorded, restores the limits, deletes its rules and routes. */
-  async cleanup(): Promise<string[][]> {
+  async cleanup(opts: { rules?: boolean } = {}): Promise<string[][]> {
     const ran: string[][] = [];
     const record = await this.store.read();
     if (record) {
@@ -145,7 +170,7 @@ export class MptcpKernel {
         ran.push(limitsSetArgs(plan.limits));
       }
     }
-    ran.push(...(await planPolicyRoutes([], MPTCP_POLICY).remove(this.runner)));
+    if (opts.rules ?? true) ran.push(...(await planPolicyRoutes([], MPTCP_POLICY).remove(this.runner)));
     await this.store.remove();
     return ran;
   }

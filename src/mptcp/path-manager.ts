@@ -18,6 +18,9 @@ import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
 import type { MptcpKernel } from './kernel.js';
 import { pathUplinks, type PathUplink } from './plan.js';
+import type { MptcpStatus } from '../control/status-types.js';
+import type { Runner } from '../util/runner.js';
+import { SS_ARGS, parseSubflows, type SubflowTotals } from './subflows.js';
 
 export interface PathManagerOptions {
   /** The local links' interfaces, in preference order (the first in service carries new connections' first subflow). */
@@ -29,15 +32,13 @@ export interface PathManagerOptions {
   intervalMs?: number;
   /** Address family of the server (default 4). */
   family?: 4 | 6;
+  /** The server's port: subflows to it are counted per uplink for status (needs `runner`). */
+  serverPort?: number;
+  /** Runs `ss` for the subflow counts; none = no counts. */
+  runner?: Runner;
 }
 
-export interface PathStatus {
-  dev: string;
-  address: string;
-  inService: boolean;
-  /** An endpoint of linkmux's is installed for it. */
-  endpoint: boolean;
-}
+export type PathStatus = MptcpStatus['uplinks'][number];
 
 /** Refuses early, with the fix, when endpoints cannot be installed here. */
 export function checkCanManagePaths(uid = process.getuid?.(), platform = process.platform): void {
@@ -61,6 +62,9 @@ export class MptcpPathManager {
   private applying: Promise<void> = Promise.resolve();
   private lastKey = '';
   private installed = new Set<string>();
+  private subflows = new Map<string, SubflowTotals>();
+  private counting = false;
+  private ticks = 0;
   private readonly logger: Logger;
 
   constructor(private readonly opts: PathManagerOptions) {
@@ -79,6 +83,7 @@ export class MptcpPathManager {
     await this.sync();
     this.timer = setInterval(() => {
       this.applying = this.applying.then(() => this.sync()).catch(() => undefined);
+      if (++this.ticks % 5 === 0) void this.count();
     }, this.opts.intervalMs ?? 200);
     this.timer.unref();
   }
@@ -89,7 +94,30 @@ export class MptcpPathManager {
   }
 
   status(): PathStatus[] {
-    return this.uplinks().map((u) => ({ ...u, endpoint: this.installed.has(u.dev) }));
+    return this.uplinks().map((u) => {
+      const t = this.subflows.get(u.address);
+      return {
+        ...u,
+        endpoint: this.installed.has(u.dev),
+        subflows: t?.subflows ?? 0,
+        bytesIn: t?.bytesIn ?? 0,
+        bytesOut: t?.bytesOut ?? 0,
+      };
+    });
+  }
+
+  /** Refreshes the subflow counts (at most one `ss` at a time). */
+  private async count(): Promise<void> {
+    const { runner, serverPort } = this.opts;
+    if (!runner || serverPort === undefined || this.counting) return;
+    this.counting = true;
+    try {
+      this.subflows = parseSubflows((await runner.run('ss', SS_ARGS)).stdout, serverPort);
+    } catch (err) {
+      this.logger.debug(`mptcp: cannot count subflows: ${describe(err)}`);
+    } finally {
+      this.counting = false;
+    }
   }
 
   private async sync(): Promise<void> {
