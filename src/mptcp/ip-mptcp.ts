@@ -108,9 +108,12 @@ export function endpointAddArgs(e: MptcpEndpoint): string[] {
   ];
 }
 
-/** Deletes by id; the address is given too, so a reused id of someone else's endpoint is never hit. */
-export function endpointDelArgs(e: Pick<MptcpEndpoint, 'id' | 'address'>): string[] {
-  return ['mptcp', 'endpoint', 'delete', 'id', String(e.id), e.address];
+/**
+ * Deletes by id (iproute2 refuses an address beside a non-zero id); callers
+ * check first that the id still holds the address they recorded.
+ */
+export function endpointDelArgs(e: Pick<MptcpEndpoint, 'id'>): string[] {
+  return ['mptcp', 'endpoint', 'delete', 'id', String(e.id)];
 }
 
 export function limitsSetArgs(l: MptcpLimits): string[] {

@@ -64,6 +64,7 @@ export class MptcpPathManager {
   private installed = new Set<string>();
   private subflows = new Map<string, SubflowTotals>();
   private counting = false;
+  private lastError = '';
   private ticks = 0;
   private readonly logger: Logger;
 
@@ -130,8 +131,12 @@ export class MptcpPathManager {
       this.installed = new Set(uplinks.filter((u) => u.inService && !skipped.some((s) => s.dev === u.dev)).map((u) => u.dev));
       for (const s of skipped) this.logger.warn(`mptcp: ${s.dev}: ${s.reason}`);
       if (ran.length > 0) this.logger.info(`mptcp: ${ran.map((a) => `ip ${a.join(' ')}`).join('; ')}`);
+      this.lastError = '';
     } catch (err) {
-      this.logger.warn(`mptcp: could not update the endpoints (${describe(err)}); retrying`);
+      const text = describe(err);
+      // Retried every tick: said once per distinct failure, not five times a second.
+      if (text !== this.lastError) this.logger.warn(`mptcp: could not update the endpoints (${text}); retrying`);
+      this.lastError = text;
     }
   }
 
