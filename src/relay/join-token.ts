@@ -197,10 +197,10 @@ function parsePayload(p: Buffer): JoinToken {
   const links: string[] = [];
   for (let i = 0; i < count; i++) links.push(text(`link ${i + 1}`));
   if (at === p.length) return { name, host, port, fingerprint, secret, links };
-  const kindByte = take(1, 'the kind')[0];
+  // One byte more may be the kind; anything else is bytes after the last field.
+  const kindByte = p[at];
   const kind = (Object.keys(KIND_BYTE) as TokenKind[]).find((k) => KIND_BYTE[k] === kindByte);
-  if (kind === undefined) throw malformed(`kind ${kindByte} is unknown`);
-  if (at !== p.length) throw malformed(`${p.length - at} bytes follow the last field`);
+  if (kind === undefined || at + 1 !== p.length) throw malformed(`${p.length - at} bytes follow the last field`);
   return { name, host, port, fingerprint, secret, links, kind };
 }
 
