@@ -105,7 +105,8 @@ Examples:
       const opened = await openLinks(parseLinkFlags(flags.link ?? [], flags.join ?? []), flags.bind, logger);
       let links = opened.links;
       const { openGetServer } = await import('./server-client.js');
-      const server = flags.server !== undefined ? await openGetServer(flags.server, opened, logger) : undefined;
+      const server =
+        flags.server !== undefined ? await openGetServer(flags.server, opened, logger) : undefined;
       if (server) links = [server.link];
       // Loaded here, not at the top: `linkmux --help` and the other commands start faster.
       const { download } = await import('../download/downloader.js');

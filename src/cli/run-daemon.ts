@@ -31,7 +31,11 @@ export async function runDaemon(config: Config, source: string): Promise<void> {
   if (rt.server.token) {
     const { openServerClient } = await import('./server-client.js');
     const { ExecRunner } = await import('../util/runner.js');
-    server = openServerClient(rt.server, links, { resolve: resolver.resolve, runner: new ExecRunner(), logger });
+    server = openServerClient(rt.server, links, {
+      resolve: resolver.resolve,
+      runner: new ExecRunner(),
+      logger,
+    });
     if (server) links.push(server.link);
   }
   let node;

@@ -91,7 +91,7 @@ export async function cleanupServerClient(config: import('../config/schema.js').
   const ran = await clientKernel(new ExecRunner(), rt.server.stateDir).cleanup();
   process.stderr.write(
     ran.length === 0
-      ? 'nothing of linkmux\'s MPTCP paths was left\n'
+      ? "nothing of linkmux's MPTCP paths was left\n"
       : `removed: ${ran.map((a) => `ip ${a.join(' ')}`).join('\n         ')}\n`,
   );
 }
@@ -113,7 +113,14 @@ export async function openGetServer(
     );
   }
   const server = openServerClient(
-    { token, listen: { host: '::', port: token.port }, advertise: undefined, name: undefined, allow: [], stateDir: undefined },
+    {
+      token,
+      listen: { host: '::', port: token.port },
+      advertise: undefined,
+      name: undefined,
+      allow: [],
+      stateDir: undefined,
+    },
     opened.links,
     { resolve: opened.resolver.resolve, runner: new ExecRunner(), logger },
   );

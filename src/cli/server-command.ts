@@ -24,12 +24,24 @@ interface ServerFlags {
 export function registerServer(program: Command): void {
   program
     .command('server')
-    .description('relay for `up --server`: one MPTCP connection per client connection, over all its uplinks (foreground)')
+    .description(
+      'relay for `up --server`: one MPTCP connection per client connection, over all its uplinks (foreground)',
+    )
     .option('-c, --config <file>', 'YAML config (default: ./linkmux.yaml if present); see server: in it')
-    .option('--listen <addr>', 'HOST:PORT or a port (default [::]:7400, every address; the token is always required)')
-    .option('--advertise <host[:port]>', 'the address clients dial, written into the token (default: a public address here)')
+    .option(
+      '--listen <addr>',
+      'HOST:PORT or a port (default [::]:7400, every address; the token is always required)',
+    )
+    .option(
+      '--advertise <host[:port]>',
+      'the address clients dial, written into the token (default: a public address here)',
+    )
     .option('--name <name>', "the server's name in its token (default: host name)")
-    .option('--allow <cidr>', 'relay to this private/loopback network too (repeatable; default: none)', collect)
+    .option(
+      '--allow <cidr>',
+      'relay to this private/loopback network too (repeatable; default: none)',
+      collect,
+    )
     .option('--control <addr>', 'control API address, or "off" (default 127.0.0.1:9190)')
     .option('--state-dir <dir>', 'where the certificate, key and secret are kept (in server/ below it)')
     .option('--init', 'create the identity if needed, print the token and exit')

@@ -46,7 +46,10 @@ export function registerUp(program: Command): void {
       '--server <token>',
       'send every connection through this linkmux server over ONE MPTCP connection using every uplink (root)',
     )
-    .option('--cleanup', 'remove the MPTCP endpoints, limits and rules a crashed `up --server` left, then exit')
+    .option(
+      '--cleanup',
+      'remove the MPTCP endpoints, limits and rules a crashed `up --server` left, then exit',
+    )
     .option('--node', "also lend this machine's uplinks to the LAN as a node (node: in the config)")
     .option(
       '--policy <name>',

@@ -209,7 +209,10 @@ const serverListen = z.union([z.number(), z.string()]).transform((value, ctx) =>
   if (/^\d{1,5}$/.test(text) && Number(text) >= 1 && Number(text) <= 65535) return `[::]:${Number(text)}`;
   const hp = parseHostPort(text);
   if (hp && isIP(hp.host) !== 0 && hp.port >= 1) return formatHostPort(hp);
-  ctx.addIssue({ code: 'custom', message: `expected HOST:PORT with an IP address ([::]:7400 is every address) or a port, got ${JSON.stringify(value)}` });
+  ctx.addIssue({
+    code: 'custom',
+    message: `expected HOST:PORT with an IP address ([::]:7400 is every address) or a port, got ${JSON.stringify(value)}`,
+  });
   return z.NEVER;
 });
 

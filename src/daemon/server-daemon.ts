@@ -123,7 +123,11 @@ export class ServerDaemon {
     const info = this.server.address() as net.AddressInfo;
     this.bound = formatControlAddress({ kind: 'tcp', host: info.address, port: info.port });
     if (this.opts.control) {
-      this.control = await startControlServer({ listen: this.opts.control, status: () => this.status(), logger });
+      this.control = await startControlServer({
+        listen: this.opts.control,
+        status: () => this.status(),
+        logger,
+      });
     }
     this.pool.start();
     logger.info(

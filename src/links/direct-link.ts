@@ -60,7 +60,9 @@ export class DirectLink implements Link {
       (err) =>
         err instanceof LinkmuxError
           ? err
-          : new LinkmuxError('LINKMUX_ERR_CONNECT', `cannot connect to ${where}: ${describe(err)}`, { cause: err }),
+          : new LinkmuxError('LINKMUX_ERR_CONNECT', `cannot connect to ${where}: ${describe(err)}`, {
+              cause: err,
+            }),
     );
   }
 

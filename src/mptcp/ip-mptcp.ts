@@ -117,7 +117,15 @@ export function endpointDelArgs(e: Pick<MptcpEndpoint, 'id'>): string[] {
 }
 
 export function limitsSetArgs(l: MptcpLimits): string[] {
-  return ['mptcp', 'limits', 'set', 'subflows', String(l.subflows), 'add_addr_accepted', String(l.addAddrAccepted)];
+  return [
+    'mptcp',
+    'limits',
+    'set',
+    'subflows',
+    String(l.subflows),
+    'add_addr_accepted',
+    String(l.addAddrAccepted),
+  ];
 }
 
 export const ENDPOINT_SHOW_ARGS = ['mptcp', 'endpoint', 'show'];

@@ -30,7 +30,14 @@ import {
   parseLimits,
   type MptcpLimits,
 } from './ip-mptcp.js';
-import { MPTCP_POLICY, planCleanup, planPaths, type KernelPaths, type OwnedRecord, type PathUplink } from './plan.js';
+import {
+  MPTCP_POLICY,
+  planCleanup,
+  planPaths,
+  type KernelPaths,
+  type OwnedRecord,
+  type PathUplink,
+} from './plan.js';
 
 /** Where the ownership record lives (a file in production, memory in tests). */
 export interface RecordStore {
@@ -99,7 +106,10 @@ export class MptcpKernel {
 
   async read(): Promise<KernelPaths> {
     const ip = async (args: string[]) => (await this.runner.run('ip', args)).stdout;
-    return { endpoints: parseEndpoints(await ip(ENDPOINT_SHOW_ARGS)), limits: parseLimits(await ip(LIMITS_SHOW_ARGS)) };
+    return {
+      endpoints: parseEndpoints(await ip(ENDPOINT_SHOW_ARGS)),
+      limits: parseLimits(await ip(LIMITS_SHOW_ARGS)),
+    };
   }
 
   /** Source rules and routes so a subflow from an uplink's address leaves by that uplink. */
@@ -108,7 +118,9 @@ export class MptcpKernel {
   }
 
   /** Brings endpoints and limits to the plan; returns the `ip` argument arrays it ran. */
-  async apply(uplinks: readonly PathUplink[]): Promise<{ ran: string[][]; skipped: Array<{ dev: string; reason: string }> }> {
+  async apply(
+    uplinks: readonly PathUplink[],
+  ): Promise<{ ran: string[][]; skipped: Array<{ dev: string; reason: string }> }> {
     const current = await this.read();
     const before = await this.store.read();
     const changes = planPaths(uplinks, current, before);

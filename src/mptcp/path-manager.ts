@@ -128,14 +128,17 @@ export class MptcpPathManager {
     try {
       const { ran, skipped } = await this.opts.kernel.apply(uplinks);
       this.lastKey = key;
-      this.installed = new Set(uplinks.filter((u) => u.inService && !skipped.some((s) => s.dev === u.dev)).map((u) => u.dev));
+      this.installed = new Set(
+        uplinks.filter((u) => u.inService && !skipped.some((s) => s.dev === u.dev)).map((u) => u.dev),
+      );
       for (const s of skipped) this.logger.warn(`mptcp: ${s.dev}: ${s.reason}`);
       if (ran.length > 0) this.logger.info(`mptcp: ${ran.map((a) => `ip ${a.join(' ')}`).join('; ')}`);
       this.lastError = '';
     } catch (err) {
       const text = describe(err);
       // Retried every tick: said once per distinct failure, not five times a second.
-      if (text !== this.lastError) this.logger.warn(`mptcp: could not update the endpoints (${text}); retrying`);
+      if (text !== this.lastError)
+        this.logger.warn(`mptcp: could not update the endpoints (${text}); retrying`);
       this.lastError = text;
     }
   }

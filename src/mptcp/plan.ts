@@ -100,7 +100,10 @@ export function planPaths(
     const present = current.endpoints.filter((e) => e.address === u.address);
     const foreign = present.find((e) => !isOwned(e));
     if (foreign) {
-      skipped.push({ dev: u.dev, reason: `${u.address} already has endpoint id ${foreign.id}, not linkmux's: kept` });
+      skipped.push({
+        dev: u.dev,
+        reason: `${u.address} already has endpoint id ${foreign.id}, not linkmux's: kept`,
+      });
       continue;
     }
     if (!u.inService) continue;
@@ -120,7 +123,8 @@ export function planPaths(
   }
   const remove = owned.filter((o) => !keep.some((k) => k.id === o.id && k.address === o.address));
   const wanted = neededLimits(uplinks.length, current.limits);
-  const raise = wanted.subflows !== current.limits.subflows || wanted.addAddrAccepted !== current.limits.addAddrAccepted;
+  const raise =
+    wanted.subflows !== current.limits.subflows || wanted.addAddrAccepted !== current.limits.addAddrAccepted;
   const limitsBefore = record?.limitsBefore ?? (raise ? current.limits : undefined);
   const limitsSet = raise ? wanted : record?.limitsSet;
   return {

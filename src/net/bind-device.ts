@@ -81,7 +81,9 @@ function loadLibc(platform: NodeJS.Platform = process.platform): { libc: Libc } 
 }
 
 /** libc through koffi, or why it cannot be had (not Linux, koffi missing): loaded once, lazily. */
-export function socketLibc(platform: NodeJS.Platform = process.platform): { libc: Libc } | { reason: string } {
+export function socketLibc(
+  platform: NodeJS.Platform = process.platform,
+): { libc: Libc } | { reason: string } {
   return loadLibc(platform);
 }
 

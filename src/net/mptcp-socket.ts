@@ -75,7 +75,11 @@ export function mptcpSupport(family: 4 | 6 = 4): MptcpSupport {
 
 function openMptcpFd(family: 4 | 6): number {
   const libc = libcOrThrow();
-  const fd = libc.socket(family === 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_MPTCP);
+  const fd = libc.socket(
+    family === 4 ? AF_INET : AF_INET6,
+    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+    IPPROTO_MPTCP,
+  );
   if (fd < 0) {
     const code = libc.errnoName(libc.errno());
     const { reason, fix } = explainMptcpErrno(code);

@@ -200,7 +200,8 @@ function parsePayload(p: Buffer): JoinToken {
   // One byte more may be the kind; anything else is bytes after the last field.
   const kindByte = p[at];
   const kind = (Object.keys(KIND_BYTE) as TokenKind[]).find((k) => KIND_BYTE[k] === kindByte);
-  if (kind === undefined || at + 1 !== p.length) throw malformed(`${p.length - at} bytes follow the last field`);
+  if (kind === undefined || at + 1 !== p.length)
+    throw malformed(`${p.length - at} bytes follow the last field`);
   return { name, host, port, fingerprint, secret, links, kind };
 }
 
@@ -223,7 +224,8 @@ function fieldProblems(t: JoinToken): string[] {
     bad.push(`name: ${JSON.stringify(t.name)} is not 1-32 characters of A-Z a-z 0-9 . _ -`);
   if (typeof t.host !== 'string' || !isHost(t.host))
     bad.push(`host: ${JSON.stringify(t.host)} is neither an IP address nor a host name`);
-  if (t.kind !== undefined && !(t.kind in KIND_BYTE)) bad.push(`kind: ${JSON.stringify(t.kind)} is not node or server`);
+  if (t.kind !== undefined && !(t.kind in KIND_BYTE))
+    bad.push(`kind: ${JSON.stringify(t.kind)} is not node or server`);
   if (!Array.isArray(t.links) || t.links.length > MAX_LINKS) {
     bad.push(`links: must be a list of at most ${MAX_LINKS} link ids`);
   } else {

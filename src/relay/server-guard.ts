@@ -27,7 +27,10 @@ export function serverGuard(
   return (ip) => {
     const c = canonicalIp(ip);
     if (c && own().some((a) => canonicalIp(a)?.ip === c.ip)) {
-      return { allowed: false, reason: `${ip} is an address of this server itself: it relays only to other hosts` };
+      return {
+        allowed: false,
+        reason: `${ip} is an address of this server itself: it relays only to other hosts`,
+      };
     }
     return policy.check(ip);
   };

@@ -69,7 +69,8 @@ function guessAdvertise(interfaces: readonly NetInterface[], port: number): stri
     if (!i.up || i.loopback) continue;
     for (const a of i.addresses) {
       const c = canonicalIp(a.address);
-      if (c && specialAddressKind(c) === undefined) return a.family === 6 ? `[${a.address}]:${port}` : `${a.address}:${port}`;
+      if (c && specialAddressKind(c) === undefined)
+        return a.family === 6 ? `[${a.address}]:${port}` : `${a.address}:${port}`;
     }
   }
   return undefined;

@@ -13,10 +13,12 @@ export function preferLink(id: string, fallback: Policy): Policy {
     pick(links, ctx) {
       const preferred = links.find((l) => l.id === id);
       if (preferred && inService(preferred.state)) return id;
-      return fallback.pick(
-        links.filter((l) => l.id !== id),
-        ctx,
-      ) ?? (preferred && preferred.state !== 'offline' ? id : undefined);
+      return (
+        fallback.pick(
+          links.filter((l) => l.id !== id),
+          ctx,
+        ) ?? (preferred && preferred.state !== 'offline' ? id : undefined)
+      );
     },
   };
 }

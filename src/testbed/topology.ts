@@ -160,7 +160,12 @@ export function planTopology(opts: TopologyOptions): TopologyPlan {
     }),
     ...(opts.policyTables && { policyTables: true as const }),
     ...(opts.farServer && {
-      farServer: { ns: `${opts.prefix}f`, address: FAR_SERVER_ADDRESS, dev: FAR_SERVER_DEV, bridgePort: 'far' },
+      farServer: {
+        ns: `${opts.prefix}f`,
+        address: FAR_SERVER_ADDRESS,
+        dev: FAR_SERVER_DEV,
+        bridgePort: 'far',
+      },
     }),
   };
 }

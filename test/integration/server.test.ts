@@ -44,7 +44,15 @@ async function startServer(opts: { allow?: string[]; own?: string[] }): Promise<
   await d.start();
   daemons.push(d);
   const port = Number(d.address.split(':').pop());
-  return { name: 'vps', host: '127.0.0.1', port, fingerprint: identity.fingerprint, secret: identity.secret, links: [], kind: 'server' };
+  return {
+    name: 'vps',
+    host: '127.0.0.1',
+    port,
+    fingerprint: identity.fingerprint,
+    secret: identity.secret,
+    links: [],
+    kind: 'server',
+  };
 }
 
 const link = (t: JoinToken) => new Socks5Link(serverLinkOptions(t, { resolve: createResolver() }));
@@ -76,25 +84,28 @@ test('relays through one MPTCP connection when the destination is allowed', { sk
   l.destroy();
 });
 
-test('refuses loopback, private ranges and its own addresses; allow does not open itself', { skip }, async () => {
-  const t = await startServer({ allow: ['198.18.77.0/24'] });
-  const l = link(t);
-  for (const host of ['127.0.0.1', '10.1.2.3', '192.168.1.1', '::1', '198.18.77.1']) {
-    await assert.rejects(
-      l.connect({ host, port: 80 }, { timeoutMs: 5000 }),
-      (e) => isLinkmuxError(e, 'LINKMUX_ERR_DENIED'),
-      host,
-    );
-  }
-  l.destroy();
-});
+test(
+  'refuses loopback, private ranges and its own addresses; allow does not open itself',
+  { skip },
+  async () => {
+    const t = await startServer({ allow: ['198.18.77.0/24'] });
+    const l = link(t);
+    for (const host of ['127.0.0.1', '10.1.2.3', '192.168.1.1', '::1', '198.18.77.1']) {
+      await assert.rejects(
+        l.connect({ host, port: 80 }, { timeoutMs: 5000 }),
+        (e) => isLinkmuxError(e, 'LINKMUX_ERR_DENIED'),
+        host,
+      );
+    }
+    l.destroy();
+  },
+);
 
 test('refuses a guessed secret and a client pinning another certificate', { skip }, async () => {
   const t = await startServer({ allow: ['127.0.0.0/8'], own: [] });
   const guessed = link({ ...t, secret: 'A'.repeat(42) + 'A' });
-  await assert.rejects(
-    guessed.connect({ host: '127.0.0.1', port: echoPort }, { timeoutMs: 5000 }),
-    (e) => isLinkmuxError(e, 'LINKMUX_ERR_NODE_AUTH'),
+  await assert.rejects(guessed.connect({ host: '127.0.0.1', port: echoPort }, { timeoutMs: 5000 }), (e) =>
+    isLinkmuxError(e, 'LINKMUX_ERR_NODE_AUTH'),
   );
   const pinned = link({ ...t, fingerprint: '0'.repeat(64) });
   await assert.rejects(

@@ -99,7 +99,17 @@ async function download(bed: Testbed, out: string, limitSec = 60) {
     bed,
     bed.clientNs,
     'curl',
-    ['-sS', '--fail', '--max-time', String(limitSec), '--socks5-hostname', '127.0.0.1:1080', '-o', out, bed.url('f32.bin')],
+    [
+      '-sS',
+      '--fail',
+      '--max-time',
+      String(limitSec),
+      '--socks5-hostname',
+      '127.0.0.1:1080',
+      '-o',
+      out,
+      bed.url('f32.bin'),
+    ],
     (limitSec + 5) * 1000,
   );
   const sha = r.code === 0 ? await sha256In(bed, bed.clientNs, out) : '';
@@ -112,83 +122,110 @@ async function rxBytes(bed: Testbed): Promise<Record<string, number>> {
   return Object.fromEntries(bed.uplinks.map((u) => [u.dev, c[u.dev]?.rx ?? 0]));
 }
 
-test('one download through up --server uses every uplink: ≥ 20 % each, near the sum', { skip: skipReason() }, async () => {
-  const bed = tb as Testbed;
-  const status = await (client as RunningDaemon).status();
-  assert.ok(status.mptcp, 'status has an mptcp section');
-  assert.deepEqual(
-    status.mptcp.uplinks.map((u) => [u.dev, u.endpoint]),
-    bed.uplinks.map((u) => [u.dev, true]),
-  );
-  const before = await rxBytes(bed);
-  const r = await download(bed, `/tmp/${bed.prefix}one.bin`);
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.sha, bed.files['f32.bin']?.sha256, 'intact');
-  const after = await rxBytes(bed);
-  const grew = bed.uplinks.map((u) => (after[u.dev] ?? 0) - (before[u.dev] ?? 0));
-  const total = grew.reduce((a, b) => a + b, 0);
-  const mbit = (32 * MiB * 8) / (r.ms / 1000) / 1e6;
-  const shares = grew.map((g) => g / total);
-  console.log(`one connection: ${mbit.toFixed(1)} Mbit/s; shares ${shares.map((s) => s.toFixed(2)).join(' ')}`);
-  for (const [i, s] of shares.entries()) assert.ok(s >= 0.2, `up${i} carried ${(s * 100).toFixed(0)} %`);
-  // The bench compares with single-link goodput measured in the same run; here, the nominal rates.
-  assert.ok(mbit >= 0.8 * 3 * RATE, `${mbit.toFixed(1)} Mbit/s over 3 × ${RATE}`);
-  const st = await (client as RunningDaemon).status();
-  assert.ok(st.links.some((l) => l.id === st.mptcp?.server && l.bytesIn > 32 * MiB), 'the server link carried it');
-});
+test(
+  'one download through up --server uses every uplink: ≥ 20 % each, near the sum',
+  { skip: skipReason() },
+  async () => {
+    const bed = tb as Testbed;
+    const status = await (client as RunningDaemon).status();
+    assert.ok(status.mptcp, 'status has an mptcp section');
+    assert.deepEqual(
+      status.mptcp.uplinks.map((u) => [u.dev, u.endpoint]),
+      bed.uplinks.map((u) => [u.dev, true]),
+    );
+    const before = await rxBytes(bed);
+    const r = await download(bed, `/tmp/${bed.prefix}one.bin`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.sha, bed.files['f32.bin']?.sha256, 'intact');
+    const after = await rxBytes(bed);
+    const grew = bed.uplinks.map((u) => (after[u.dev] ?? 0) - (before[u.dev] ?? 0));
+    const total = grew.reduce((a, b) => a + b, 0);
+    const mbit = (32 * MiB * 8) / (r.ms / 1000) / 1e6;
+    const shares = grew.map((g) => g / total);
+    console.log(
+      `one connection: ${mbit.toFixed(1)} Mbit/s; shares ${shares.map((s) => s.toFixed(2)).join(' ')}`,
+    );
+    for (const [i, s] of shares.entries()) assert.ok(s >= 0.2, `up${i} carried ${(s * 100).toFixed(0)} %`);
+    // The bench compares with single-link goodput measured in the same run; here, the nominal rates.
+    assert.ok(mbit >= 0.8 * 3 * RATE, `${mbit.toFixed(1)} Mbit/s over 3 × ${RATE}`);
+    const st = await (client as RunningDaemon).status();
+    assert.ok(
+      st.links.some((l) => l.id === st.mptcp?.server && l.bytesIn > 32 * MiB),
+      'the server link carried it',
+    );
+  },
+);
 
-test('a blackholed uplink mid-transfer: no reset, intact; it carries again once healed', { skip: skipReason() }, async () => {
-  const bed = tb as Testbed;
-  const out = `/tmp/${bed.prefix}bh.bin`;
-  const running = download(bed, out, 90);
-  await new Promise((r) => setTimeout(r, 3000));
-  await bed.blackhole(1);
-  try {
+test(
+  'a blackholed uplink mid-transfer: no reset, intact; it carries again once healed',
+  { skip: skipReason() },
+  async () => {
+    const bed = tb as Testbed;
+    const out = `/tmp/${bed.prefix}bh.bin`;
+    const running = download(bed, out, 90);
+    await new Promise((r) => setTimeout(r, 3000));
+    await bed.blackhole(1);
+    try {
+      await waitFor(
+        'up1 endpoint removed',
+        8_000,
+        async () => (await bed.exec(bed.clientNs, 'ip', ['mptcp', 'endpoint', 'show'])).stdout,
+        (s) => !s.includes('dev up1'),
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}\n${(client as RunningDaemon).log().slice(-4000)}`);
+      });
+    } finally {
+      await bed.unblackhole(1);
+    }
+    const r = await running;
+    assert.equal(r.code, 0, `the connection survived: ${r.stderr}`);
+    assert.equal(r.sha, bed.files['f32.bin']?.sha256, 'intact');
     await waitFor(
-      'up1 endpoint removed',
-      8_000,
+      'up1 endpoint back',
+      10_000,
       async () => (await bed.exec(bed.clientNs, 'ip', ['mptcp', 'endpoint', 'show'])).stdout,
-      (s) => !s.includes('dev up1'),
-    ).catch((err: unknown) => {
-      throw new Error(`${String(err)}\n${(client as RunningDaemon).log().slice(-4000)}`);
-    });
-  } finally {
-    await bed.unblackhole(1);
-  }
-  const r = await running;
-  assert.equal(r.code, 0, `the connection survived: ${r.stderr}`);
-  assert.equal(r.sha, bed.files['f32.bin']?.sha256, 'intact');
-  await waitFor(
-    'up1 endpoint back',
-    10_000,
-    async () => (await bed.exec(bed.clientNs, 'ip', ['mptcp', 'endpoint', 'show'])).stdout,
-    (s) => s.includes('dev up1'),
-  );
-  const before = await rxBytes(bed);
-  const again = await download(bed, `/tmp/${bed.prefix}healed.bin`);
-  assert.equal(again.code, 0, again.stderr);
-  const after = await rxBytes(bed);
-  assert.ok((after.up1 ?? 0) - (before.up1 ?? 0) > 4 * MiB, 'up1 carries traffic again');
-});
+      (s) => s.includes('dev up1'),
+    );
+    const before = await rxBytes(bed);
+    const again = await download(bed, `/tmp/${bed.prefix}healed.bin`);
+    assert.equal(again.code, 0, again.stderr);
+    const after = await rxBytes(bed);
+    assert.ok((after.up1 ?? 0) - (before.up1 ?? 0) > 4 * MiB, 'up1 carries traffic again');
+  },
+);
 
-test('after SIGTERM, and after kill -9 and up --cleanup, the kernel state is as before', { skip: skipReason() }, async () => {
-  const bed = tb as Testbed;
-  assert.notEqual(await kernelState(bed), kernelBefore, 'up --server changed something');
-  const c = client as RunningDaemon;
-  await c.stop();
-  client = undefined;
-  assert.equal(await kernelState(bed), kernelBefore, `SIGTERM restores everything\n${c.log().slice(-3000)}`);
+test(
+  'after SIGTERM, and after kill -9 and up --cleanup, the kernel state is as before',
+  { skip: skipReason() },
+  async () => {
+    const bed = tb as Testbed;
+    assert.notEqual(await kernelState(bed), kernelBefore, 'up --server changed something');
+    const c = client as RunningDaemon;
+    await c.stop();
+    client = undefined;
+    assert.equal(
+      await kernelState(bed),
+      kernelBefore,
+      `SIGTERM restores everything\n${c.log().slice(-3000)}`,
+    );
 
-  const d = await startClient(bed);
-  d.child.kill('SIGKILL');
-  await once(d.child, 'exit');
-  assert.notEqual(await kernelState(bed), kernelBefore, 'kill -9 leaves the endpoints');
-  await d.stop();
-  const cfg = `/tmp/${bed.prefix}cleanup.yaml`;
-  const { writeFile } = await import('node:fs/promises');
-  await writeFile(cfg, clientYaml(bed));
-  const r = await runIn(bed, bed.clientNs, process.execPath, [cliPath(), 'up', '--cleanup', '--config', cfg], 20_000);
-  await rm(cfg, { force: true });
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(await kernelState(bed), kernelBefore, 'up --cleanup restores everything');
-});
+    const d = await startClient(bed);
+    d.child.kill('SIGKILL');
+    await once(d.child, 'exit');
+    assert.notEqual(await kernelState(bed), kernelBefore, 'kill -9 leaves the endpoints');
+    await d.stop();
+    const cfg = `/tmp/${bed.prefix}cleanup.yaml`;
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(cfg, clientYaml(bed));
+    const r = await runIn(
+      bed,
+      bed.clientNs,
+      process.execPath,
+      [cliPath(), 'up', '--cleanup', '--config', cfg],
+      20_000,
+    );
+    await rm(cfg, { force: true });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await kernelState(bed), kernelBefore, 'up --cleanup restores everything');
+  },
+);

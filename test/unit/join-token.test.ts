@@ -370,5 +370,8 @@ test('kind: a node token is byte for byte what it was; a server token carries on
   payload[payload.length - 1] = 9;
   const sum = createHash('sha256').update(payload).digest().subarray(0, 4);
   const forged = TOKEN_PREFIX + Buffer.concat([payload, sum]).toString('base64url');
-  assert.throws(() => decodeJoinToken(forged), (e) => isLinkmuxError(e, 'LINKMUX_ERR_TOKEN') && /1 bytes follow/.test(e.message));
+  assert.throws(
+    () => decodeJoinToken(forged),
+    (e) => isLinkmuxError(e, 'LINKMUX_ERR_TOKEN') && /1 bytes follow/.test(e.message),
+  );
 });

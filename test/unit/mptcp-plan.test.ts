@@ -34,35 +34,68 @@ test('parseEndpoints reads every field of `ip mptcp endpoint show` (fixture)', a
   assert.deepEqual(parseEndpoints('2001:db8::2 port 5 dev eth1 id 3 fullmesh unknownflag\n'), [
     { address: '2001:db8::2', id: 3, flags: ['fullmesh'], dev: 'eth1', port: 5 },
   ]);
-  assert.throws(() => parseEndpoints('Error: mptcp not supported\n'), (e) => isLinkmuxError(e, 'LINKMUX_ERR_COMMAND_FAILED'));
+  assert.throws(
+    () => parseEndpoints('Error: mptcp not supported\n'),
+    (e) => isLinkmuxError(e, 'LINKMUX_ERR_COMMAND_FAILED'),
+  );
 });
 
 test('parseLimits reads the fixture and any order; refuses garbage', async () => {
   assert.deepEqual(parseLimits(await fixture('limits-show.txt')), { subflows: 2, addAddrAccepted: 0 });
   assert.deepEqual(parseLimits('subflows 8 add_addr_accepted 3'), { subflows: 8, addAddrAccepted: 3 });
-  assert.throws(() => parseLimits('subflows x'), (e) => isLinkmuxError(e, 'LINKMUX_ERR_COMMAND_FAILED'));
+  assert.throws(
+    () => parseLimits('subflows x'),
+    (e) => isLinkmuxError(e, 'LINKMUX_ERR_COMMAND_FAILED'),
+  );
 });
 
 test('ip argument builders: dev always given, delete by id only', () => {
   assert.deepEqual(endpointAddArgs({ address: '198.18.2.2', id: 201, dev: 'up1', flags: ['subflow'] }), [
-    'mptcp', 'endpoint', 'add', '198.18.2.2', 'dev', 'up1', 'id', '201', 'subflow',
+    'mptcp',
+    'endpoint',
+    'add',
+    '198.18.2.2',
+    'dev',
+    'up1',
+    'id',
+    '201',
+    'subflow',
   ]);
   assert.deepEqual(endpointDelArgs({ id: 201 }), ['mptcp', 'endpoint', 'delete', 'id', '201']);
   assert.deepEqual(limitsSetArgs({ subflows: 3, addAddrAccepted: 3 }), [
-    'mptcp', 'limits', 'set', 'subflows', '3', 'add_addr_accepted', '3',
+    'mptcp',
+    'limits',
+    'set',
+    'subflows',
+    '3',
+    'add_addr_accepted',
+    '3',
   ]);
 });
 
-const up = (i: number, inService = true): PathUplink => ({ dev: `up${i}`, address: `198.18.${i + 1}.2`, inService });
+const up = (i: number, inService = true): PathUplink => ({
+  dev: `up${i}`,
+  address: `198.18.${i + 1}.2`,
+  inService,
+});
 const empty = { endpoints: [], limits: { subflows: 2, addAddrAccepted: 0 } };
 
 test('plan: one endpoint per uplink in service, limits raised once, record of what was there', () => {
   const p = planPaths([up(0), up(1), up(2, false)], empty, undefined);
-  assert.deepEqual(p.add.map((e) => [e.dev, e.id]), [['up0', 200], ['up1', 201]]);
+  assert.deepEqual(
+    p.add.map((e) => [e.dev, e.id]),
+    [
+      ['up0', 200],
+      ['up1', 201],
+    ],
+  );
   assert.deepEqual(p.limits, { subflows: 3, addAddrAccepted: 3 });
   assert.deepEqual(p.record.limitsBefore, { subflows: 2, addAddrAccepted: 0 });
   assert.deepEqual(p.remove, []);
-  assert.deepEqual(neededLimits(12, { subflows: 0, addAddrAccepted: 0 }), { subflows: 8, addAddrAccepted: 8 });
+  assert.deepEqual(neededLimits(12, { subflows: 0, addAddrAccepted: 0 }), {
+    subflows: 8,
+    addAddrAccepted: 8,
+  });
 });
 
 test('plan: an uplink going offline loses only its own endpoint; a foreign one is never touched', () => {
@@ -101,7 +134,15 @@ test('plan: an uplink going offline loses only its own endpoint; a foreign one i
 test('pathUplinks takes the first address of the family, skipping link-local', () => {
   const u = pathUplinks(
     [
-      { name: 'up0', up: true, loopback: false, addresses: [{ address: 'fe80::1', family: 6, prefixLength: 64 }, { address: '198.18.1.2', family: 4, prefixLength: 24 }] },
+      {
+        name: 'up0',
+        up: true,
+        loopback: false,
+        addresses: [
+          { address: 'fe80::1', family: 6, prefixLength: 64 },
+          { address: '198.18.1.2', family: 4, prefixLength: 24 },
+        ],
+      },
       { name: 'wl0', up: true, loopback: false, addresses: [] },
     ],
     (d) => d === 'up0',
@@ -117,11 +158,14 @@ test('kernel: apply runs adds and limits once; the same state again runs nothing
     'ip mptcp limits show': 'add_addr_accepted 0 subflows 2 \n',
   });
   const r1 = await new MptcpKernel(first, store).apply([up(0), up(1)]);
-  assert.deepEqual(r1.ran.map((a) => a.join(' ')), [
-    'mptcp limits set subflows 2 add_addr_accepted 2',
-    'mptcp endpoint add 198.18.1.2 dev up0 id 200 subflow',
-    'mptcp endpoint add 198.18.2.2 dev up1 id 201 subflow',
-  ]);
+  assert.deepEqual(
+    r1.ran.map((a) => a.join(' ')),
+    [
+      'mptcp limits set subflows 2 add_addr_accepted 2',
+      'mptcp endpoint add 198.18.1.2 dev up0 id 200 subflow',
+      'mptcp endpoint add 198.18.2.2 dev up1 id 201 subflow',
+    ],
+  );
   const again = new FakeRunner({
     'ip mptcp endpoint show': shown,
     'ip mptcp limits show': 'add_addr_accepted 2 subflows 2 \n',
@@ -136,11 +180,14 @@ test('kernel: apply runs adds and limits once; the same state again runs nothing
     'ip -j -4 route show table all': '[]',
   });
   const ran = await new MptcpKernel(clean, store).cleanup();
-  assert.deepEqual(ran.map((a) => a.join(' ')), [
-    'mptcp endpoint delete id 200',
-    'mptcp endpoint delete id 201',
-    'mptcp limits set subflows 2 add_addr_accepted 0',
-  ]);
+  assert.deepEqual(
+    ran.map((a) => a.join(' ')),
+    [
+      'mptcp endpoint delete id 200',
+      'mptcp endpoint delete id 201',
+      'mptcp limits set subflows 2 add_addr_accepted 0',
+    ],
+  );
   assert.equal(store.value, undefined);
 });
 

@@ -627,7 +627,7 @@ describe('farServer option', () => {
   it('adds one namespace on the server bridge and leaves every other command as it was', () => {
     assert.deepEqual(far.farServer, { ns: 't-f', address: '198.19.0.20', dev: 'eth0', bridgePort: 'far' });
     assert.deepEqual(allNamespaces(far), [...allNamespaces(plain), 't-f']);
-    const lines = (p: typeof far) => formatCommands(setupCommands(p)).split("\n");
+    const lines = (p: typeof far) => formatCommands(setupCommands(p)).split('\n');
     const extra = lines(far).filter((l) => !lines(plain).includes(l));
     assert.deepEqual(extra, [
       'ip netns add t-f',
