@@ -7,7 +7,8 @@ import { parseHttpUrl } from '../download/http-request.js';
 import { LinkmuxError, isLinkmuxError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
 import { parseSize } from '../util/format.js';
-import { parseLinkFlags } from './open-links.js';
+import { openLinks, parseLinkFlags } from './open-links.js';
+import type { Link } from '../links/link.js';
 import { openGetLinks } from './get-links.js';
 import { choiceOption, collect, intOption, numberOption } from './options.js';
 import { jsonProgress, plainProgress } from './progress/plain-progress.js';
@@ -30,6 +31,7 @@ interface GetFlags {
   ca?: string;
   insecure?: boolean;
   bind: 'auto' | 'device' | 'address';
+  server?: string;
 }
 
 export function registerGet(program: Command): void {
@@ -48,6 +50,10 @@ export function registerGet(program: Command): void {
       collect,
     )
     .option('--join <token>', "use a linkmux node's uplinks too (its join token; repeatable)", collect)
+    .option(
+      '--server <token>',
+      'download through this linkmux server: each connection is ONE MPTCP connection over every uplink (root)',
+    )
     .option(
       '-x, --connections-per-link <n>',
       'parallel connections on each link',
@@ -103,12 +109,21 @@ Examples:
       const minPiece = flags.minPiece !== undefined ? parsePiece(flags.minPiece) : undefined;
       const ca = flags.ca ? await readCa(flags.ca) : undefined;
       if (flags.insecure) logger.warn('--insecure: TLS certificates are not verified');
-      const links = await openGetLinks(
-        urls,
-        parseLinkFlags(flags.link ?? [], flags.join ?? []),
-        flags.bind,
-        logger,
-      );
+      const requests = parseLinkFlags(flags.link ?? [], flags.join ?? []);
+      let links: Link[];
+      // The local links opened for the server's subflows are not in `links`, and are closed too.
+      let subflowLinks: Link[] = [];
+      let server: Awaited<ReturnType<typeof import('./server-client.js').openGetServer>>;
+      if (flags.server !== undefined) {
+        // Through a linkmux server: its MPTCP link carries everything (the local links are its subflows).
+        const opened = await openLinks(requests, flags.bind, logger);
+        const { openGetServer } = await import('./server-client.js');
+        server = await openGetServer(flags.server, opened, logger);
+        links = server ? [server.link] : opened.links;
+        subflowLinks = opened.links;
+      } else {
+        links = await openGetLinks(urls, requests, flags.bind, logger);
+      }
       // Loaded here, not at the top: `linkmux --help` and the other commands start faster.
       const { download } = await import('../download/downloader.js');
       const progress = await chooseProgress(flags);
@@ -137,7 +152,8 @@ Examples:
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
-        for (const l of links) l.destroy();
+        for (const l of new Set([...subflowLinks, ...links])) l.destroy();
+        await server?.paths.stop();
       }
     });
 }

@@ -15,6 +15,7 @@ import { registerGateway } from './gateway-command.js';
 import { registerStatus } from './status-command.js';
 import { registerConfig } from './config-command.js';
 import { registerService } from './service-command.js';
+import { registerServer } from './server-command.js';
 import { reportError } from './report-error.js';
 import { reportCommanderError } from './usage-errors.js';
 import { VERSION } from '../version.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerUp(program);
   registerNode(program);
   registerGateway(program);
+  registerServer(program);
   registerStatus(program);
   registerConfig(program);
   registerDemo(program);

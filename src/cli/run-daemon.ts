@@ -28,6 +28,17 @@ export async function runDaemon(config: Config, source: string, command: 'up' | 
     logger,
     rt.dns,
   );
+  let server: import('./server-client.js').ServerClient | undefined;
+  if (rt.server.token) {
+    const { openServerClient } = await import('./server-client.js');
+    const { ExecRunner } = await import('../util/runner.js');
+    server = openServerClient(rt.server, links, {
+      resolve: resolver.resolve,
+      runner: new ExecRunner(),
+      logger,
+    });
+    if (server) links.push(server.link);
+  }
   let node;
   if (rt.node.enabled) {
     const { prepareNode } = await import('../relay/node-setup.js');
@@ -71,14 +82,34 @@ export async function runDaemon(config: Config, source: string, command: 'up' | 
     node,
     command,
     rpc,
+    prefer: server?.link.id,
+    extraStatus: server && (() => ({ mptcp: server.status() })),
   });
-  await daemon.start();
+  if (server) {
+    server.follow((id) => daemon.health.state(id));
+    try {
+      await server.paths.start();
+    } catch (err) {
+      await server.paths.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+  try {
+    await daemon.start();
+  } catch (err) {
+    await server?.paths.stop().catch(() => undefined);
+    throw err;
+  }
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       logger.info(`${sig}: draining (up to ${rt.drainTimeoutMs / 1000} s), then exiting`);
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
-      void daemon.stop(rt.drainTimeoutMs).then(resolve);
+      void daemon
+        .stop(rt.drainTimeoutMs)
+        .then(() => server?.paths.stop())
+        .catch((err: unknown) => logger.error(`stopping: ${String(err)}`))
+        .then(resolve);
     };
     const onInt = () => stop('SIGINT');
     const onTerm = () => stop('SIGTERM');

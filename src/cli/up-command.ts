@@ -19,6 +19,8 @@ interface UpFlags {
   policy?: string;
   bind?: 'auto' | 'device' | 'address';
   rpc?: string | boolean;
+  server?: string;
+  cleanup?: boolean;
 }
 
 export function registerUp(program: Command): void {
@@ -41,6 +43,14 @@ export function registerUp(program: Command): void {
       collect,
     )
     .option('--join <token>', "use a linkmux node's uplinks too (its join token; repeatable)", collect)
+    .option(
+      '--server <token>',
+      'send every connection through this linkmux server over ONE MPTCP connection using every uplink (root)',
+    )
+    .option(
+      '--cleanup',
+      'remove the MPTCP endpoints, limits and rules a crashed `up --server` left, then exit',
+    )
     .option('--node', "also lend this machine's uplinks to the LAN as a node (node: in the config)")
     .option(
       '--policy <name>',
@@ -64,7 +74,9 @@ Examples:
   curl --socks5-hostname 127.0.0.1:1080 https://example.org/
   linkmux up -c linkmux.yaml --policy sticky
   linkmux up --rpc                             # + aria2 JSON-RPC on 127.0.0.1:6800 (AriaNg, extensions)
-  linkmux status                               # what every link is doing`,
+  linkmux status                               # what every link is doing
+  sudo linkmux up --server lmx1_…              # one connection over every uplink, through your linkmux server
+  sudo linkmux up --cleanup                    # after a crash of up --server: its MPTCP endpoints, limits, rules`,
     )
     .action(async (flags: UpFlags) => {
       const { loadConfig, mergeFlags } = await import('../config/load.js');
@@ -80,7 +92,13 @@ Examples:
         ...(flags.rpc !== undefined
           ? { rpc: { enabled: true, ...(typeof flags.rpc === 'string' ? { listen: off(flags.rpc) } : {}) } }
           : {}),
+        ...(flags.server !== undefined ? { server: { token: flags.server } } : {}),
       });
+      if (flags.cleanup) {
+        const { cleanupServerClient } = await import('./server-client.js');
+        await cleanupServerClient(config);
+        return;
+      }
       await runDaemon(config, loaded.source, 'up');
     });
 }

@@ -60,6 +60,18 @@ rpc:
   maxResults: 1000           # finished downloads kept in the list
   # stateDir: /var/lib/linkmux   # where the download list (rpc-session.json) lives
 
+# A linkmux server of your own (a VPS): every connection goes through it over
+# ONE kernel-MPTCP connection whose subflows use every uplink (root, Linux).
+# token: the line \`linkmux server --init\` printed there (a secret). The
+# other keys are for \`linkmux server\` itself.
+server:
+  # token: lmx1_…
+  listen: "[::]:7400"        # every address; the token is always required
+  allow: []                  # private networks the server may relay to (CIDRs)
+  # advertise: vps.example.org   # the address written into its token
+  # name: vps                # default: the host name
+  # stateDir: /var/lib/linkmux
+
 # How a socket is forced out of its link: auto, device (SO_BINDTODEVICE,
 # Linux, root) or address (source address; on Linux needs \`linkmux route setup\`).
 bind: auto

@@ -30,6 +30,16 @@ export interface RuntimeNode {
   stateDir: string | undefined;
 }
 
+/** `server:` — the client's server token, and `linkmux server`'s own settings. */
+export interface RuntimeServer {
+  token: JoinToken | undefined;
+  listen: HostPort;
+  advertise: string | undefined;
+  name: string | undefined;
+  allow: readonly string[];
+  stateDir: string | undefined;
+}
+
 /** Same shape as the control API's ControlAddress. */
 export type ListenAddress = ({ kind: 'tcp' } & HostPort) | { kind: 'unix'; path: string };
 
@@ -53,6 +63,7 @@ export interface RuntimeConfig {
   /** Nodes joined with their tokens. */
   join: readonly JoinToken[];
   node: RuntimeNode;
+  server: RuntimeServer;
   bind: 'auto' | 'device' | 'address';
   policy: PolicyName;
   policyOptions: PolicyOptions;
@@ -122,6 +133,14 @@ export function toRuntime(config: Config): RuntimeConfig {
     upstreams: config.links.filter(isSocks5LinkRequest).map((l) => parseSocks5Link(l)),
     join: config.join.map((t) => decodeJoinToken(t)),
     node: toNode(config.node),
+    server: {
+      token: config.server.token !== undefined ? decodeJoinToken(config.server.token) : undefined,
+      listen: parseHostPort(config.server.listen)!,
+      advertise: config.server.advertise,
+      name: config.server.name,
+      allow: [...config.server.allow],
+      stateDir: config.server.stateDir ?? config.node.stateDir,
+    },
     bind: config.bind,
     policy: config.policy,
     policyOptions: { ttlMs: ms(config.sticky.ttl), fallback: config.sticky.fallback },

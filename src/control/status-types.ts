@@ -54,6 +54,8 @@ export interface DaemonStatus {
   node?: NodeStatus;
   /** Connection caps, descriptors, refusals and failed logins (daemon/protection.ts). */
   protection?: ProtectionStatus;
+  /** Present with `up --server`: the server link and the MPTCP subflows per uplink. */
+  mptcp?: MptcpStatus;
 }
 
 export interface ProtectionStatus {
@@ -73,6 +75,22 @@ export interface ProtectionStatus {
   descriptorExhaustion: number;
   /** Failed logins since start, by front end (counters). */
   failedLogins: { socks5: number; http: number; node: number };
+}
+
+export interface MptcpStatus {
+  /** Id of the server link (its bytes and state are in `links`). */
+  server: string;
+  uplinks: Array<{
+    dev: string;
+    address: string;
+    inService: boolean;
+    /** linkmux's MPTCP endpoint for it is installed (subflows may start from it). */
+    endpoint: boolean;
+    /** Open MPTCP subflows from its address, and their bytes (received / acked sent), summed. */
+    subflows: number;
+    bytesIn: number;
+    bytesOut: number;
+  }>;
 }
 
 export interface NodeStatus {

@@ -18,6 +18,7 @@ import { LinkPool } from '../scheduler/link-pool.js';
 import { HealthMonitor } from '../health/monitor.js';
 import type { HealthInput } from '../health/state-machine.js';
 import { createPolicy, createPolicySet } from '../scheduler/policies.js';
+import { preferLink } from '../scheduler/prefer.js';
 import type { Policy } from '../scheduler/snapshot.js';
 import { PoolDialer } from '../proxy/pool-dialer.js';
 import { RuleSet } from '../proxy/rules.js';
@@ -77,6 +78,10 @@ export interface DaemonOptions {
   command?: 'up' | 'node';
   /** Serve the aria2 JSON-RPC (its own listener and /jsonrpc on the control address). */
   rpc?: DaemonRpcOptions | undefined;
+  /** `up --server`: this link gets every policy-routed connection while it is in service. */
+  prefer?: string | undefined;
+  /** Extra status sections (the MPTCP paths of `up --server`). */
+  extraStatus?: (() => Partial<DaemonStatus>) | undefined;
 }
 
 export interface DaemonNodeOptions {
@@ -137,7 +142,8 @@ export class Daemon {
     this.resolver = opts.resolver ?? new LinkResolver({ links: () => opts.links, logger: opts.logger });
     // Healthy links carry the queries first; an offline one is asked last, not never.
     this.resolver.preferBy((id) => stateRank(this.health.state(id)));
-    this.policy = createPolicy(cfg.policy, cfg.policyOptions);
+    const base = createPolicy(cfg.policy, cfg.policyOptions);
+    this.policy = opts.prefer !== undefined ? preferLink(opts.prefer, base) : base;
     this.dialer = new PoolDialer({
       pool: this.pool,
       policy: this.policy,
@@ -370,6 +376,7 @@ export class Daemon {
         ? { node: this.nodeStatus(this.opts.node, this.nodeDialer) }
         : {}),
       protection: this.protection.status(),
+      ...this.opts.extraStatus?.(),
     };
   }
 

@@ -21,12 +21,23 @@ import { formatDestination } from './local-link.js';
 export const DIRECT_LINK_ID = 'direct';
 
 export class DirectLink implements Link {
-  readonly id = DIRECT_LINK_ID;
   readonly capabilities: LinkCapabilities = { udp: true, remoteNames: false, families: new Set([4, 6]) };
-  readonly description = 'direct (plain sockets, no uplink: this machine and its LAN)';
-  private readonly sockets = new LinkSockets(DIRECT_LINK_ID);
+  readonly description: string;
+  private readonly sockets: LinkSockets;
   private readonly udp = new Set<dgram.Socket>();
   private state: 'open' | 'closing' | 'destroyed' = 'open';
+
+  /**
+   * `id` names it in status: 'direct' for the LAN route of `up` and `get`, or what
+   * `linkmux server` relays through ('internet': the server's one fast line).
+   */
+  constructor(readonly id: string = DIRECT_LINK_ID) {
+    this.sockets = new LinkSockets(id);
+    this.description =
+      id === DIRECT_LINK_ID
+        ? 'direct (plain sockets, no uplink: this machine and its LAN)'
+        : `${id} (plain sockets: this machine's routing table)`;
+  }
 
   async connect(dst: Destination, opts: ConnectOptions = {}): Promise<Socket> {
     const where = formatDestination(dst.host, dst.port);

@@ -12,6 +12,11 @@
  *   1+n B  name          n = 1..32, [A-Za-z0-9._-]
  *   1+n B  host          n = 1..253, an IP literal or a host name (ASCII)
  *      1 B  link count    0..16, then per link 1+n B (n = 1..32)
+ *    [1 B  kind]         absent = a node; 1 = a `linkmux server` (MPTCP relay)
+ *
+ * The kind byte came later: a node's token is byte for byte what it always was,
+ * and a token without it decodes as a node's, so every token already handed out
+ * keeps working. (An older linkmux refuses a server token as malformed.)
  *
  * Binary rather than JSON keeps a token near 130 characters, one line in any
  * terminal. Guarantees: decode tells apart, each with its own message, an
@@ -40,7 +45,12 @@ export interface JoinToken {
   secret: string;
   /** Ids of node uplinks offered as separate links; [] = the node picks (one link). */
   links: string[];
+  /** What made the token: a LAN node (default, also when absent) or a `linkmux server`. */
+  kind?: TokenKind;
 }
+
+export type TokenKind = 'node' | 'server';
+const KIND_BYTE: Record<TokenKind, number | undefined> = { node: undefined, server: 1 };
 
 export const TOKEN_PREFIX = 'lmx1_';
 const CHECKSUM_BYTES = 4;
@@ -79,6 +89,7 @@ export function encodeJoinToken(t: JoinToken): string {
     text(t.host),
     Buffer.from([t.links.length]),
     ...t.links.map(text),
+    ...kindBytes(t.kind),
   ]);
   return TOKEN_PREFIX + Buffer.concat([payload, checksum(payload)]).toString('base64url');
 }
@@ -175,8 +186,19 @@ function parsePayload(p: Buffer): JoinToken {
   if (count > MAX_LINKS) throw malformed(`${count} links, at most ${MAX_LINKS}`);
   const links: string[] = [];
   for (let i = 0; i < count; i++) links.push(text(`link ${i + 1}`));
-  if (at !== p.length) throw malformed(`${p.length - at} bytes follow the last field`);
-  return { name, host, port, fingerprint, secret, links };
+  if (at === p.length) return { name, host, port, fingerprint, secret, links };
+  // One byte more may be the kind; anything else is bytes after the last field.
+  const kindByte = p[at];
+  const kind = (Object.keys(KIND_BYTE) as TokenKind[]).find((k) => KIND_BYTE[k] === kindByte);
+  if (kind === undefined || at + 1 !== p.length)
+    throw malformed(`${p.length - at} bytes follow the last field`);
+  return { name, host, port, fingerprint, secret, links, kind };
+}
+
+/** Nothing for a node (old tokens stay byte-identical), one byte for a server. */
+function kindBytes(kind: TokenKind | undefined): Buffer[] {
+  const b = KIND_BYTE[kind ?? 'node'];
+  return b === undefined ? [] : [Buffer.from([b])];
 }
 
 /** "field: what is wrong" for each bad field, in layout order; never quotes the secret. */
@@ -192,6 +214,8 @@ function fieldProblems(t: JoinToken): string[] {
     bad.push(`name: ${JSON.stringify(t.name)} is not 1-32 characters of A-Z a-z 0-9 . _ -`);
   if (typeof t.host !== 'string' || !isHost(t.host))
     bad.push(`host: ${JSON.stringify(t.host)} is neither an IP address nor a host name`);
+  if (t.kind !== undefined && !(t.kind in KIND_BYTE))
+    bad.push(`kind: ${JSON.stringify(t.kind)} is not node or server`);
   if (!Array.isArray(t.links) || t.links.length > MAX_LINKS) {
     bad.push(`links: must be a list of at most ${MAX_LINKS} link ids`);
   } else {

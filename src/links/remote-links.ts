@@ -71,6 +71,11 @@ export function parseSocks5Link(text: string): Socks5LinkOptions {
 
 /** The links a join token gives: one per uplink the node offers, or one the node balances itself. */
 export function nodeLinkOptions(token: JoinToken): Socks5LinkOptions[] {
+  if (token.kind === 'server') {
+    throw usage(
+      `this is the token of linkmux server ${token.name}, not of a node: give it to --server (server.token)`,
+    );
+  }
   const base = {
     server: { host: token.host, port: token.port },
     pinnedFingerprint: token.fingerprint,

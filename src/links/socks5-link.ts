@@ -42,6 +42,12 @@ export interface Socks5LinkOptions {
   pinnedFingerprint?: string | undefined;
   /** "node office-pc" or "socks5 upstream": what the server is, for messages. */
   kind: string;
+  /**
+   * Opens the connection to the server and resolves once it is connected (the
+   * MPTCP socket of a `linkmux server`); TLS, when pinned, runs over it.
+   * Default: a plain TCP connect.
+   */
+  transport?: ((server: { host: string; port: number }, signal: AbortSignal) => Promise<Socket>) | undefined;
 }
 
 export class Socks5Link implements Link {
@@ -80,7 +86,7 @@ export class Socks5Link implements Link {
       where,
       `${this.serverText} or its uplink may be down; check \`linkmux status\``,
       async (signal) => {
-        const socket = this.sockets.track(this.openSocket());
+        const socket = this.sockets.track(await this.openSocket(signal));
         try {
           await this.reachServer(socket, signal);
           await socks5Connect(socket, {
@@ -127,10 +133,21 @@ export class Socks5Link implements Link {
     this.sockets.destroyAll();
   }
 
-  private openSocket(): Socket {
+  private async openSocket(signal: AbortSignal): Promise<Socket> {
     const { host, port } = this.opts.server;
+    let raw: Socket | undefined;
+    if (this.opts.transport) {
+      try {
+        raw = await this.opts.transport(this.opts.server, signal);
+      } catch (err) {
+        if (signal.aborted || (err instanceof LinkmuxError && err.code !== 'LINKMUX_ERR_CONNECT')) throw err;
+        throw this.serverError(err);
+      }
+      if (!this.opts.pinnedFingerprint) return raw;
+    }
     if (!this.opts.pinnedFingerprint) return net.connect({ host, port });
     return tls.connect({
+      ...(raw ? { socket: raw } : {}),
       host,
       port,
       // The certificate is self-signed and pinned: checked by fingerprint below, not by a CA.
@@ -143,6 +160,7 @@ export class Socks5Link implements Link {
   /** TCP (and TLS) to the server itself; a certificate other than the pinned one is refused. */
   private async reachServer(socket: Socket, signal: AbortSignal): Promise<void> {
     const pinned = this.opts.pinnedFingerprint;
+    if (!pinned && !socket.connecting) return; // a transport hands over connected sockets
     try {
       await once(socket, pinned ? 'secureConnect' : 'connect', { signal });
     } catch (err) {

@@ -41,7 +41,8 @@ const IFNAMSIZ = 16;
 
 export type BindDeviceSupport = { available: true } | { available: false; reason: string };
 
-interface Libc {
+/** The few libc calls socket code needs (shared with mptcp-socket.ts). */
+export interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
   bind(fd: number, addr: Buffer, len: number): number;
@@ -77,6 +78,13 @@ function loadLibc(platform: NodeJS.Platform = process.platform): { libc: Libc } 
     loaded = { reason: `the koffi FFI module could not be loaded (${describe(err)})` };
   }
   return loaded;
+}
+
+/** libc through koffi, or why it cannot be had (not Linux, koffi missing): loaded once, lazily. */
+export function socketLibc(
+  platform: NodeJS.Platform = process.platform,
+): { libc: Libc } | { reason: string } {
+  return loadLibc(platform);
 }
 
 /** Whether SO_BINDTODEVICE can be used at all here (does not check permission: see probeBindToDevice). */

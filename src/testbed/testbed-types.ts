@@ -26,6 +26,8 @@ export interface TestbedOptions {
   lanHosts?: number;
   /** No main-table default routes: per-uplink tables selected by `ip rule from <address>` (policy-tables.ts). */
   policyTables?: boolean;
+  /** Add the far-server host (`farServerNs`, 198.19.0.20) beside the web server, for `linkmux server`. */
+  farServer?: boolean;
   /** Also serve HTTPS on 443 with a self-signed certificate (see `caFile`). */
   https?: boolean;
   /** Files generated into a temp dir and served at /files/<name>. Default: 1m.bin (1 MiB), 4m.bin (4 MiB). */
@@ -74,6 +76,9 @@ export interface Testbed {
   lanNs?: string;
   /** The one server address, 198.19.0.10. */
   serverAddress: string;
+  /** With `farServer`: the far-server host's namespace and address (198.19.0.20). */
+  farServerNs?: string;
+  farServerAddress?: string;
   /** URL of a served file; `host` (default the server address) may be a name of the testbed DNS. */
   /** UDP port on the server address that echoes every datagram back (RFC 862's 7). */
   udpEchoPort: number;

@@ -116,6 +116,7 @@ export async function createTestbed(opts: TestbedOptions = {}): Promise<Testbed>
     machines: opts.machines,
     lanHosts: opts.lanHosts,
     policyTables: opts.policyTables,
+    ...(opts.farServer ? { farServer: true } : {}),
   });
   const tb = new NetnsTestbed(plan, runner, log);
   try {
@@ -138,6 +139,8 @@ class NetnsTestbed implements Testbed {
   readonly machines: TestbedMachine[];
   readonly lanHosts: TestbedLanHost[];
   readonly lanNs?: string;
+  readonly farServerNs?: string;
+  readonly farServerAddress?: string;
   caFile?: string;
   files: Record<string, { path: string; size: number; sha256: string }> = {};
 
@@ -178,6 +181,10 @@ class NetnsTestbed implements Testbed {
     this.machines = plan.machines.map(({ ns, lanAddress, uplinks }) => ({ ns, lanAddress, uplinks }));
     this.lanHosts = plan.lanHosts.map(({ ns, lanAddress }) => ({ ns, lanAddress }));
     if (plan.lan) this.lanNs = plan.lan.ns;
+    if (plan.farServer) {
+      this.farServerNs = plan.farServer.ns;
+      this.farServerAddress = plan.farServer.address;
+    }
     this.namespaces = new Set(allNamespaces(plan));
   }
 

@@ -59,6 +59,23 @@ export interface TopologyPlan {
   lan?: LanPlan;
   /** Present (true) when default routes live in per-uplink policy tables (policy-tables.ts). */
   policyTables?: true;
+  /** Present with the `farServer` option: a second host on the server bridge (the `linkmux server` machine). */
+  farServer?: FarServerPlan;
+}
+
+/**
+ * A host beside the web server on the ISPs' side of the world: reached from the
+ * client through the ISPs like the web server, and reaching the web server over
+ * the bridge (unshaped). `linkmux server` runs here, so the web host is another
+ * machine (a server refuses to relay to its own addresses).
+ */
+export interface FarServerPlan {
+  ns: string;
+  /** 198.19.0.20 on its eth0. */
+  address: string;
+  dev: string;
+  /** Its port on the server namespace's bridge. */
+  bridgePort: string;
 }
 
 export interface TopologyOptions {
@@ -81,6 +98,8 @@ export interface TopologyOptions {
    * traffic would match no rule). Default false.
    */
   policyTables?: boolean;
+  /** Add the far-server host "<prefix>f" at 198.19.0.20 on the server bridge (FarServerPlan). Default false. */
+  farServer?: boolean;
 }
 
 export interface RouteState {

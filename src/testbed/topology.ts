@@ -42,6 +42,7 @@ export { certCommands, formatCommands, isTolerant, type Command } from './comman
 export type {
   LanHostPlan,
   LanPlan,
+  FarServerPlan,
   MachinePlan,
   RouteState,
   TopologyOptions,
@@ -49,6 +50,7 @@ export type {
   UplinkPlan,
 } from './topology-types.js';
 import type {
+  FarServerPlan,
   LanPlan,
   RouteState,
   TopologyOptions,
@@ -59,6 +61,9 @@ import type {
 } from './topology-types.js';
 
 export const SERVER_ADDRESS = '198.19.0.10';
+/** The far-server host's address (the `farServer` option). */
+export const FAR_SERVER_ADDRESS = '198.19.0.20';
+export const FAR_SERVER_DEV = 'eth0';
 /** Every testbed address is in here; the ISPs drop packets to anything else. */
 export const TESTBED_NET = '198.18.0.0/15';
 export const MAX_LINKS = 9;
@@ -154,6 +159,14 @@ export function planTopology(opts: TopologyOptions): TopologyPlan {
       lan: { ns: `${opts.prefix}l`, bridge: LAN_BRIDGE, subnet: LAN_SUBNET, gateway: lanAddress(1) },
     }),
     ...(opts.policyTables && { policyTables: true as const }),
+    ...(opts.farServer && {
+      farServer: {
+        ns: `${opts.prefix}f`,
+        address: FAR_SERVER_ADDRESS,
+        dev: FAR_SERVER_DEV,
+        bridgePort: 'far',
+      },
+    }),
   };
 }
 
@@ -193,6 +206,7 @@ export function allNamespaces(plan: TopologyPlan): string[] {
     ...(plan.lan ? [plan.lan.ns] : []),
     plan.serverNs,
     ...plan.uplinks.map((u) => u.ispNs),
+    ...(plan.farServer ? [plan.farServer.ns] : []),
   ];
 }
 
@@ -280,6 +294,7 @@ export function setupCommands(plan: TopologyPlan): Command[] {
       { ...nsExec(i, 'nft', '-f', '-'), input: ispRuleset(u) },
     );
   }
+  if (plan.farServer) cmds.push(...farServerCommands(plan, plan.farServer));
   if (lan) cmds.push(...lanCommands(plan, lan));
   cmds.push(...routeCommands(plan, { ecmp: false, down: new Set() }));
   if (plan.policyTables) cmds.push(...policyRuleCommands(plan));
@@ -289,6 +304,18 @@ export function setupCommands(plan: TopologyPlan): Command[] {
     }
   }
   return cmds;
+}
+
+/** The far-server host: one veth to the server bridge, same /24 as the ISPs and the web server. */
+function farServerCommands(plan: TopologyPlan, f: FarServerPlan): Command[] {
+  const s = plan.serverNs;
+  return [
+    ip('-n', f.ns, 'link', 'add', f.dev, 'type', 'veth', 'peer', 'name', f.bridgePort, 'netns', s),
+    ip('-n', s, 'link', 'set', f.bridgePort, 'master', SERVER_BRIDGE),
+    ip('-n', s, 'link', 'set', f.bridgePort, 'up'),
+    ip('-n', f.ns, 'addr', 'add', `${f.address}/24`, 'dev', f.dev),
+    ip('-n', f.ns, 'link', 'set', f.dev, 'up'),
+  ];
 }
 
 /**

@@ -47,6 +47,7 @@ export const ERROR_CODES = {
     'a relay node refused the credentials, or presented a certificate other than the pinned one',
   LINKMUX_ERR_NO_DESCRIPTORS:
     'this process ran out of file descriptors (EMFILE/ENFILE); a process condition, never a link fault',
+  LINKMUX_ERR_MPTCP: 'kernel MPTCP is unavailable here, or its endpoints and limits could not be set',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -30,6 +30,7 @@ const DEFAULTS = {
   links: [],
   join: [],
   node: { enabled: false, listen: 'lan:7300', allow: [] },
+  server: { listen: '[::]:7400', allow: [] },
   gateway: {
     lan: [],
     uplinks: [],

@@ -341,3 +341,22 @@ test('normalizeFingerprint: bare hex or colon pairs, any case, openssl prefix; a
     );
   }
 });
+test('kind: a node token is byte for byte what it was; a server token carries one more byte and decodes as a server', () => {
+  const node = encodeJoinToken(TOKEN);
+  assert.equal(encodeJoinToken({ ...TOKEN, kind: 'node' }), node, 'kind node changes nothing');
+  assert.equal(decodeJoinToken(node).kind, undefined, 'an old token decodes as before (a node)');
+  const server = encodeJoinToken({ ...TOKEN, links: [], port: 7400, kind: 'server' });
+  const back = decodeJoinToken(server);
+  assert.equal(back.kind, 'server');
+  assert.equal(back.port, 7400);
+  assert.equal(back.name, 'office-pc');
+  // An unknown kind byte is refused as malformed (checksum intact).
+  const payload = Buffer.from(server.slice(TOKEN_PREFIX.length), 'base64url').subarray(0, -4);
+  payload[payload.length - 1] = 9;
+  const sum = createHash('sha256').update(payload).digest().subarray(0, 4);
+  const forged = TOKEN_PREFIX + Buffer.concat([payload, sum]).toString('base64url');
+  assert.throws(
+    () => decodeJoinToken(forged),
+    (e) => isLinkmuxError(e, 'LINKMUX_ERR_TOKEN') && /1 bytes follow/.test(e.message),
+  );
+});

@@ -620,3 +620,26 @@ EOF`,
     assert.equal(planTopology({ prefix: 't-', machines: [0, 0, 1, 1, 2] }).uplinks.length, 5);
   });
 });
+
+describe('farServer option', () => {
+  const plain = planTopology({ prefix: 't-', links: 2 });
+  const far = planTopology({ prefix: 't-', links: 2, farServer: true });
+  it('adds one namespace on the server bridge and leaves every other command as it was', () => {
+    assert.deepEqual(far.farServer, { ns: 't-f', address: '198.19.0.20', dev: 'eth0', bridgePort: 'far' });
+    assert.deepEqual(allNamespaces(far), [...allNamespaces(plain), 't-f']);
+    const lines = (p: typeof far) => formatCommands(setupCommands(p)).split('\n');
+    const extra = lines(far).filter((l) => !lines(plain).includes(l));
+    assert.deepEqual(extra, [
+      'ip netns add t-f',
+      'ip -n t-f link set lo up',
+      'ip netns exec t-f sysctl -qw net.ipv4.conf.all.rp_filter=0',
+      'ip netns exec t-f sysctl -qw net.ipv4.conf.default.rp_filter=0',
+      'ip -n t-f link add eth0 type veth peer name far netns t-s',
+      'ip -n t-s link set far master br0',
+      'ip -n t-s link set far up',
+      'ip -n t-f addr add 198.19.0.20/24 dev eth0',
+      'ip -n t-f link set eth0 up',
+    ]);
+    assert.equal(plain.farServer, undefined);
+  });
+});
