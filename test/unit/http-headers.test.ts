@@ -76,7 +76,7 @@ test('file names from Content-Disposition and URLs are bare and safe', () => {
 test("undici-core: agents have request() without the index, and are the index's classes", async () => {
   // A fresh process, so that nothing has loaded undici's index before undici-core.
   const { execFileSync } = await import('node:child_process');
-  const core = new URL('../../src/download/undici-core.js', import.meta.url).href;
+  const core = new URL('../../src/links/undici-core.js', import.meta.url).href;
   const script = `const c = await import(${JSON.stringify(core)});
     const ok1 = typeof new c.Agent().request === 'function';
     const u = await import('undici');
