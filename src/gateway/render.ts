@@ -16,7 +16,7 @@
  */
 import { isIP } from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
-import { parseCidr } from '../net/ip-ranges.js';
+import { parseCidr } from '../net/address.js';
 import { networkOf } from '../net/policy-routing.js';
 import {
   NFT_FAMILY,

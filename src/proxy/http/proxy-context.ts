@@ -4,6 +4,7 @@
  * the idle timeout. Built once per server from its options.
  */
 import type { Destination } from '../../links/link.js';
+import { formatHostPort } from '../../net/address.js';
 import type { Logger } from '../../util/logger.js';
 import type { Dialer } from '../dialer.js';
 
@@ -24,6 +25,5 @@ export interface HttpProxyContext {
 
 /** "address:port" of a client socket, for logs and the dialer's sticky rules. */
 export function clientLabel(socket: { remoteAddress?: string; remotePort?: number }): string {
-  const addr = socket.remoteAddress ?? '?';
-  return addr.includes(':') ? `[${addr}]:${socket.remotePort ?? 0}` : `${addr}:${socket.remotePort ?? 0}`;
+  return formatHostPort({ host: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 });
 }
