@@ -22,7 +22,6 @@
  * errno `cause`) a direct connect would have given, so a refused destination
  * looks like ECONNREFUSED to the dialer above. No message holds the password.
  */
-import net from 'node:net';
 import type { Socket } from 'node:net';
 import { LinkmuxError, describe } from '../util/errors.js';
 import { ATYP_DOMAIN, ATYP_IPV4, ATYP_IPV6, encodeAddress, isDomainBytes } from './socks5-address.js';
