@@ -98,7 +98,6 @@ export class Socks5Parser {
   private buffered = 0;
   private need = 1;
   // Fields of the message being assembled.
-  private methods: number[] = [];
   private username: Buffer = Buffer.alloc(0);
   private command: Socks5Command = 'connect';
   private atyp = 0;
