@@ -9,11 +9,11 @@ import {
   MAX_SLOTS,
   planGateway,
   quantize,
-  smoothSequence,
   type GatewayPlan,
   type PlanInput,
   type UplinkDecl,
 } from '../../src/gateway/plan.js';
+import { smoothSequence } from '../../src/scheduler/smooth-wrr.js';
 import { renderCleanupRuleset, renderDryRun, renderRuleset } from '../../src/gateway/render.js';
 import {
   diffRules,
