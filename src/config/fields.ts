@@ -5,10 +5,9 @@
  * itself (that is how flags are merged), and each error message names what is
  * expected and quotes what was given. Pure: no sockets, no DNS.
  */
-import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseProbeTarget } from '../health/probe-target.js';
-import { parseCidr } from '../net/ip-ranges.js';
+import { formatHostPort, ipFamily, parseCidr, parseHostPort } from '../net/address.js';
 import { POLICY_NAMES, isPolicyName } from '../scheduler/policies.js';
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
@@ -62,27 +61,8 @@ export function duration(min: number, max: number) {
   });
 }
 
-/** HOST:PORT with an IPv4 address, a bracketed IPv6 address or a name (the syntax of the control API's address). */
-const HOST_PORT = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/]+)):(\d{1,5})$/;
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
-
-export function parseHostPort(text: string): HostPort | undefined {
-  const m = HOST_PORT.exec(text.trim());
-  const host = m?.[1] ?? m?.[2];
-  const port = Number(m?.[3]);
-  if (!m || host === undefined || port > 65535) return undefined;
-  if (m[1] !== undefined && isIP(host) !== 6) return undefined;
-  return { host, port };
-}
-
-/** The canonical text of an address: IPv6 in brackets. */
-export function formatHostPort(a: HostPort): string {
-  return isIP(a.host) === 6 ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
+// schema.ts and runtime.ts still import these from here; net/address.ts holds them.
+export { formatHostPort, isLoopbackHost, parseHostPort, type HostPort } from '../net/address.js';
 
 /**
  * A listen address: "HOST:PORT", a bare port (= 127.0.0.1:PORT), or false / ""
@@ -106,14 +86,6 @@ export function listenAddress(unix: boolean) {
     const hp = parseHostPort(text);
     return hp ? { ok: true, value: formatHostPort(hp) } : { ok: false, message: expected };
   });
-}
-
-/** True for hosts only this machine can reach: 127.0.0.0/8, ::1 (also IPv4-mapped) and "localhost". */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase();
-  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
-  return isIP(v4) === 4 && v4.startsWith('127.');
 }
 
 /** A probe target, kept as text in the config ("tcp://1.1.1.1:443", an http(s) URL). */
@@ -216,15 +188,15 @@ export const nameserver = field<string>((value) => {
   const expected = `expected an IP address, optionally with a port (1.1.1.1, 9.9.9.9:53, [2606:4700::1111]:53), got ${show(value)}`;
   if (typeof value !== 'string') return { ok: false, message: expected };
   const text = value.trim();
-  if (isIP(text)) return { ok: true, value: text };
+  if (ipFamily(text)) return { ok: true, value: text };
   const hp = parseHostPort(text);
-  if (!hp || !isIP(hp.host) || hp.port < 1) return { ok: false, message: expected };
+  if (!hp || !ipFamily(hp.host) || hp.port < 1) return { ok: false, message: expected };
   return { ok: true, value: formatHostPort(hp) };
 });
 
 /** The nameserver text of the config as address and port (53 when none is given). */
 export function toNameserver(text: string): { address: string; port: number } {
-  if (isIP(text)) return { address: text, port: 53 };
+  if (ipFamily(text)) return { address: text, port: 53 };
   const hp = parseHostPort(text);
   return { address: hp?.host ?? text, port: hp?.port ?? 53 };
 }

@@ -4,7 +4,7 @@
  * text starting with "/"). Parsed in this one place so the daemon and
  * `linkmux status` accept exactly the same syntax. Pure: no sockets, no DNS.
  */
-import { isIP, isIPv4 } from 'node:net';
+import { formatHostPort, parseHostPort } from '../net/address.js';
 import { LinkmuxError } from '../util/errors.js';
 
 /** Where `linkmux up` serves its control API and `linkmux status` looks for it by default. */
@@ -19,32 +19,21 @@ export type ControlAddress = { kind: 'tcp'; host: string; port: number } | { kin
 export function parseControlAddress(text: string, flag = '--control'): ControlAddress {
   const value = text.trim();
   if (value.startsWith('/')) return { kind: 'unix', path: value };
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/]+)):(\d{1,5})$/.exec(value);
-  const port = Number(m?.[3]);
-  const host = m?.[1] ?? m?.[2];
-  if (!m || host === undefined || port > 65535 || (m[1] !== undefined && isIP(host) !== 6)) {
+  const hp = parseHostPort(value);
+  if (!hp) {
     throw new LinkmuxError(
       'LINKMUX_ERR_USAGE',
       `${flag} takes HOST:PORT (e.g. ${DEFAULT_CONTROL_ADDRESS} or [::1]:9190) or an absolute unix socket path, not "${text}"`,
     );
   }
-  return { kind: 'tcp', host, port };
+  return { kind: 'tcp', host: hp.host, port: hp.port };
 }
 
 /** The inverse of parseControlAddress: brackets IPv6 hosts so the text parses back. */
 export function formatControlAddress(addr: ControlAddress): string {
   if (addr.kind === 'unix') return addr.path;
-  return isIP(addr.host) === 6 ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
+  return formatHostPort(addr);
 }
 
-/**
- * True for hosts that can only be reached from this machine: 127.0.0.0/8, ::1
- * (and its IPv4-mapped form) and "localhost". Any other name is treated as
- * remote, since what it resolves to is outside our control.
- */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase();
-  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
-  return isIPv4(v4) && v4.startsWith('127.');
-}
+// The daemon still imports it from here; net/address.ts holds it.
+export { isLoopbackHost } from '../net/address.js';

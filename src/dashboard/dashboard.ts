@@ -14,7 +14,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ControlRoute } from '../control/control-route.js';
-import { isLoopbackHost } from '../control/control-address.js';
+import { isLoopbackHost } from '../net/address.js';
 import type { DaemonStatus } from '../control/status-types.js';
 import type { Logger } from '../util/logger.js';
 import { AssetStore } from './assets.js';
@@ -102,6 +102,5 @@ export function rpcOrigin(url: string): string | undefined {
     return undefined;
   }
   if (target.protocol !== 'http:' && target.protocol !== 'https:') return undefined;
-  const host = target.hostname.replace(/^\[|\]$/g, '');
-  return isLoopbackHost(host) ? target.origin : undefined;
+  return isLoopbackHost(target.hostname) ? target.origin : undefined;
 }

@@ -13,7 +13,7 @@
  * its own: the caller's signal is the deadline.
  */
 import { randomInt } from 'node:crypto';
-import net from 'node:net';
+import { formatHostPort, ipFamily } from '../net/address.js';
 import type { Socket } from 'node:net';
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { Destination, ConnectOptions } from '../links/link.js';
@@ -64,7 +64,7 @@ async function udpExchange(
   signal: AbortSignal,
 ): Promise<Settled | { kind: 'truncated' }> {
   if (signal.aborted) throw aborted(carrier, server);
-  const family = net.isIPv6(server.address) ? 6 : 4;
+  const family = ipFamily(server.address) === 6 ? 6 : 4;
   const socket = await carrier.openUdp(family);
   try {
     return await new Promise<Settled | { kind: 'truncated' }>((resolve, reject) => {
@@ -158,7 +158,5 @@ async function tcpExchange(
 }
 
 function show(server: Nameserver): string {
-  return net.isIPv6(server.address)
-    ? `[${server.address}]:${server.port}`
-    : `${server.address}:${server.port}`;
+  return formatHostPort({ host: server.address, port: server.port });
 }

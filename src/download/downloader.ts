@@ -26,7 +26,7 @@ import { createLinkAgent, type TlsOptions } from '../links/link-agent.js';
 import { chooseOutput, pathsFor, prepareOutput, type OutputPaths } from './output-path.js';
 import { PieceWorker, type Job, type Mirror } from './piece-worker.js';
 import { probe, type ProbeResult } from './probe.js';
-import { nullProgress, type DownloadSummary, type ProgressSink } from './progress.js';
+import { buildSummary, nullProgress, type DownloadSummary, type ProgressSink } from './progress.js';
 import { RangePlan } from './range-plan.js';
 import { DEFAULT_BACKOFF, isFatal, type Backoff } from './retry-policy.js';
 import { singleStream } from './single-stream.js';
@@ -362,23 +362,14 @@ async function runRanged(r: RangedJob): Promise<DownloadSummary> {
     const digest = opts.checksum ? await verifyChecksum(paths.part, opts.checksum) : undefined;
     await rename(paths.part, paths.final);
     await removeControl(paths.control);
-    const seconds = (clock.now() - startedAt) / 1000;
-    const fetched = size - resumedBytes;
-    const summary: DownloadSummary = {
+    const summary = buildSummary({
       output: paths.final,
       size,
-      fetched,
       resumedBytes,
-      seconds,
-      meanRate: seconds > 0 ? fetched / seconds : 0,
-      links: snapshot().map((l) => ({
-        id: l.id,
-        bytes: l.bytes,
-        meanRate: seconds > 0 ? l.bytes / seconds : 0,
-        failed: l.state === 'failed',
-      })),
-      ...(digest ? { checksum: digest } : {}),
-    };
+      seconds: (clock.now() - startedAt) / 1000,
+      links: snapshot().map((l) => ({ id: l.id, bytes: l.bytes, failed: l.state === 'failed' })),
+      checksum: digest,
+    });
     progress.finish(summary);
     return summary;
   } catch (err) {

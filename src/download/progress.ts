@@ -55,6 +55,32 @@ export interface DownloadSummary {
   checksum?: string;
 }
 
+/**
+ * The summary of a finished download, for ranged and single-stream jobs alike:
+ * `fetched` is what this run moved (size − resumed), rates are means over `seconds`.
+ */
+export function buildSummary(r: {
+  output: string;
+  size: number;
+  resumedBytes: number;
+  seconds: number;
+  links: ReadonlyArray<{ id: string; bytes: number; failed: boolean }>;
+  checksum: string | undefined;
+}): DownloadSummary {
+  const rate = (bytes: number) => (r.seconds > 0 ? bytes / r.seconds : 0);
+  const fetched = r.size - r.resumedBytes;
+  return {
+    output: r.output,
+    size: r.size,
+    fetched,
+    resumedBytes: r.resumedBytes,
+    seconds: r.seconds,
+    meanRate: rate(fetched),
+    links: r.links.map((l) => ({ id: l.id, bytes: l.bytes, meanRate: rate(l.bytes), failed: l.failed })),
+    ...(r.checksum ? { checksum: r.checksum } : {}),
+  };
+}
+
 export interface ProgressSink {
   start(info: StartInfo): void;
   update(snapshot: ProgressSnapshot): void;

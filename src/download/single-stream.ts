@@ -13,7 +13,7 @@ import { verifyChecksum, type Checksum } from './checksum.js';
 import { header, parseContentLength, sameVersion, validatorsOf, type Validators } from './http-headers.js';
 import { discard, httpGet, statusError, type HttpResponse } from './http-request.js';
 import type { OutputPaths } from './output-path.js';
-import type { DownloadSummary, ProgressSink } from './progress.js';
+import { buildSummary, type DownloadSummary, type ProgressSink } from './progress.js';
 import { RateMeter } from './rate-meter.js';
 import { backoffDelay, DEFAULT_BACKOFF } from './retry-policy.js';
 
@@ -113,19 +113,14 @@ export async function singleStream(job: SingleStreamJob): Promise<DownloadSummar
     }
     const digest = job.checksum ? await verifyChecksum(paths.part, job.checksum) : undefined;
     await rename(paths.part, paths.final);
-    const seconds = (clock.now() - startedAt) / 1000;
-    const summary: DownloadSummary = {
+    const summary = buildSummary({
       output: paths.final,
       size: written,
-      fetched: written,
       resumedBytes: 0,
-      seconds,
-      meanRate: seconds > 0 ? written / seconds : 0,
-      links: [
-        { id: job.link.id, bytes: written, meanRate: seconds > 0 ? written / seconds : 0, failed: false },
-      ],
-      ...(digest ? { checksum: digest } : {}),
-    };
+      seconds: (clock.now() - startedAt) / 1000,
+      links: [{ id: job.link.id, bytes: written, failed: false }],
+      checksum: digest,
+    });
     progress.finish(summary);
     return summary;
   } catch (err) {

@@ -190,27 +190,5 @@ function checkNumbers(n: GatewayNumbers, count: number): void {
   }
 }
 
-/**
- * The order in which a weighted round-robin visits the uplinks: smooth
- * weighted round-robin (as nginx does), so weights 2/1/1 give a, b, a, c rather
- * than a, a, b, c — consecutive new connections land on different uplinks.
- * Returns one index per slot (length = the sum of the weights).
- */
-export function smoothSequence(slots: readonly number[]): number[] {
-  const total = slots.reduce((a, b) => a + b, 0);
-  const current = slots.map(() => 0);
-  const out: number[] = [];
-  for (let step = 0; step < total; step++) {
-    let best = -1;
-    slots.forEach((w, i) => {
-      current[i] = (current[i] ?? 0) + w;
-      if (w > 0 && (best < 0 || (current[i] ?? 0) > (current[best] ?? 0))) best = i;
-    });
-    current[best] = (current[best] ?? 0) - total;
-    out.push(best);
-  }
-  return out;
-}
-
 /** "0x4c01" — how marks appear in nft text, ip rules and messages. */
 export { hex } from '../routing/spec.js';

@@ -16,13 +16,13 @@
  */
 import { isIP } from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
-import { parseCidr } from '../net/ip-ranges.js';
+import { parseCidr } from '../net/address.js';
 import { networkOf } from '../net/network-of.js';
+import { smoothSequence } from '../scheduler/smooth-wrr.js';
 import {
   NFT_FAMILY,
   NFT_TABLE,
   hex,
-  smoothSequence,
   type GatewayPlan,
   type GatewayRule,
   type PlannedUplink,

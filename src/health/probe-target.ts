@@ -6,7 +6,7 @@
  * used in logs, so a target is always shown the way it was configured (URLs
  * with their credentials replaced by "***"). Pure: no DNS, no sockets.
  */
-import { isIP } from 'node:net';
+import { formatHost, ipFamily } from '../net/address.js';
 import { redactUrl } from '../util/errors.js';
 import type { ProbeTarget } from './config.js';
 
@@ -25,8 +25,8 @@ function parseDns(text: string, value: string): ParsedTarget {
   if (
     !m ||
     host === undefined ||
-    (v6 !== undefined && isIP(v6) !== 6) ||
-    (v4 !== undefined && isIP(v4) !== 4)
+    (v6 !== undefined && ipFamily(v6) !== 6) ||
+    (v4 !== undefined && ipFamily(v4) !== 4)
   ) {
     return { ok: false, message: `${DNS_FORM}, got "${text}"` };
   }
@@ -45,7 +45,7 @@ export function parseProbeTarget(text: string): ParsedTarget {
     const m = TCP.exec(value);
     const host = m?.[1] ?? m?.[2];
     const port = Number(m?.[3]);
-    if (!m || host === undefined || (m[1] !== undefined && isIP(host) !== 6)) {
+    if (!m || host === undefined || (m[1] !== undefined && ipFamily(host) !== 6)) {
       return { ok: false, message: `${expected}, got "${text}"` };
     }
     if (port < 1 || port > 65535) return { ok: false, message: `port ${port} is out of range 1-65535` };
@@ -66,7 +66,7 @@ export function parseProbeTarget(text: string): ParsedTarget {
 /** The target as the user writes it (credentials in URLs redacted). */
 export function formatProbeTarget(target: ProbeTarget): string {
   if (target.kind === 'http') return redactUrl(target.url);
-  const host = isIP(target.host) === 6 ? `[${target.host}]` : target.host;
+  const host = formatHost(target.host);
   if (target.kind === 'dns') return target.port === 53 ? `dns://${host}` : `dns://${host}:${target.port}`;
   return `tcp://${host}:${target.port}`;
 }

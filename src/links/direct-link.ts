@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import type { ConnectOptions, Destination, Link, LinkCapabilities, LinkStats } from './link.js';
 import { LinkSockets } from './link-sockets.js';
-import { formatDestination } from './local-link.js';
+import { formatHostPort } from '../net/address.js';
 
 export const DIRECT_LINK_ID = 'direct';
 
@@ -40,7 +40,7 @@ export class DirectLink implements Link {
   }
 
   async connect(dst: Destination, opts: ConnectOptions = {}): Promise<Socket> {
-    const where = formatDestination(dst.host, dst.port);
+    const where = formatHostPort(dst);
     if (this.state !== 'open') {
       throw new LinkmuxError(
         'LINKMUX_ERR_CONNECT',

@@ -31,6 +31,7 @@ import { DEFAULT_CONNECT_TIMEOUT_MS, LinkSockets, abortable } from './link-socke
 import { connectThroughDevice, createBoundUdpSocket, probeBindToDevice } from '../net/bind-device.js';
 import type { ResolvedAddress, Resolver } from '../net/resolve.js';
 import { systemResolver } from '../net/resolve.js';
+import { formatHostPort, stripBrackets } from '../net/address.js';
 
 export type BindMode = 'device' | 'address';
 export type BindModeRequest = BindMode | 'auto';
@@ -173,7 +174,7 @@ export class LocalLink implements Link {
   }
 
   async connect(dst: Destination, opts: ConnectOptions = {}): Promise<Socket> {
-    const where = formatDestination(dst.host, dst.port);
+    const where = formatHostPort(dst);
     if (this.state !== 'open') {
       throw new LinkmuxError(
         'LINKMUX_ERR_CONNECT',
@@ -288,7 +289,7 @@ export class LocalLink implements Link {
 
   private connectError(err: unknown, dst: Destination, target: ResolvedAddress | undefined): LinkmuxError {
     if (err instanceof LinkmuxError) return err;
-    const where = formatDestination(dst.host, dst.port);
+    const where = formatHostPort(dst);
     const to = target && target.address !== stripBrackets(dst.host) ? ` (${target.address})` : '';
     const code = systemCode(err);
     const prefix = `link ${this.id}: cannot connect to ${where}${to}`;
@@ -331,13 +332,4 @@ export class LocalLink implements Link {
         return new LinkmuxError('LINKMUX_ERR_CONNECT', `${prefix}: ${describe(err)}`, { cause: err });
     }
   }
-}
-
-/** "host:port", with IPv6 literals in brackets. */
-export function formatDestination(host: string, port: number): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function stripBrackets(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }

@@ -7,7 +7,7 @@
  * Pure: text in, Socks5Link options out; errors are LINKMUX_ERR_USAGE naming
  * the problem and never quoting a password.
  */
-import net from 'node:net';
+import { formatHostPort, stripBrackets } from '../net/address.js';
 import { LinkmuxError } from '../util/errors.js';
 import type { JoinToken } from './join-token.js';
 import { nodeUsername } from './node-credentials.js';
@@ -37,7 +37,7 @@ export function parseSocks5Link(text: string): Socks5LinkOptions {
     throw usage(`--link ${shown}: a SOCKS5 upstream has no path; write socks5://host:port`);
   }
   if (url.port === '') throw usage(`--link ${shown}: give the port (socks5://${url.hostname}:1080)`);
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const host = stripBrackets(url.hostname);
   if (host === '') throw usage(`--link ${shown}: give the server's host`);
   const decode = (part: string, what: string) => {
     try {
@@ -60,7 +60,7 @@ export function parseSocks5Link(text: string): Socks5LinkOptions {
   if (name !== '' && !/^[A-Za-z0-9._:/-]{1,48}$/.test(name)) {
     throw usage(`--link ${shown}: the name after # may hold letters, digits and . _ : / - (at most 48)`);
   }
-  const hostPort = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+  const hostPort = formatHostPort({ host, port });
   return {
     id: name || hostPort,
     server: { host, port },

@@ -10,11 +10,11 @@
  * loopback, handy for tests) but must be up and have an address; requests that
  * land on the same interface collapse into one link, in request order.
  */
-import net from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
 import type { NetInterface } from '../net/interfaces-types.js';
 import { isUsableUplink, uplinkProblem } from '../net/interfaces.js';
 import { isLinkLocal } from '../net/link-local.js';
+import { sameHost } from '../net/address.js';
 import type { LocalLinkOptions } from './local-link.js';
 import { LocalLink } from './local-link.js';
 
@@ -93,13 +93,5 @@ export function createLocalLinks(
   return selection.map((iface) => new LocalLink(iface, opts));
 }
 
-function sameAddress(a: string, b: string): boolean {
-  return canonicalAddress(a) === canonicalAddress(b);
-}
-
 /** One spelling per address: "[2001:DB8:0::1]" and "2001:db8::1" compare equal. */
-function canonicalAddress(text: string): string {
-  const bare = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
-  if (net.isIP(bare) !== 6) return bare;
-  return new URL(`http://[${bare}]/`).hostname.slice(1, -1);
-}
+const sameAddress = sameHost;

@@ -29,7 +29,7 @@ import { socks5Connect } from '../socks5/socks5-client.js';
 import { normalizeFingerprint } from './join-token.js';
 import type { ConnectOptions, Destination, Link, LinkCapabilities, LinkStats } from './link.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, LinkSockets } from './link-sockets.js';
-import { formatDestination } from './local-link.js';
+import { formatHostPort } from '../net/address.js';
 
 export interface Socks5LinkOptions {
   /** The link's id shown to users ("office-pc", "office-pc/up1", "router:1080"). */
@@ -65,7 +65,7 @@ export class Socks5Link implements Link {
   constructor(private readonly opts: Socks5LinkOptions) {
     this.id = opts.id;
     this.sockets = new LinkSockets(opts.id);
-    this.serverText = `${opts.kind} (${formatDestination(opts.server.host, opts.server.port)})`;
+    this.serverText = `${opts.kind} (${formatHostPort(opts.server)})`;
     this.description =
       `${this.serverText}` +
       (opts.pinnedFingerprint ? ` TLS pinned sha256:${opts.pinnedFingerprint.slice(0, 16)}…` : '') +
@@ -73,7 +73,7 @@ export class Socks5Link implements Link {
   }
 
   async connect(dst: Destination, opts: ConnectOptions = {}): Promise<Socket> {
-    const where = formatDestination(dst.host, dst.port);
+    const where = formatHostPort(dst);
     if (this.state !== 'open') {
       throw new LinkmuxError(
         'LINKMUX_ERR_CONNECT',

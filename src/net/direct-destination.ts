@@ -11,7 +11,7 @@
  */
 import { BlockList } from 'node:net';
 import type { NetInterface } from './interfaces-types.js';
-import { canonicalIp } from './ip-ranges.js';
+import { canonicalIp } from './address.js';
 
 export function isDirectDestination(host: string, interfaces: readonly NetInterface[]): boolean {
   const name = host.toLowerCase().replace(/\.$/, '');

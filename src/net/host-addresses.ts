@@ -18,7 +18,7 @@
  * so IPv4-mapped and other spellings of an own address match; zones dropped.
  */
 import os from 'node:os';
-import { canonicalIp } from './ip-ranges.js';
+import { canonicalIp } from './address.js';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
 

@@ -3,57 +3,24 @@
  * shared by the proxy rules (which send LAN destinations direct) and the relay
  * node's destination policy (which refuses them by default).
  *
- * Guarantees: pure, no DNS; one spelling per address (`canonicalIp` unmaps
- * IPv4-mapped IPv6, ::ffff:a00:1 and ::ffff:10.0.0.1 alike, to 10.0.0.1, and
- * prints IPv6 per RFC 5952), so a destination cannot dodge a range by being
- * written differently; `parseCidr` is strict (digits-only prefix, no zone, no
- * surrounding spaces) so "10.0.0.0/" never silently means /0.
+ * Guarantees: pure, no DNS; ranges are matched by Node's BlockList against
+ * the one spelling of an address (net/address.ts `canonicalIp`: IPv4-mapped
+ * IPv6 is its IPv4 address), so a destination cannot dodge a range by being
+ * written differently; networks come from the strict `parseCidr` there.
  *
  * Deliberately NOT special: 198.18.0.0/15 (RFC 2544 benchmarking). The testbed
  * and the netns tests use it as "the internet", and on a real network it is
  * never a LAN, so a relay must reach it without an allow-list entry.
  */
-import { BlockList, isIP } from 'node:net';
-import { formatIPv6, parseIPv6, unmapIPv4 } from '../socks5/socks5-address.js';
-
-export interface Cidr {
-  /** The network address as written (host bits may be set; matching masks them). */
-  address: string;
-  prefix: number;
-  family: 4 | 6;
-}
-
-/** "10.0.0.0/8", "2001:db8::/32", or a bare address (a /32 or /128); undefined when malformed. */
-export function parseCidr(text: string): Cidr | undefined {
-  const [address = '', bits, extra] = text.split('/');
-  const family = isIP(address);
-  if ((family !== 4 && family !== 6) || extra !== undefined || address.includes('%')) return undefined;
-  const max = family === 4 ? 32 : 128;
-  // Digits only: Number('') is 0, and "10.0.0.0/" must not mean /0.
-  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
-  if (!(prefix >= 0 && prefix <= max)) return undefined;
-  return { address, prefix, family };
-}
+import { BlockList } from 'node:net';
+import { parseCidr } from './address.js';
+import type { CanonicalIp, Cidr } from './address.js';
 
 /** A BlockList holding one network (BlockList masks host bits itself). */
 export function cidrBlockList(c: Cidr): BlockList {
   const list = new BlockList();
   list.addSubnet(c.address, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
   return list;
-}
-
-/**
- * The one spelling of an IP literal: IPv4 as dotted quad, IPv4-mapped IPv6 as
- * that IPv4, other IPv6 in RFC 5952 form without zone or brackets. undefined
- * for anything that is not an IP literal (names, "10.0.0.256", octal forms).
- */
-export function canonicalIp(text: string): { ip: string; family: 4 | 6 } | undefined {
-  const bare = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
-  if (isIP(bare) === 4) return { ip: bare, family: 4 };
-  const bytes = parseIPv6(bare);
-  if (!bytes) return undefined;
-  const ip = unmapIPv4(formatIPv6(bytes));
-  return isIP(ip) === 4 ? { ip, family: 4 } : { ip, family: 6 };
 }
 
 export type AddressKind =
@@ -97,11 +64,11 @@ const RANGE_LISTS = SPECIAL_RANGES.map(([cidr, kind]) => {
 });
 
 /**
- * The special-purpose range holding a canonical IP (see canonicalIp), or
+ * The special-purpose range holding a canonical IP (see address.ts canonicalIp), or
  * undefined for an ordinary unicast address. Families never cross: an IPv4
  * address is only matched against IPv4 ranges.
  */
-export function specialAddressKind(ip: { ip: string; family: 4 | 6 }): AddressKind | undefined {
+export function specialAddressKind(ip: CanonicalIp): AddressKind | undefined {
   const type = ip.family === 4 ? 'ipv4' : 'ipv6';
   return RANGE_LISTS.find((r) => r.family === ip.family && r.list.check(ip.ip, type))?.kind;
 }

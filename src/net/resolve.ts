@@ -12,7 +12,7 @@
  * Failures are LINKMUX_ERR_DNS naming the host and saying what to check.
  */
 import dns from 'node:dns';
-import net from 'node:net';
+import { ipFamily, stripBrackets } from './address.js';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 
 export interface ResolvedAddress {
@@ -46,8 +46,8 @@ export const systemResolver: Resolver = createResolver();
 
 /** The literal itself when `host` is an IP address (brackets removed), else undefined. */
 export function ipLiteral(host: string): ResolvedAddress | undefined {
-  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  const family = net.isIP(bare);
+  const bare = stripBrackets(host);
+  const family = ipFamily(bare);
   return family === 4 || family === 6 ? { address: bare, family } : undefined;
 }
 

@@ -18,7 +18,8 @@
  *
  * Pure decisions over an injected `isOwn(ip)` (HostAddresses in production).
  */
-import { canonicalIp, specialAddressKind } from '../net/ip-ranges.js';
+import { canonicalIp } from '../net/address.js';
+import { specialAddressKind } from '../net/ip-ranges.js';
 
 export type GuardVerdict = { allowed: true } | { allowed: false; reason: string };
 

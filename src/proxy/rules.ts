@@ -7,7 +7,8 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
-import { cidrBlockList, parseCidr, specialRangesList } from '../net/ip-ranges.js';
+import { parseCidr } from '../net/address.js';
+import { cidrBlockList, specialRangesList } from '../net/ip-ranges.js';
 
 export interface RuleMatch {
   /** ".example.org" matches example.org and every subdomain; "example.org" only that name. */

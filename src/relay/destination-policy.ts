@@ -21,7 +21,8 @@
  */
 import { BlockList } from 'node:net';
 import { LinkmuxError } from '../util/errors.js';
-import { canonicalIp, parseCidr, specialAddressKind } from '../net/ip-ranges.js';
+import { canonicalIp, parseCidr } from '../net/address.js';
+import { specialAddressKind } from '../net/ip-ranges.js';
 import type { AddressKind } from '../net/ip-ranges.js';
 
 export type DestinationVerdict = { allowed: true } | { allowed: false; reason: string };

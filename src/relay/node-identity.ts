@@ -12,22 +12,16 @@
  * file; a partial set, an unparsable file or a key that does not match the
  * certificate is refused with LINKMUX_ERR_CONFIG naming the file, never silently
  * replaced (a new identity would invalidate every token already handed out).
- * The secret and the key never appear in messages or logs. The X.509 library is
- * loaded only when a certificate is generated.
+ * The secret and the key never appear in messages or logs. Certificates come
+ * from util/x509.ts (in-process, loaded only when one is generated).
  */
-import {
-  KeyObject,
-  X509Certificate,
-  createHash,
-  createPrivateKey,
-  randomBytes,
-  webcrypto,
-} from 'node:crypto';
+import { KeyObject, X509Certificate, createHash, createPrivateKey, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { createSelfSigned } from '../util/x509.js';
 import { newTokenSecret } from '../links/join-token.js';
 
 export interface NodeIdentity {
@@ -182,37 +176,13 @@ async function createIdentity(dir: string, name: string, now: Date): Promise<Nod
 }
 
 async function generateCertificate(name: string, now: Date): Promise<{ certPem: string; keyPem: string }> {
-  // @peculiar/x509 resolves its algorithms through tsyringe, which needs the
-  // Reflect metadata polyfill installed before the library is evaluated.
-  await import('reflect-metadata');
-  const x509 = await import('@peculiar/x509');
-  // Node's webcrypto is the DOM Crypto the library types expect (lib "dom" is not loaded here).
-  const crypto = webcrypto as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[1];
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const notBefore = new Date(now.getTime() - BACKDATE_MS);
   const notAfter = new Date(now);
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + VALID_YEARS);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned(
-    {
-      serialNumber: randomBytes(16).toString('hex'),
-      // A JSON name, not a DN string, so commas or '=' in a host name need no escaping.
-      name: [{ CN: [`linkmux-node ${name}`.slice(0, MAX_CN)] }],
-      notBefore,
-      notAfter,
-      signingAlgorithm: alg,
-      keys,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
-      ],
-    },
-    crypto,
-  );
-  const keyPem = KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }).toString();
-  return { certPem: cert.toString('pem'), keyPem };
+  return createSelfSigned({
+    commonName: `linkmux-node ${name}`.slice(0, MAX_CN),
+    notBefore: new Date(now.getTime() - BACKDATE_MS),
+    notAfter,
+  });
 }
 
 /** Writes `text` to a unique temp file beside `path`, fsynced, with `mode`. */

@@ -11,7 +11,7 @@
  */
 import os from 'node:os';
 import { DestinationPolicy, type DestinationVerdict } from './destination-policy.js';
-import { canonicalIp } from '../net/ip-ranges.js';
+import { canonicalIp } from '../net/address.js';
 
 export type AddressSource = () => readonly string[];
 

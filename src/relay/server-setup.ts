@@ -7,7 +7,8 @@
 import { join } from 'node:path';
 import type { RuntimeServer } from '../config/runtime.js';
 import type { NetInterface } from '../net/interfaces-types.js';
-import { specialAddressKind, canonicalIp } from '../net/ip-ranges.js';
+import { specialAddressKind } from '../net/ip-ranges.js';
+import { canonicalIp } from '../net/address.js';
 import { LinkmuxError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { encodeJoinToken, type JoinToken } from '../links/join-token.js';

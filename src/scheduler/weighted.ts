@@ -1,7 +1,6 @@
 /**
- * Weighted: smooth weighted round-robin, as nginx does it. On each pick every
- * candidate's current weight grows by its weight, the largest current weight
- * wins (first in snapshot order on a tie) and the winner gives back the total.
+ * Weighted: smooth weighted round-robin (smooth-wrr.ts, shared with the
+ * gateway), one pick per connection; ties go to the first in snapshot order.
  *
  * Guarantees: over any run of W picks (W = sum of weights) with fixed weights and
  * candidates, each link is picked exactly `weight` times, spread out rather than
@@ -12,6 +11,7 @@
  */
 import type { LinkSnapshot, Policy } from './snapshot.js';
 import { eligible } from './snapshot.js';
+import { smoothPick } from './smooth-wrr.js';
 
 function weightOf(link: LinkSnapshot): number {
   const w = link.weight ?? 1;
@@ -30,17 +30,9 @@ export class WeightedPolicy implements Policy {
     const inPool = new Set(pool.map((l) => l.id));
     for (const id of this.current.keys()) if (!inPool.has(id)) this.current.delete(id);
 
-    let total = 0;
-    let best: { id: string; current: number } | undefined;
-    for (const link of pool) {
-      const w = weight(link);
-      const current = (this.current.get(link.id) ?? 0) + w;
-      this.current.set(link.id, current);
-      total += w;
-      if (!best || current > best.current) best = { id: link.id, current };
-    }
-    if (!best) return undefined;
-    this.current.set(best.id, best.current - total);
-    return best.id;
+    const current = pool.map((l) => this.current.get(l.id) ?? 0);
+    const best = smoothPick(pool.map(weight), current);
+    pool.forEach((l, i) => this.current.set(l.id, current[i] ?? 0));
+    return pool[best]?.id;
   }
 }

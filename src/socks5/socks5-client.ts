@@ -23,18 +23,10 @@
  * (the far side cannot reach the destination) LINKMUX_ERR_UNREACHABLE; REP
  * 0x02 LINKMUX_ERR_DENIED. No message holds the password.
  */
-import net from 'node:net';
 import type { Socket } from 'node:net';
 import { LinkmuxError, describe } from '../util/errors.js';
-import {
-  ATYP_DOMAIN,
-  ATYP_IPV4,
-  ATYP_IPV6,
-  encodeAddress,
-  formatIPv4,
-  formatIPv6,
-  isDomainBytes,
-} from './socks5-address.js';
+import { ATYP_DOMAIN, ATYP_IPV4, ATYP_IPV6, encodeAddress, isDomainBytes } from './socks5-address.js';
+import { formatHostPort, ipFamily, ipFromBytes, stripBrackets } from '../net/address.js';
 import {
   METHOD_NONE_ACCEPTABLE,
   METHOD_NO_AUTH,
@@ -210,8 +202,8 @@ export class Socks5ClientReader {
         if (byte === 0) return this.fail('reply holds an empty domain name');
         return this.expect(R.ReplyAddr, byte);
       case R.ReplyAddr:
-        if (this.atyp === ATYP_IPV4) this.host = formatIPv4(b);
-        else if (this.atyp === ATYP_IPV6) this.host = formatIPv6(b);
+        if (this.atyp === ATYP_IPV4) this.host = ipFromBytes(b, 0, 4);
+        else if (this.atyp === ATYP_IPV6) this.host = ipFromBytes(b, 0, 16);
         else if (!isDomainBytes(b)) return this.fail('reply domain name holds a non-printable byte');
         else this.host = b.toString('latin1');
         return this.expect(R.ReplyPort, 2);
@@ -371,9 +363,9 @@ function encodeRequestOrThrow(opts: Socks5ConnectOptions, where: string): Buffer
       `cannot CONNECT ${where} through ${opts.server}: ${port} is not a port from 1 to 65535`,
     );
   }
-  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const bare = stripBrackets(host);
   const name = Buffer.from(host, 'utf8');
-  if (net.isIP(bare) === 0 && (name.length < 1 || name.length > 255 || !isDomainBytes(name))) {
+  if (ipFamily(bare) === 0 && (name.length < 1 || name.length > 255 || !isDomainBytes(name))) {
     throw new LinkmuxError(
       'LINKMUX_ERR_DNS',
       `cannot CONNECT ${where} through ${opts.server}: that is not a host name ` +
@@ -465,10 +457,6 @@ function aborted(server: string, where: string, signal: AbortSignal | undefined)
   return new LinkmuxError('LINKMUX_ERR_ABORTED', `CONNECT ${where} through ${server} was aborted`, {
     cause: signal?.reason,
   });
-}
-
-function formatHostPort(dst: { host: string; port: number }): string {
-  return dst.host.includes(':') ? `[${dst.host}]:${dst.port}` : `${dst.host}:${dst.port}`;
 }
 
 function hex(byte: number): string {

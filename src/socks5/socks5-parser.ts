@@ -21,10 +21,9 @@ import {
   ATYP_IPV6,
   decodeAddress,
   encodeAddress,
-  formatIPv4,
-  formatIPv6,
   isDomainBytes,
 } from './socks5-address.js';
+import { ipFromBytes } from '../net/address.js';
 import type { Socks5Address } from './socks5-address.js';
 import { METHOD_NONE_ACCEPTABLE, METHOD_NO_AUTH, REP } from './socks5-replies.js';
 import type { Socks5AuthMethod, Socks5ErrorAnswer } from './socks5-replies.js';
@@ -99,7 +98,6 @@ export class Socks5Parser {
   private buffered = 0;
   private need = 1;
   // Fields of the message being assembled.
-  private methods: number[] = [];
   private username: Buffer = Buffer.alloc(0);
   private command: Socks5Command = 'connect';
   private atyp = 0;
@@ -243,8 +241,8 @@ export class Socks5Parser {
           return this.fail('request', { kind: 'reply', rep: REP.GENERAL_FAILURE }, 'empty domain name');
         return this.expect(S.ReqAddr, byte);
       case S.ReqAddr:
-        if (this.atyp === ATYP_IPV4) this.addrHost = formatIPv4(b);
-        else if (this.atyp === ATYP_IPV6) this.addrHost = formatIPv6(b);
+        if (this.atyp === ATYP_IPV4) this.addrHost = ipFromBytes(b, 0, 4);
+        else if (this.atyp === ATYP_IPV6) this.addrHost = ipFromBytes(b, 0, 16);
         else if (!isDomainBytes(b)) {
           return this.fail(
             'request',

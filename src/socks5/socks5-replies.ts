@@ -7,7 +7,7 @@
  * (tested against hex); a reply's BND address is IPv4 or IPv6 (IPv4-mapped
  * IPv6 is sent as IPv4), 0.0.0.0:0 when the server has nothing to report.
  */
-import { encodeAddress, unmapIPv4 } from './socks5-address.js';
+import { encodeAddress } from './socks5-address.js';
 import { isLinkmuxError, systemCode } from '../util/errors.js';
 
 export const SOCKS_VERSION = 0x05;
@@ -52,8 +52,8 @@ export function encodeAuthStatus(ok: boolean): Buffer {
 
 /** VER REP RSV ATYP BND.ADDR BND.PORT; BND defaults to 0.0.0.0:0. */
 export function encodeReply(rep: Socks5ReplyCode, bnd?: { host: string; port: number }): Buffer {
-  const host = bnd ? unmapIPv4(bnd.host) : '0.0.0.0';
-  const address = encodeAddress(host, bnd?.port ?? 0);
+  // encodeAddress sends an IPv4-mapped BND as the IPv4 address (ATYP 1).
+  const address = encodeAddress(bnd?.host ?? '0.0.0.0', bnd?.port ?? 0);
   return Buffer.concat([Buffer.from([SOCKS_VERSION, rep, 0x00]), address]);
 }
 

@@ -1,5 +1,5 @@
 /**
- * Commands as data: what the testbed runs (`ip`, `tc`, `nft`, `sysctl`, `openssl`),
+ * Commands as data: what the testbed runs (`ip`, `tc`, `nft`, `sysctl`),
  * their shell-like text for logs and unit-test comparisons, and which failures are
  * harmless. Nothing here runs anything.
  */
@@ -21,34 +21,6 @@ export const sysctl = (ns: string, setting: string): Command => nsExec(ns, 'sysc
 /** A `route del` may find its route already gone; every other command must succeed. */
 export function isTolerant(cmd: Command): boolean {
   return cmd.cmd === 'ip' && cmd.args.includes('route') && cmd.args.includes('del');
-}
-
-/** A self-signed certificate for the server address, usable as its own CA (curl --cacert). */
-export function certCommands(dir: string, address: string): Command[] {
-  return [
-    {
-      cmd: 'openssl',
-      args: [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        `/CN=${address}`,
-        '-addext',
-        `subjectAltName=IP:${address}`,
-        '-keyout',
-        `${dir}/key.pem`,
-        '-out',
-        `${dir}/cert.pem`,
-      ],
-    },
-  ];
 }
 
 /** Shell-like text of commands, for logs, dry runs and unit-test comparisons. */

@@ -18,6 +18,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
+import { formatHostPort } from '../net/address.js';
 
 export interface Behaviour {
   /** Ignore Range and If-Range: always 200 with the full body. */
@@ -268,7 +269,7 @@ export async function startFileServer(opts: FileServerOptions): Promise<FileServ
   });
   const port = (server.address() as AddressInfo).port;
   const scheme = opts.tls ? 'https' : 'http';
-  const url = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${scheme}://${formatHostPort({ host, port })}`;
 
   let closing: Promise<void> | undefined;
   return {

@@ -33,6 +33,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LinkmuxError, describe } from '../util/errors.js';
 import { ExecRunner, type RunResult, type Runner } from '../util/runner.js';
+import { makeSelfSignedCert } from './self-signed-cert.js';
 import { killChild, waitListening } from './child-processes.js';
 import type { DnsQueryRecord, DnsZone } from './dns-server.js';
 import { killNamespaceProcesses, removeLeftovers } from './leftovers.js';
@@ -41,7 +42,6 @@ import { DnsServerProcess, defaultZone } from './testbed-dns.js';
 import { makeTestFile } from './test-file.js';
 import {
   allNamespaces,
-  certCommands,
   formatCommands,
   gatewayMasqueradeCommands,
   isTolerant,
@@ -104,7 +104,6 @@ export async function createTestbed(opts: TestbedOptions = {}): Promise<Testbed>
   await runner.run('ip', ['-V']);
   await runner.run('tc', ['-V']);
   await runner.run('nft', ['--version']);
-  if (opts.https) await runner.run('openssl', ['version']);
 
   const removed = await removeLeftovers(runner);
   if (removed.length > 0) log(`removed leftover namespaces of dead runs: ${removed.join(' ')}`);
@@ -211,9 +210,9 @@ class NetnsTestbed implements Testbed {
       this.https = true;
       const tlsDir = path.join(this.tmp, 'tls');
       await mkdir(tlsDir, { recursive: true });
-      await this.apply(certCommands(tlsDir, this.serverAddress));
-      this.caFile = path.join(tlsDir, 'cert.pem');
-      const tls = ['--tls-key', path.join(tlsDir, 'key.pem'), '--tls-cert', this.caFile];
+      const { certPath, keyPath } = await makeSelfSignedCert(tlsDir, this.serverAddress);
+      this.caFile = certPath;
+      const tls = ['--tls-key', keyPath, '--tls-cert', this.caFile];
       await this.startServer([...serverArgs, '--port', '443', ...tls]);
     }
     if (opts.dns) await this.startDns(opts.dns === true ? defaultZone(this.serverAddress) : opts.dns);

@@ -36,7 +36,7 @@ import { ip, nsExec, sysctl, type Command } from './commands.js';
 import { policyRouteCommands, policyRuleCommands } from './policy-tables.js';
 
 // Commands and their text live in commands.ts; re-exported for the callers that knew them here.
-export { certCommands, formatCommands, isTolerant, type Command } from './commands.js';
+export { formatCommands, isTolerant, type Command } from './commands.js';
 
 // The plan's types live in topology-types.ts (policy-tables.ts needs them without importing this file).
 export type {

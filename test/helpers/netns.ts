@@ -10,8 +10,8 @@ import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** What every netns test drives: the testbed (ip, tc, nft, openssl for certificates) and curl. */
-export const BASE_TOOLS = ['ip', 'tc', 'nft', 'curl', 'openssl'] as const;
+/** What every netns test drives: the testbed (ip, tc, nft) and curl. */
+export const BASE_TOOLS = ['ip', 'tc', 'nft', 'curl'] as const;
 
 export function isRoot(): boolean {
   return process.platform === 'linux' && process.getuid?.() === 0;

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DestinationPolicy } from '../../src/relay/destination-policy.js';
-import { canonicalIp, parseCidr } from '../../src/net/ip-ranges.js';
+import { canonicalIp, parseCidr } from '../../src/net/address.js';
 import { isLinkmuxError } from '../../src/util/errors.js';
 
 /** [address, what the reason calls it]; each one refused by default. */

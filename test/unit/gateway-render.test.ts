@@ -9,12 +9,12 @@ import {
   MAX_SLOTS,
   planGateway,
   quantize,
-  smoothSequence,
   type GatewayNumbers,
   type GatewayPlan,
   type PlanInput,
   type UplinkDecl,
 } from '../../src/gateway/plan.js';
+import { smoothSequence } from '../../src/scheduler/smooth-wrr.js';
 import { renderCleanupRuleset, renderDryRun, renderRuleset } from '../../src/gateway/render.js';
 import { gatewayOwnership, isOwnedRule, planIpRules, planRoutes } from '../../src/gateway/ip-rules.js';
 import { diffRouting } from '../../src/routing/diff.js';

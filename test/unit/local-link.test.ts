@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LocalLink, chooseBindMode, formatDestination } from '../../src/links/local-link.js';
+import { LocalLink, chooseBindMode } from '../../src/links/local-link.js';
 import type { BindModeRequest } from '../../src/links/local-link.js';
 import type { NetInterface } from '../../src/net/interfaces-types.js';
 import { createLogger } from '../../src/util/logger.js';
@@ -135,10 +135,4 @@ test('close() on an idle link resolves; later connects are refused', async () =>
     link.connect({ host: '198.18.1.1', port: 80 }),
     (err) => isLinkmuxError(err, 'LINKMUX_ERR_CONNECT') && /eth0 is shutting down/.test(err.message),
   );
-});
-
-test('formatDestination brackets IPv6', () => {
-  assert.equal(formatDestination('::1', 80), '[::1]:80');
-  assert.equal(formatDestination('[::1]', 80), '[::1]:80');
-  assert.equal(formatDestination('example.com', 443), 'example.com:443');
 });

@@ -9,7 +9,7 @@
  * is an integer in 1..65535; the forwarded path is the client's bytes as sent
  * (no dot-segment or percent normalisation: a proxy must not rewrite it).
  */
-import net from 'node:net';
+import { formatHost, ipFamily } from '../../net/address.js';
 import type { Destination } from '../../links/link.js';
 
 /** A DNS name as clients send it; '_' appears in real names, so it is allowed. */
@@ -29,11 +29,11 @@ export function parseHost(text: string): string | undefined {
     if (!text.endsWith(']')) return undefined;
     const inner = text.slice(1, -1);
     // Zone ids (fe80::1%eth0) name an interface of the client, not of a link.
-    return net.isIPv6(inner) && !inner.includes('%') ? inner.toLowerCase() : undefined;
+    return ipFamily(inner) === 6 && !inner.includes('%') ? inner.toLowerCase() : undefined;
   }
   // ASCII case only: toLowerCase() would turn U+212A (Kelvin sign) into "k", accepting a non-ASCII name.
   const host = text.replace(/[A-Z]/g, (c) => c.toLowerCase());
-  if (net.isIPv4(host)) return host;
+  if (ipFamily(host) === 4) return host;
   // All-numeric names such as "1.2.3" or "999.1.1.1" are IPv4 typos, not names.
   if (/^[\d.]+$/.test(host)) return undefined;
   return HOST_NAME.test(host) ? host : undefined;
@@ -115,6 +115,6 @@ function hasSpaceOrControl(text: string): boolean {
 
 /** "host:port", with IPv6 bracketed; the port is left out when it is `defaultPort`. */
 export function formatAuthority(dst: Destination, defaultPort?: number): string {
-  const host = net.isIPv6(dst.host) ? `[${dst.host}]` : dst.host;
+  const host = formatHost(dst.host);
   return dst.port === defaultPort ? host : `${host}:${dst.port}`;
 }

@@ -3,6 +3,7 @@
  * outbound connection through (which applies the rules), the credentials check, the logger and
  * the idle timeout. Built once per server from its options.
  */
+import { formatHostPort } from '../../net/address.js';
 import type { Logger } from '../../util/logger.js';
 import type { Dialer } from '../dialer.js';
 
@@ -20,6 +21,5 @@ export interface HttpProxyContext {
 
 /** "address:port" of a client socket, for logs and the dialer's sticky rules. */
 export function clientLabel(socket: { remoteAddress?: string; remotePort?: number }): string {
-  const addr = socket.remoteAddress ?? '?';
-  return addr.includes(':') ? `[${addr}]:${socket.remotePort ?? 0}` : `${addr}:${socket.remotePort ?? 0}`;
+  return formatHostPort({ host: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 });
 }

@@ -33,6 +33,7 @@ import { silentLogger } from '../../util/logger.js';
 import type { Dialer } from '../dialer.js';
 import { pipeSockets } from '../pipe-sockets.js';
 import type { Socks5Address } from '../../socks5/socks5-address.js';
+import { formatHostPort } from '../../net/address.js';
 import { Socks5Parser } from '../../socks5/socks5-parser.js';
 import type { Socks5Event } from '../../socks5/socks5-parser.js';
 import {
@@ -259,7 +260,7 @@ export class Socks5Server extends net.Server {
     fail: (rep: Socks5ReplyCode) => void,
   ): Promise<void> {
     const dst: Destination = { host: address.host, port: address.port };
-    const where = formatDestination(dst);
+    const where = formatHostPort(dst);
     if (dst.port === 0) {
       this.logger.debug(`socks5 ${peer}: CONNECT to port 0 refused`);
       return fail(REP.GENERAL_FAILURE);
@@ -330,7 +331,7 @@ export class Socks5Server extends net.Server {
     socket.write(encodeReply(REP.SUCCEEDED, bnd));
     // The control connection carries nothing more; reading it is how its close is seen.
     socket.on('data', discard);
-    this.logger.debug(`socks5 ${peer}: UDP association on ${formatDestination(bnd)}`);
+    this.logger.debug(`socks5 ${peer}: UDP association on ${formatHostPort(bnd)}`);
   }
 
   private checkCredentials(username: Buffer, password: Buffer): Socks5Grant | undefined {
@@ -353,7 +354,3 @@ function sha256(data: Buffer): Buffer {
 }
 
 function discard(): void {}
-
-function formatDestination(dst: { host: string; port: number }): string {
-  return dst.host.includes(':') ? `[${dst.host}]:${dst.port}` : `${dst.host}:${dst.port}`;
-}

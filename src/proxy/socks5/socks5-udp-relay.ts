@@ -21,7 +21,7 @@ import { describe } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
 import type { Dialer } from '../dialer.js';
 import type { Socks5Address } from '../../socks5/socks5-address.js';
-import { unmapIPv4 } from '../../socks5/socks5-address.js';
+import { unmapIPv4 } from '../../net/address.js';
 import { encodeUdpDatagram, parseUdpDatagram } from '../../socks5/socks5-parser.js';
 
 /** Datagrams held while the outbound socket is being opened; later ones are dropped. */
