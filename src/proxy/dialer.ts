@@ -33,4 +33,11 @@ export interface Dialer {
   dial(dst: Destination, ctx?: DialContext): Promise<Dialed>;
   /** A UDP socket whose datagrams leave through one link (one per UDP association). */
   openUdp(family: 4 | 6, ctx?: DialContext): Promise<{ socket: UdpSocket; link: string }>;
+  /**
+   * Where one datagram of a UDP association may go: its address (a name looked
+   * up through the links, never by the system resolver), or undefined when a
+   * rule or the own-host guard refuses it, or the name does not resolve (the
+   * datagram is dropped, as UDP does). Without it, datagrams go where they say.
+   */
+  udpDestination?(dst: Destination, ctx?: DialContext): Promise<string | undefined>;
 }

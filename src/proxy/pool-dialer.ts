@@ -255,6 +255,30 @@ export class PoolDialer implements Dialer {
       throw new LinkmuxError('LINKMUX_ERR_DENIED', `${where}: ${verdict.reason}`);
   }
 
+  /** See Dialer.udpDestination: the same rules and guards as a TCP dial, per datagram (lookups are cached). */
+  async udpDestination(dst: Destination, ctx: DialContext = {}): Promise<string | undefined> {
+    let ip: string | undefined;
+    try {
+      const bare = stripBrackets(dst.host);
+      ip = net.isIP(bare) ? bare : (await this.resolve(dst.host, new Set([4, 6]))).address;
+    } catch (err) {
+      this.logger.debug(`UDP datagram to ${dst.host}:${dst.port} dropped: ${describe(err)}`);
+      return undefined;
+    }
+    const name = net.isIP(stripBrackets(dst.host)) ? undefined : dst.host;
+    const route = this.opts.rules.route({ ...(name ? { name } : {}), ip, port: dst.port });
+    const ruleNamed = route.reason.startsWith('rule ');
+    const verdict =
+      route.kind === 'deny'
+        ? { allowed: false as const, reason: `refused by ${route.reason} of the config` }
+        : (this.opts.clientGuard?.(ip, ctx, ruleNamed) ?? { allowed: true as const });
+    if (!verdict.allowed) {
+      this.logger.debug(`UDP datagram to ${dst.host}:${dst.port} dropped: ${verdict.reason}`);
+      return undefined;
+    }
+    return ip;
+  }
+
   /** A link can carry the target: it resolves names itself, or has the family of the address. */
   private canReach(id: string, target: Target): boolean {
     const caps = this.opts.pool.get(id)?.capabilities;

@@ -163,3 +163,34 @@ test('an IPv6 destination goes to the link that has IPv6; ctx.link on an IPv4-on
   );
   assert.deepEqual(v4.dialed, []);
 });
+
+test('udpDestination: a name resolves through the dialer; a deny rule and the own-host guard drop it', async () => {
+  const local = new NameLink('eth0', false);
+  const { dialer, lookups } = setup([local], {
+    rules: [{ match: { domain: 'blocked.test' }, action: 'deny' }],
+    resolve: (host) => (host === 'home.test' ? '127.0.0.1' : '198.18.7.7'),
+  });
+  assert.equal(await dialer.udpDestination({ host: 'files.test', port: 53 }), '198.18.7.7');
+  assert.deepEqual(lookups, ['files.test']);
+  assert.equal(await dialer.udpDestination({ host: 'blocked.test', port: 53 }), undefined);
+  assert.equal(await dialer.udpDestination({ host: '[2001:db8::1]', port: 53 }), '2001:db8::1');
+
+  const guarded = new PoolDialer({
+    pool: new LinkPool([local], { stateOf: () => 'online' }),
+    policy: prefer('eth0'),
+    rules: new RuleSet([], false),
+    resolve: async () => ({ address: '127.0.0.1', family: 4 }),
+    clientGuard: (ip, ctx) =>
+      ip === '127.0.0.1' && ctx.clientIp !== '127.0.0.1'
+        ? { allowed: false, reason: 'loopback of this host' }
+        : { allowed: true },
+  });
+  assert.equal(
+    await guarded.udpDestination({ host: 'home.test', port: 53 }, { clientIp: '198.18.100.5' }),
+    undefined,
+  );
+  assert.equal(
+    await guarded.udpDestination({ host: 'home.test', port: 53 }, { clientIp: '127.0.0.1' }),
+    '127.0.0.1',
+  );
+});

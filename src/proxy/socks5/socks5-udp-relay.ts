@@ -8,7 +8,10 @@
  *
  * Guarantees: only datagrams from the client are relayed (the IP of the control
  * connection, and the port it declared, or else the port of its first
- * datagram); fragmented, malformed and rule-denied datagrams are dropped,
+ * datagram); fragmented, malformed and rule-denied datagrams are dropped, as
+ * are datagrams the own-host guard refuses (a LAN client cannot reach this
+ * host's loopback or own addresses over UDP either); names are looked up
+ * through the links (Dialer.udpDestination),
  * never answered; the outbound socket is opened on the first datagram with the
  * family of its destination, and datagrams of the other family are dropped;
  * when the control connection closes or either UDP socket fails, both UDP
@@ -78,19 +81,30 @@ export async function openUdpAssociation(opts: UdpAssociationOptions): Promise<U
     teardown();
   });
 
+  // Each datagram passes the dialer's checks (rules, the own-host guard) and its name is
+  // looked up through the links; dgram's own lookup would use the system resolver.
+  const where = (host: string, port: number): Promise<string | undefined> =>
+    dialer.udpDestination
+      ? dialer.udpDestination({ host, port }, { client: peer, clientIp })
+      : Promise.resolve(host);
   const sendOut = (data: Buffer, host: string, port: number) => {
-    const out = outbound;
-    if (!out) return;
-    const family = net.isIP(host);
-    if (family !== 0 && family !== outFamily) {
-      logger.debug(
-        `socks5 ${peer}: UDP datagram to ${host} dropped: the association's link socket is IPv${outFamily}`,
-      );
-      return;
-    }
-    out.send(data, port, host, (err) => {
-      if (err) logger.debug(`socks5 ${peer}: UDP send to ${host}:${port} failed: ${describe(err)}`);
-    });
+    if (!outbound) return;
+    where(host, port).then(
+      (ip) => {
+        const out = outbound;
+        if (ip === undefined || !out || closed) return;
+        if (net.isIP(ip) !== outFamily) {
+          logger.debug(
+            `socks5 ${peer}: UDP datagram to ${host} dropped: the association's link socket is IPv${outFamily}`,
+          );
+          return;
+        }
+        out.send(data, port, ip, (err) => {
+          if (err) logger.debug(`socks5 ${peer}: UDP send to ${host}:${port} failed: ${describe(err)}`);
+        });
+      },
+      (err: unknown) => logger.debug(`socks5 ${peer}: UDP datagram to ${host} dropped: ${describe(err)}`),
+    );
   };
 
   const openOutbound = async (family: 4 | 6) => {
