@@ -34,7 +34,7 @@ const fast = ['unit', 'integration']
   .filter(want)
   .map((t) => `dist/test/${t}`)
   .filter((d) => existsSync(d));
-if (fast.length > 0) status ||= run([...common, '--test-concurrency=2', ...fast]);
+if (fast.length > 0) status = run([...common, '--test-concurrency=2', ...fast]) || status;
 
 if (want('netns')) {
   const root = process.platform === 'linux' && process.getuid?.() === 0;
@@ -43,7 +43,7 @@ if (want('netns')) {
       '\n*** NETNS TIER SKIPPED: it needs Linux and root (network namespaces). CI runs it as root. ***\n',
     );
   } else if (existsSync('dist/test/netns')) {
-    status ||= run([...common, '--test-concurrency=1', 'dist/test/netns']);
+    status = run([...common, '--test-concurrency=1', 'dist/test/netns']) || status;
   }
 }
 process.exit(status);

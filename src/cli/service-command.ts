@@ -40,7 +40,7 @@ Examples:
       const { installService, prepareUnit } = await import('../service/install.js');
       const deps = await serviceDeps();
       if (flags.print) {
-        const unit = await prepareUnit(kind, flags.config, deps);
+        const unit = await prepareUnit(kind, flags.config, deps, 'print');
         if (unit.configFromCwd) deps.log(`config: ${unit.configPath} (found in the current directory)`);
         process.stdout.write(unit.text);
         return;

@@ -52,6 +52,8 @@ export interface ServiceDeps {
   kernelRelease: string;
   /** One progress line (stderr in the CLI). */
   log: (line: string) => void;
+  /** Directories the service does not see (PrivateTmp) and boot empties. Default /tmp, /var/tmp. */
+  tmpDirs?: readonly string[];
 }
 
 export interface PreparedUnit {
@@ -71,8 +73,14 @@ export interface PreparedUnit {
 export async function prepareUnit(
   kind: ServiceKind,
   configArg: string | undefined,
-  deps: Pick<ServiceDeps, 'nodePath' | 'mainPath' | 'cwd' | 'kernelRelease'>,
+  deps: Pick<ServiceDeps, 'nodePath' | 'mainPath' | 'cwd' | 'kernelRelease' | 'tmpDirs' | 'log'>,
+  /** 'print' only shows the unit: a path the service could not use is a warning, not a refusal. */
+  mode: 'install' | 'print' = 'install',
 ): Promise<PreparedUnit> {
+  const refuse = (err: LinkmuxError) => {
+    if (mode === 'install') throw err;
+    deps.log(`warning: installed as it is, this unit would not start: ${err.message}`);
+  };
   let configPath: string | undefined;
   let configFromCwd = false;
   if (configArg !== undefined) {
@@ -108,23 +116,28 @@ export async function prepareUnit(
       throw new LinkmuxError('LINKMUX_ERR_IO', `${what} is not at ${p}: reinstall linkmux, then try again`);
     }
   }
+  const tmpDirs = deps.tmpDirs ?? TMP_DIRS;
   for (const p of [deps.nodePath, deps.mainPath, configPath]) {
-    if (p !== undefined && TMP_DIRS.some((t) => p.startsWith(`${t}/`))) {
-      throw new LinkmuxError(
-        p === configPath ? 'LINKMUX_ERR_CONFIG' : 'LINKMUX_ERR_IO',
-        `${p} is in a temporary directory, which the service does not see (PrivateTmp=yes) ` +
-          'and which is emptied at boot: move it (a config to /etc/linkmux/, say), then try again',
+    if (p !== undefined && tmpDirs.some((t) => p.startsWith(`${t}/`))) {
+      refuse(
+        new LinkmuxError(
+          p === configPath ? 'LINKMUX_ERR_CONFIG' : 'LINKMUX_ERR_IO',
+          `${p} is in a temporary directory, which the service does not see (PrivateTmp=yes) ` +
+            'and which is emptied at boot: move it (a config to /etc/linkmux/, say), then try again',
+        ),
       );
     }
   }
   for (const p of [deps.nodePath, deps.mainPath, configPath]) {
     const problem = p === undefined ? undefined : unreachableForService(p, statSync);
     if (problem !== undefined) {
-      throw new LinkmuxError(
-        p === configPath ? 'LINKMUX_ERR_CONFIG' : 'LINKMUX_ERR_IO',
-        `the service runs as root without CAP_DAC_OVERRIDE, so it could not read ${p}: ${problem}. ` +
-          'Move it out of a private home directory (install node and linkmux under /usr/local, a config in /etc/linkmux/), ' +
-          'or make it readable',
+      refuse(
+        new LinkmuxError(
+          p === configPath ? 'LINKMUX_ERR_CONFIG' : 'LINKMUX_ERR_IO',
+          `the service runs as root without CAP_DAC_OVERRIDE, so it could not read ${p}: ${problem}. ` +
+            'Move it out of a private home directory (install node and linkmux under /usr/local, a config in /etc/linkmux/), ' +
+            'or make it readable',
+        ),
       );
     }
   }

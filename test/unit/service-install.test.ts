@@ -25,6 +25,10 @@ after(async () => {
   for (const r of roots) await rm(r, { recursive: true, force: true });
 });
 
+/** Stands for /tmp in these tests (see fixture). */
+const FAKE_TMP = await mkdtemp(path.join(tmpdir(), 'linkmux-fake-tmp-'));
+roots.push(FAKE_TMP);
+
 const UP_CALLS = ['systemctl daemon-reload', 'systemctl enable --now linkmux-up.service'];
 
 async function fixture(over: Partial<ServiceDeps> = {}, booted = true) {
@@ -43,6 +47,8 @@ async function fixture(over: Partial<ServiceDeps> = {}, booted = true) {
     cwd: CONFIGS,
     kernelRelease: '6.1.0-18-amd64',
     log: (l) => log.push(l),
+    // The checkout itself may live under /tmp (CI clones anywhere): only FAKE_TMP counts as temporary here.
+    tmpDirs: [FAKE_TMP],
     ...over,
   };
   const unitFile = (kind = 'up') => path.join(root, 'etc/systemd/system', `linkmux-${kind}.service`);
@@ -161,9 +167,21 @@ test('refusals happen before any change, each with its code', async (t) => {
   });
 });
 
+test('--print only warns about a path the service could not use; install refuses it', async () => {
+  const dir = await mkdtemp(path.join(FAKE_TMP, 'linkmux-service-print-'));
+  await writeFile(path.join(dir, 'linkmux.yaml'), '{}\n');
+  const f = await fixture();
+  const unit = await prepareUnit('up', path.join(dir, 'linkmux.yaml'), f.deps, 'print');
+  assert.match(unit.text, /^ExecStart=/m);
+  assert.ok(
+    f.log.some((l) => /^warning: .*PrivateTmp/.test(l)),
+    f.log.join('\n'),
+  );
+  assert.deepEqual(f.runner.calls, []);
+});
+
 test('a config in /tmp is refused: the service has a private /tmp', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'linkmux-service-cfg-'));
-  roots.push(dir);
+  const dir = await mkdtemp(path.join(FAKE_TMP, 'linkmux-service-cfg-'));
   await writeFile(path.join(dir, 'linkmux.yaml'), '{}\n');
   const f = await fixture();
   await rejectsWith(
@@ -198,6 +216,8 @@ test('no -c: ./linkmux.yaml of the current directory, made absolute, as `linkmux
     mainPath: MAIN,
     cwd,
     kernelRelease: '6.1.0',
+    tmpDirs: [FAKE_TMP],
+    log: () => {},
   });
   assert.equal(unit.configPath, path.join(cwd, 'linkmux.yaml'));
   assert.equal(unit.configFromCwd, true);
@@ -206,13 +226,22 @@ test('no -c: ./linkmux.yaml of the current directory, made absolute, as `linkmux
     mainPath: MAIN,
     cwd: path.dirname(MAIN),
     kernelRelease: '6.1.0',
+    tmpDirs: [FAKE_TMP],
+    log: () => {},
   });
   assert.equal(none.configPath, undefined);
   assert.match(none.text, / up\n/);
 });
 
 test('from the config: a port below 1024 adds CAP_NET_BIND_SERVICE; a custom node state dir becomes writable', async () => {
-  const deps = { nodePath: process.execPath, mainPath: MAIN, cwd: CONFIGS, kernelRelease: '6.1.0' };
+  const deps = {
+    nodePath: process.execPath,
+    mainPath: MAIN,
+    cwd: CONFIGS,
+    kernelRelease: '6.1.0',
+    tmpDirs: [FAKE_TMP],
+    log: () => {},
+  };
   await config('low.yaml', 'listen:\n  socks: 127.0.0.1:1080\n  http: 127.0.0.1:80\n');
   const low = await prepareUnit('up', 'low.yaml', deps);
   assert.match(low.text, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
