@@ -36,7 +36,7 @@ import { VERSION } from '../version.js';
 import { LinkResolver } from '../dns/resolver.js';
 import type { LinkState } from '../health/state-machine.js';
 import type { ListenAddress, RuntimeConfig } from '../config/runtime.js';
-import type { HostPort } from '../config/fields.js';
+import type { HostPort } from '../net/address.js';
 import { nodeHostGuard, proxyHostGuard } from '../proxy/own-host-guard.js';
 import { Protection } from './protection.js';
 import type { RpcService, RpcServiceOptions } from '../rpc/rpc-service.js';
