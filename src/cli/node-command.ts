@@ -100,7 +100,7 @@ async function printToken(config: import('../config/schema.js').Config, rotate: 
   const { selectUplinks } = await import('../links/select.js');
   const { ExecRunner } = await import('../util/runner.js');
   const { createLogger } = await import('../util/logger.js');
-  const { formatHostPort } = await import('../config/fields.js');
+  const { formatHostPort } = await import('../net/address.js');
   const rt = toRuntime(config);
   const interfaces = await discoverInterfaces(new ExecRunner());
   const lend = selectUplinks(interfaces, rt.links).map((i) => i.name);

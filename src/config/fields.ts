@@ -44,6 +44,9 @@ export function parseSeconds(value: unknown): number | undefined {
   return Math.round(Number(m[1]) * UNIT_SECONDS[m[2] ?? 's']! * 1000) / 1000;
 }
 
+/** A whole number within [min, max]. */
+export const count = (min: number, max: number) => z.number().int().min(min).max(max);
+
 /** A duration in seconds within [min, max]; text with a unit is accepted and turned into seconds. */
 export function duration(min: number, max: number) {
   return field((value) => {
@@ -60,9 +63,6 @@ export function duration(min: number, max: number) {
     return { ok: true, value: s };
   });
 }
-
-// schema.ts and runtime.ts still import these from here; net/address.ts holds them.
-export { formatHostPort, isLoopbackHost, parseHostPort, type HostPort } from '../net/address.js';
 
 /**
  * A listen address: "HOST:PORT", a bare port (= 127.0.0.1:PORT), or false / ""

@@ -10,8 +10,10 @@ import { defaultProbeTargets, type HealthConfig, type ProbeTarget } from '../hea
 import { parseProbeTarget } from '../health/probe-target.js';
 import type { PolicyName, PolicyOptions } from '../scheduler/policies.js';
 import type { LogLevel } from '../util/logger.js';
-import type { HostPort, RuleActionText } from './fields.js';
-import { parseHostPort, toNameserver } from './fields.js';
+import type { RuleActionText } from './fields.js';
+import { toNameserver } from './fields.js';
+import type { HostPort } from '../net/address.js';
+import { parseHostPort } from '../net/address.js';
 import type { Config } from './schema.js';
 import { configSchema } from './schema.js';
 import { decodeJoinToken } from '../links/join-token.js';

@@ -34,6 +34,3 @@ export function formatControlAddress(addr: ControlAddress): string {
   if (addr.kind === 'unix') return addr.path;
   return formatHostPort(addr);
 }
-
-// The daemon still imports it from here; net/address.ts holds it.
-export { isLoopbackHost } from '../net/address.js';

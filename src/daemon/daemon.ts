@@ -26,17 +26,17 @@ import { createSocks5Server, type Socks5Server } from '../proxy/socks5/socks5-se
 import { createHttpProxyServer } from '../proxy/http/http-proxy-server.js';
 import { startControlServer, type ControlServer } from '../control/control-server.js';
 import type { DaemonStatus, LinkStatus, NodeStatus } from '../control/status-types.js';
+import { clockToIso, linkStatusRow, statusHeader } from '../control/status-builder.js';
 import { NodeServer } from '../relay/node-server.js';
 import { DestinationPolicy } from '../relay/destination-policy.js';
 import { formatControlAddress } from '../control/control-address.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { LinkmuxError, systemCode } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { VERSION } from '../version.js';
 import { LinkResolver } from '../dns/resolver.js';
 import type { LinkState } from '../health/state-machine.js';
 import type { ListenAddress, RuntimeConfig } from '../config/runtime.js';
-import type { HostPort } from '../config/fields.js';
+import type { HostPort } from '../net/address.js';
 import { nodeHostGuard, proxyHostGuard } from '../proxy/own-host-guard.js';
 import { Protection } from './protection.js';
 import type { RpcService, RpcServiceOptions } from '../rpc/rpc-service.js';
@@ -337,40 +337,33 @@ export class Daemon {
   }
 
   status(): DaemonStatus {
-    const now = this.clock.now();
     const wall = Date.now();
+    const toIso = clockToIso(this.clock.now(), wall);
     const links: LinkStatus[] = this.opts.links.map((link) => {
-      const h = this.health.status(link.id);
       const s = link.stats();
       const r = this.pool.rates(link.id);
-      const toIso = (t: number) => new Date(wall - (now - t)).toISOString();
-      return {
-        id: link.id,
-        description: link.description,
-        state: h.state,
-        ...(h.reason !== undefined ? { stateReason: h.reason } : {}),
-        since: toIso(h.since),
-        ...(h.lastRttMs !== undefined ? { rttMs: h.lastRttMs } : {}),
-        rateIn: r.rateIn,
-        rateOut: r.rateOut,
-        ...(r.capacity !== undefined ? { capacity: r.capacity } : {}),
-        activeConnections:
-          this.dialer.connectionsOn(link.id) + (this.nodeDialer?.connectionsOn(link.id) ?? 0),
-        bytesIn: s.bytesIn,
-        bytesOut: s.bytesOut,
-        connectFailures: s.connectFailures,
-        ...(h.lastFailure
-          ? { lastFailure: { at: toIso(h.lastFailure.at), reason: h.lastFailure.reason } }
-          : {}),
-      };
+      return linkStatusRow(
+        { id: link.id, description: link.description },
+        this.health.status(link.id),
+        {
+          rateIn: r.rateIn,
+          rateOut: r.rateOut,
+          ...(r.capacity !== undefined ? { capacity: r.capacity } : {}),
+          activeConnections:
+            this.dialer.connectionsOn(link.id) + (this.nodeDialer?.connectionsOn(link.id) ?? 0),
+          bytesIn: s.bytesIn,
+          bytesOut: s.bytesOut,
+          connectFailures: s.connectFailures,
+        },
+        toIso,
+      );
     });
     return {
-      version: VERSION,
-      startedAt: this.startedAt.toISOString(),
-      uptimeSeconds: Math.round((wall - this.startedAt.getTime()) / 1000),
-      policy: this.policy.name,
-      listen: { ...this.bound },
-      connections: this.dialer.stats(),
+      ...statusHeader(this.startedAt, wall, {
+        policy: this.policy.name,
+        listen: { ...this.bound },
+        connections: this.dialer.stats(),
+      }),
       links,
       ...(this.opts.node && this.nodeDialer
         ? { node: this.nodeStatus(this.opts.node, this.nodeDialer) }

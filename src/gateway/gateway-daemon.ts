@@ -19,10 +19,10 @@ import type { HealthConfig } from '../health/config.js';
 import { CapacityEstimator } from '../scheduler/capacity.js';
 import { startControlServer, type ControlServer } from '../control/control-server.js';
 import type { DaemonStatus, LinkStatus } from '../control/status-types.js';
+import { clockToIso, linkStatusRow, statusHeader } from '../control/status-builder.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { describe } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { VERSION } from '../version.js';
 import type { GatewayKernel } from './kernel.js';
 import { planGateway } from './plan.js';
 import type { GatewayNumbers, GatewayPlan, GatewayRule, UplinkDecl } from './plan.js';
@@ -133,41 +133,40 @@ export class GatewayDaemon {
   }
 
   status(): DaemonStatus {
-    const now = this.clock.now();
     const wall = Date.now();
-    const toIso = (t: number) => new Date(wall - (now - t)).toISOString();
+    const toIso = clockToIso(this.clock.now(), wall);
     const links: LinkStatus[] = (this.plan?.uplinks ?? []).map((u) => {
       const h = this.health.status(u.dev);
       const r = this.rates.get(u.name) ?? { rateIn: 0, rateOut: 0, bytesIn: 0, bytesOut: 0 };
       const capacity = this.capacity.get(u.name)?.capacity;
-      return {
+      const link = {
         id: u.name,
         description: `${u.dev} via ${u.gateway} (mark 0x${u.mark.toString(16)}, table ${u.table}, ${u.slots} slot(s))`,
         // "offline" once the kernel no longer sends new connections there (the re-apply follows the probe).
-        state: h.state === 'offline' && u.online ? 'degraded' : h.state,
-        ...(h.reason !== undefined ? { stateReason: h.reason } : {}),
-        since: toIso(h.since),
-        ...(h.lastRttMs !== undefined ? { rttMs: h.lastRttMs } : {}),
-        rateIn: r.rateIn,
-        rateOut: r.rateOut,
-        ...(capacity !== undefined ? { capacity } : {}),
-        activeConnections: this.connections.get(u.mark) ?? 0,
-        bytesIn: r.bytesIn,
-        bytesOut: r.bytesOut,
-        connectFailures: 0,
-        ...(h.lastFailure
-          ? { lastFailure: { at: toIso(h.lastFailure.at), reason: h.lastFailure.reason } }
-          : {}),
+        state: h.state === 'offline' && u.online ? ('degraded' as const) : h.state,
       };
+      return linkStatusRow(
+        link,
+        h,
+        {
+          rateIn: r.rateIn,
+          rateOut: r.rateOut,
+          ...(capacity !== undefined ? { capacity } : {}),
+          activeConnections: this.connections.get(u.mark) ?? 0,
+          bytesIn: r.bytesIn,
+          bytesOut: r.bytesOut,
+          connectFailures: 0,
+        },
+        toIso,
+      );
     });
     const active = [...this.connections.values()].reduce((a, b) => a + b, 0);
     return {
-      version: VERSION,
-      startedAt: this.startedAt.toISOString(),
-      uptimeSeconds: Math.round((wall - this.startedAt.getTime()) / 1000),
-      policy: 'gateway (weighted round-robin in nftables)',
-      listen: this.control ? { control: this.control.address } : {},
-      connections: { active, total: this.seenConnections, failed: 0 },
+      ...statusHeader(this.startedAt, wall, {
+        policy: 'gateway (weighted round-robin in nftables)',
+        listen: this.control ? { control: this.control.address } : {},
+        connections: { active, total: this.seenConnections, failed: 0 },
+      }),
       links,
     };
   }

@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import type { ConnectOptions, Destination, Link, LinkCapabilities, LinkStats } from './link.js';
 import { LinkSockets } from './link-sockets.js';
-import { formatHostPort } from '../net/address.js';
+import { formatHostPort, stripBrackets } from '../net/address.js';
 
 export const DIRECT_LINK_ID = 'direct';
 
@@ -47,7 +47,7 @@ export class DirectLink implements Link {
         `the direct link is shutting down; cannot connect to ${where}`,
       );
     }
-    const host = dst.host.replace(/^\[(.*)\]$/, '$1');
+    const host = stripBrackets(dst.host);
     return this.sockets.withDeadline(
       opts,
       where,

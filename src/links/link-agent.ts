@@ -3,6 +3,7 @@
  * requests leave by that uplink. TLS runs over the link's socket with undici's
  * own connector (certificate checks, SNI and session reuse as usual).
  */
+import { stripBrackets } from '../net/address.js';
 import { Agent, buildConnector } from './undici-core.js';
 import type { Link } from './link.js';
 
@@ -32,7 +33,7 @@ export function createLinkAgent(link: Link, opts: LinkAgentOptions): Agent {
       const defaultPort = options.protocol === 'https:' ? 443 : 80;
       const port = options.port ? Number(options.port) : defaultPort;
       // undici passes IPv6 literals in brackets, as in URLs.
-      const host = options.hostname.replace(/^\[(.*)\]$/, '$1');
+      const host = stripBrackets(options.hostname);
       link
         .connect(
           { host, port },

@@ -16,6 +16,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import { LinkmuxError } from '../util/errors.js';
+import { formatHostPort } from './address.js';
 import { socketLibc, type Libc } from './bind-device.js';
 
 export const IPPROTO_MPTCP = 262;
@@ -173,7 +174,7 @@ function bindFd(fd: number, family: 4 | 6, address: string, port: number): void 
             : 'check the address';
     throw new LinkmuxError(
       'LINKMUX_ERR_USAGE',
-      `cannot bind an MPTCP socket to ${family === 6 ? `[${address}]` : address}:${port}: ${code}; ${hint}`,
+      `cannot bind an MPTCP socket to ${formatHostPort({ host: address, port })}: ${code}; ${hint}`,
       { cause: Object.assign(new Error(`bind() failed: ${code}`), { code }) },
     );
   }

@@ -32,6 +32,7 @@ import type { HealthInput } from '../health/state-machine.js';
 import { connectFailureKind } from '../health/passive-rule.js';
 import type { Policy } from '../scheduler/snapshot.js';
 import { orderForFailover } from '../scheduler/failover.js';
+import { formatHost, stripBrackets } from '../net/address.js';
 import { systemResolver, type Resolver } from '../net/resolve.js';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
@@ -96,14 +97,6 @@ interface Target {
   name?: string;
   ip?: string;
   port: number;
-}
-
-function formatHost(ip: string): string {
-  return net.isIPv6(ip) ? `[${ip}]` : ip;
-}
-
-function stripBrackets(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
 /** No candidate link has the destination's address family: not any link's fault (SOCKS5 0x04, HTTP 502). */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { RuntimeServer } from '../config/runtime.js';
 import type { NetInterface } from '../net/interfaces-types.js';
 import { specialAddressKind } from '../net/ip-ranges.js';
-import { canonicalIp } from '../net/address.js';
+import { canonicalIp, formatHostPort } from '../net/address.js';
 import { LinkmuxError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { encodeJoinToken, type JoinToken } from '../links/join-token.js';
@@ -70,8 +70,7 @@ function guessAdvertise(interfaces: readonly NetInterface[], port: number): stri
     if (!i.up || i.loopback) continue;
     for (const a of i.addresses) {
       const c = canonicalIp(a.address);
-      if (c && specialAddressKind(c) === undefined)
-        return a.family === 6 ? `[${a.address}]:${port}` : `${a.address}:${port}`;
+      if (c && specialAddressKind(c) === undefined) return formatHostPort({ host: a.address, port });
     }
   }
   return undefined;

@@ -114,11 +114,22 @@ export function parseRange(header: string | undefined, size: number): Range {
   return { start, end: Math.min(end, size - 1) };
 }
 
+/** What the request handlers read and count; setBehaviour replaces the behaviour and resets the counters. */
+interface ServerState {
+  root: string;
+  behaviour: Behaviour;
+  counters: { status: number; drops: number; stalls: number; files: number };
+}
+
+const freshCounters = (): ServerState['counters'] => ({ status: 0, drops: 0, stalls: 0, files: 0 });
+
 export async function startFileServer(opts: FileServerOptions): Promise<FileServer> {
   const host = opts.host ?? '127.0.0.1';
-  const root = await realpath(opts.root);
-  let behaviour: Behaviour = { ...opts.behaviour };
-  let counters = { status: 0, drops: 0, stalls: 0, files: 0 };
+  const state: ServerState = {
+    root: await realpath(opts.root),
+    behaviour: { ...opts.behaviour },
+    counters: freshCounters(),
+  };
   let log: RequestRecord[] = [];
   let seq = 0;
   const sockets = new Set<Socket>();
@@ -134,7 +145,7 @@ export async function startFileServer(opts: FileServerOptions): Promise<FileServ
     };
     if (typeof req.headers.range === 'string') rec.range = req.headers.range;
     log.push(rec);
-    handle(req, res, rec).catch((err: unknown) => {
+    handleRequest(state, req, res, rec).catch((err: unknown) => {
       if (!res.headersSent) {
         send(res, rec, 500, `internal error: ${err instanceof Error ? err.message : String(err)}\n`);
       } else {
@@ -142,113 +153,6 @@ export async function startFileServer(opts: FileServerOptions): Promise<FileServ
       }
     });
   };
-
-  async function handle(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    rec: RequestRecord,
-  ): Promise<void> {
-    const st = behaviour.status;
-    if (st && (st.times === undefined || counters.status < st.times)) {
-      counters.status++;
-      send(res, rec, st.code, `status ${st.code} by behaviour\n`);
-      return;
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.setHeader('Allow', 'GET, HEAD');
-      send(res, rec, 405, 'method not allowed\n');
-      return;
-    }
-    const urlPath = (req.url ?? '/').split('?')[0] ?? '/';
-    if (behaviour.redirect && redirect(urlPath, res, rec)) return;
-    if (!urlPath.startsWith('/files/')) {
-      send(res, rec, 404, 'not found\n');
-      return;
-    }
-    const file = await resolveFile(root, urlPath.slice('/files/'.length));
-    if (file === 'forbidden') {
-      send(res, rec, 403, 'forbidden\n');
-      return;
-    }
-    if (file === undefined) {
-      send(res, rec, 404, 'not found\n');
-      return;
-    }
-    counters.files++;
-    const changeAfter = behaviour.changeAfterRequests;
-    const info = fileInfo(file.path, file.stats, changeAfter !== undefined && counters.files > changeAfter);
-    await serveFile(req, res, rec, info);
-  }
-
-  function redirect(urlPath: string, res: http.ServerResponse, rec: RequestRecord): boolean {
-    if (urlPath === '/redirect-loop' || urlPath.startsWith('/redirect-loop/')) {
-      res.setHeader('Location', urlPath);
-      send(res, rec, 302, 'loop\n');
-      return true;
-    }
-    const m = /^\/redirect\/(\d+)\/(.+)$/.exec(urlPath);
-    if (!m) return false;
-    const n = Number(m[1]);
-    res.setHeader('Location', n <= 1 ? `/files/${m[2]}` : `/redirect/${n - 1}/${m[2]}`);
-    send(res, rec, 302, 'redirect\n');
-    return true;
-  }
-
-  async function serveFile(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    rec: RequestRecord,
-    info: FileInfo,
-  ): Promise<void> {
-    // A server that ignores Range usually says nothing about ranges at all.
-    if (!behaviour.noRange) res.setHeader('Accept-Ranges', 'bytes');
-    res.setHeader('ETag', info.etag);
-    res.setHeader('Last-Modified', info.lastModified);
-    res.setHeader('Content-Type', 'application/octet-stream');
-
-    let range = behaviour.noRange ? undefined : parseRange(req.headers.range, info.size);
-    const ifRange = req.headers['if-range'];
-    if (range !== undefined && typeof ifRange === 'string' && !ifRangeMatches(ifRange, info))
-      range = undefined;
-
-    if (range === 'unsatisfiable') {
-      res.setHeader('Content-Range', `bytes */${info.size}`);
-      send(res, rec, 416, 'range not satisfiable\n');
-      return;
-    }
-    let start = 0;
-    let end = info.size - 1;
-    let status = 200;
-    if (range !== undefined) {
-      status = 206;
-      ({ start, end } = behaviour.lieContentRange ? lie(range, info.size) : range);
-      res.setHeader('Content-Range', `bytes ${start}-${end}/${info.size}`);
-    }
-    const length = Math.max(0, end - start + 1);
-    res.setHeader('Content-Length', length);
-    rec.status = status;
-    res.writeHead(status);
-    if (req.method === 'HEAD' || length === 0) {
-      res.end();
-      rec.complete = true;
-      return;
-    }
-
-    let cut: { at: number; action: 'drop' | 'stall' } | undefined;
-    const drop = behaviour.dropAfterBytes;
-    const stall =
-      typeof behaviour.stallAfterBytes === 'number'
-        ? { bytes: behaviour.stallAfterBytes, times: Infinity }
-        : behaviour.stallAfterBytes;
-    if (drop && counters.drops < drop.times && length > drop.bytes) {
-      counters.drops++;
-      cut = { at: drop.bytes, action: 'drop' };
-    } else if (stall && counters.stalls < stall.times && length > stall.bytes) {
-      counters.stalls++;
-      cut = { at: stall.bytes, action: 'stall' };
-    }
-    await streamBody(res, rec, info, start, end, cut, behaviour.rateBytesPerSec);
-  }
 
   const server = opts.tls
     ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, handler)
@@ -260,14 +164,7 @@ export async function startFileServer(opts: FileServerOptions): Promise<FileServ
   });
   // TLS servers see the raw TCP socket on 'connection' too; tracking it is enough to destroy it.
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, opts.port ?? 0, host);
   const scheme = opts.tls ? 'https' : 'http';
   const url = `${scheme}://${formatHostPort({ host, port })}`;
 
@@ -285,8 +182,8 @@ export async function startFileServer(opts: FileServerOptions): Promise<FileServ
       log = [];
     },
     setBehaviour: (b) => {
-      behaviour = { ...b };
-      counters = { status: 0, drops: 0, stalls: 0, files: 0 };
+      state.behaviour = { ...b };
+      state.counters = freshCounters();
     },
     close: () => {
       closing ??= new Promise<void>((resolve) => {
@@ -296,6 +193,138 @@ export async function startFileServer(opts: FileServerOptions): Promise<FileServ
       return closing;
     },
   };
+}
+
+/** One request: a status or method answer, a redirect, a 404/403, or the file. */
+async function handleRequest(
+  state: ServerState,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  rec: RequestRecord,
+): Promise<void> {
+  const st = state.behaviour.status;
+  if (st && (st.times === undefined || state.counters.status < st.times)) {
+    state.counters.status++;
+    send(res, rec, st.code, `status ${st.code} by state.behaviour\n`);
+    return;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', 'GET, HEAD');
+    send(res, rec, 405, 'method not allowed\n');
+    return;
+  }
+  const urlPath = (req.url ?? '/').split('?')[0] ?? '/';
+  if (state.behaviour.redirect && redirect(urlPath, res, rec)) return;
+  if (!urlPath.startsWith('/files/')) {
+    send(res, rec, 404, 'not found\n');
+    return;
+  }
+  const file = await resolveFile(state.root, urlPath.slice('/files/'.length));
+  if (file === 'forbidden') {
+    send(res, rec, 403, 'forbidden\n');
+    return;
+  }
+  if (file === undefined) {
+    send(res, rec, 404, 'not found\n');
+    return;
+  }
+  state.counters.files++;
+  const changeAfter = state.behaviour.changeAfterRequests;
+  const info = fileInfo(
+    file.path,
+    file.stats,
+    changeAfter !== undefined && state.counters.files > changeAfter,
+  );
+  await serveFile(state, req, res, rec, info);
+}
+
+/** /redirect-loop/… and /redirect/N/NAME (N hops to /files/NAME); false for any other path. */
+function redirect(urlPath: string, res: http.ServerResponse, rec: RequestRecord): boolean {
+  if (urlPath === '/redirect-loop' || urlPath.startsWith('/redirect-loop/')) {
+    res.setHeader('Location', urlPath);
+    send(res, rec, 302, 'loop\n');
+    return true;
+  }
+  const m = /^\/redirect\/(\d+)\/(.+)$/.exec(urlPath);
+  if (!m) return false;
+  const n = Number(m[1]);
+  res.setHeader('Location', n <= 1 ? `/files/${m[2]}` : `/redirect/${n - 1}/${m[2]}`);
+  send(res, rec, 302, 'redirect\n');
+  return true;
+}
+
+/** The file, whole or the range asked for, with the state.behaviour's faults (lies, drops, stalls, rate). */
+async function serveFile(
+  state: ServerState,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  rec: RequestRecord,
+  info: FileInfo,
+): Promise<void> {
+  // A server that ignores Range usually says nothing about ranges at all.
+  if (!state.behaviour.noRange) res.setHeader('Accept-Ranges', 'bytes');
+  res.setHeader('ETag', info.etag);
+  res.setHeader('Last-Modified', info.lastModified);
+  res.setHeader('Content-Type', 'application/octet-stream');
+
+  let range = state.behaviour.noRange ? undefined : parseRange(req.headers.range, info.size);
+  const ifRange = req.headers['if-range'];
+  if (range !== undefined && typeof ifRange === 'string' && !ifRangeMatches(ifRange, info)) range = undefined;
+
+  if (range === 'unsatisfiable') {
+    res.setHeader('Content-Range', `bytes */${info.size}`);
+    send(res, rec, 416, 'range not satisfiable\n');
+    return;
+  }
+  let start = 0;
+  let end = info.size - 1;
+  let status = 200;
+  if (range !== undefined) {
+    status = 206;
+    ({ start, end } = state.behaviour.lieContentRange ? lie(range, info.size) : range);
+    res.setHeader('Content-Range', `bytes ${start}-${end}/${info.size}`);
+  }
+  const length = Math.max(0, end - start + 1);
+  res.setHeader('Content-Length', length);
+  rec.status = status;
+  res.writeHead(status);
+  if (req.method === 'HEAD' || length === 0) {
+    res.end();
+    rec.complete = true;
+    return;
+  }
+
+  const cut = cutFor(state, length);
+  await streamBody(res, rec, info, start, end, cut, state.behaviour.rateBytesPerSec);
+}
+
+/** Where this body is cut, if the behaviour drops or stalls it (each counted against its `times`). */
+function cutFor(state: ServerState, length: number): { at: number; action: 'drop' | 'stall' } | undefined {
+  const { behaviour, counters } = state;
+  const drop = behaviour.dropAfterBytes;
+  const stall =
+    typeof behaviour.stallAfterBytes === 'number'
+      ? { bytes: behaviour.stallAfterBytes, times: Infinity }
+      : behaviour.stallAfterBytes;
+  if (drop && counters.drops < drop.times && length > drop.bytes) {
+    counters.drops++;
+    return { at: drop.bytes, action: 'drop' };
+  }
+  if (stall && counters.stalls < stall.times && length > stall.bytes) {
+    counters.stalls++;
+    return { at: stall.bytes, action: 'stall' };
+  }
+  return undefined;
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
 }
 
 function send(res: http.ServerResponse, rec: RequestRecord, status: number, body: string): void {

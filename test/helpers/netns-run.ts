@@ -121,3 +121,29 @@ export async function waitAllLinks(d: RunningDaemon, state: string, ms: number):
     (s) => s.length > 0 && s.every((x) => x.endsWith(`:${state}`)),
   );
 }
+
+/**
+ * The "blackholed uplink goes offline" scenario: blackholes uplink `i` (its link
+ * and carrier stay up, its ISP drops everything) and waits until `stateOf()`
+ * reads "offline"; returns the ms that took. Fails when it takes longer than
+ * `withinMs`, with `log()` (the daemon's log) tail in the message. The caller
+ * calls `tb.unblackhole(i)` in a finally around it (unblackhole is idempotent).
+ */
+export async function blackholeAndWaitOffline(
+  tb: Pick<Testbed, 'blackhole'>,
+  i: number,
+  stateOf: () => Promise<string | undefined>,
+  opts: { withinMs: number; what?: string; log?: () => string },
+): Promise<number> {
+  await tb.blackhole(i);
+  const what = `${opts.what ?? `up${i}`} offline`;
+  let ms: number;
+  try {
+    ms = await waitFor(what, opts.withinMs, stateOf, (s) => s === 'offline');
+  } catch (err) {
+    if (!opts.log) throw err;
+    throw new Error(`${String(err)}\ndaemon log (tail):\n${opts.log().slice(-3000)}`, { cause: err });
+  }
+  if (ms > opts.withinMs) throw new Error(`${what} after ${ms} ms, not within ${opts.withinMs} ms`);
+  return ms;
+}

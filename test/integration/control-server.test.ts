@@ -2,64 +2,23 @@
  * The control API on loopback and on a unix socket: /status mirrors the status
  * callback, /metrics is valid Prometheus text computed at scrape time, the
  * error paths (404/405, address in use, non-loopback, stale and live sockets)
- * give clear answers, close() leaves nothing open, and `linkmux status` (run
- * in-process through commander) reads it or says no daemon answers.
+ * give clear answers, and close() leaves nothing open. `linkmux status`
+ * against it: control-status-command.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request as httpRequest, createServer } from 'node:http';
-import type { IncomingHttpHeaders } from 'node:http';
 import { connect, createServer as createNetServer } from 'node:net';
 import { once } from 'node:events';
 import { link, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import { Registry } from 'prom-client';
 import { startControlServer } from '../../src/control/control-server.js';
-import type { ControlServer } from '../../src/control/control-server.js';
-import type { DaemonStatus } from '../../src/control/status-types.js';
-import { fetchStatus, registerStatus, renderStatus } from '../../src/cli/status-command.js';
-import { reportError } from '../../src/cli/report-error.js';
-import { LinkmuxError, isLinkmuxError } from '../../src/util/errors.js';
+import { fetchStatus } from '../../src/cli/status-command.js';
+import { isLinkmuxError } from '../../src/util/errors.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { threeLinkStatus } from '../helpers/daemon-status.js';
 import { tempDir } from '../helpers/loopback.js';
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** One request on a fresh connection (no keep-alive), over TCP "host:port" or a socket path. */
-function get(address: string, path: string, opts: { method?: string; host?: string } = {}): Promise<Reply> {
-  const target = address.startsWith('/')
-    ? { socketPath: address }
-    : {
-        host: address.slice(0, address.lastIndexOf(':')),
-        port: Number(address.slice(address.lastIndexOf(':') + 1)),
-      };
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      {
-        ...target,
-        path,
-        method: opts.method ?? 'GET',
-        agent: false,
-        headers: opts.host === undefined ? {} : { host: opts.host },
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { get, withServer } from '../helpers/control-client.js';
 
 /** Minimal Prometheus text-format parser: fails the test on any line it cannot read. */
 function parsePrometheus(text: string): {
@@ -92,44 +51,6 @@ function parsePrometheus(text: string): {
     samples.set(`${m[1]}${m[2] ?? ''}`, value);
   }
   return { types, samples };
-}
-
-async function withServer(
-  listen: string,
-  status: () => DaemonStatus,
-  fn: (server: ControlServer) => Promise<void>,
-): Promise<void> {
-  const server = await startControlServer({ listen, status, logger: silentLogger });
-  try {
-    await fn(server);
-  } finally {
-    await server.close();
-  }
-}
-
-/** Runs `linkmux status ARGS` in-process, as main.ts would; returns stdout, stderr and the exit code. */
-async function runStatus(args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  let stdout = '';
-  let stderr = '';
-  const program = new Command('linkmux').exitOverride();
-  registerStatus(program, { write: (s) => (stdout += s) });
-  try {
-    await program.parseAsync(['node', 'linkmux', 'status', ...args]);
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const code = reportError(err, (s) => (stderr += s));
-    return { stdout, stderr, code };
-  }
-}
-
-/** A TCP port on 127.0.0.1 that nothing listens on (taken and released). */
-async function deadPort(): Promise<number> {
-  const s = createNetServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 test('TCP on 127.0.0.1:0: /status equals the callback, /healthz is ok, HEAD works', async () => {
@@ -429,80 +350,4 @@ test('close() destroys open keep-alive connections at once and leaves no handle'
   assert.ok(performance.now() - t0 < 1000, 'close() does not wait for idle clients');
   await server.close(); // idempotent
   assert.deepEqual(await settled(before), before);
-});
-
-test('`linkmux status` in-process: table and --json over TCP and a unix socket', async () => {
-  const status = threeLinkStatus();
-  await withServer(
-    '127.0.0.1:0',
-    () => status,
-    async (server) => {
-      const table = await runStatus(['--control', server.address]);
-      assert.equal(table.code, 0, table.stderr);
-      assert.equal(table.stdout, renderStatus(status));
-      const json = await runStatus(['--control', server.address, '--json']);
-      assert.equal(json.code, 0, json.stderr);
-      assert.deepEqual(JSON.parse(json.stdout), status);
-    },
-  );
-  const tmp = await tempDir('lmx-ctl-');
-  try {
-    const path = join(tmp.dir, 'c.sock');
-    await withServer(
-      path,
-      () => status,
-      async () => {
-        const r = await runStatus(['--control', path]);
-        assert.equal(r.code, 0, r.stderr);
-        assert.equal(r.stdout, renderStatus(status));
-      },
-    );
-  } finally {
-    await tmp.cleanup();
-  }
-});
-
-test('`linkmux status` with no daemon: exit 1, LINKMUX_ERR_CONNECT, says to start one', async () => {
-  const addr = `127.0.0.1:${await deadPort()}`;
-  const r = await runStatus(['--control', addr]);
-  assert.equal(r.code, 1);
-  assert.equal(r.stdout, '');
-  assert.equal(
-    r.stderr,
-    `linkmux: error: no linkmux daemon answers at ${addr}: start one (\`linkmux up\`, \`linkmux node\` or \`linkmux gateway\`), or pass the --control address it listens on [LINKMUX_ERR_CONNECT]\n`,
-  );
-  const tmp = await tempDir('lmx-ctl-');
-  try {
-    const path = join(tmp.dir, 'nobody.sock');
-    await assert.rejects(
-      fetchStatus(path),
-      (err: unknown) => isLinkmuxError(err, 'LINKMUX_ERR_CONNECT') && err.message.includes(path),
-    );
-  } finally {
-    await tmp.cleanup();
-  }
-  const bad = await runStatus(['--control', 'nonsense']);
-  assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--control takes HOST:PORT .*\[LINKMUX_ERR_USAGE\]/);
-});
-
-test('`linkmux status` against something that is not a linkmux control API: LINKMUX_ERR_BAD_RESPONSE', async () => {
-  let reply = { code: 404, body: 'nope' };
-  const other = createServer((_req, res) => res.writeHead(reply.code).end(reply.body)).listen(0, '127.0.0.1');
-  await once(other, 'listening');
-  try {
-    const addr = `127.0.0.1:${(other.address() as { port: number }).port}`;
-    await assert.rejects(fetchStatus(addr), (err: unknown) => {
-      assert.ok(err instanceof LinkmuxError && err.code === 'LINKMUX_ERR_BAD_RESPONSE', String(err));
-      assert.match(err.message, /HTTP 404.*is it a linkmux control API/);
-      return true;
-    });
-    reply = { code: 200, body: '{"hello":"world"}' };
-    await assert.rejects(fetchStatus(addr), (err: unknown) =>
-      isLinkmuxError(err, 'LINKMUX_ERR_BAD_RESPONSE'),
-    );
-  } finally {
-    other.closeAllConnections();
-    await new Promise((r) => other.close(r));
-  }
 });

@@ -30,6 +30,8 @@ import {
   waitAllLinks,
   waitLinkState,
   type ProxyKind,
+  blackholeAndWaitOffline,
+  linkStatus,
 } from '../helpers/netns-run.js';
 
 const KiB = 1024;
@@ -113,9 +115,9 @@ test(
     const bed = tb as Testbed;
     const d = daemon as RunningDaemon;
     await waitAllLinks(d, 'online', 8_000);
-    await bed.blackhole(0);
     try {
-      await waitLinkState(d, 'up0', 'offline', 5_000);
+      const stateOf = async () => (await linkStatus(d, 'up0'))?.state;
+      await blackholeAndWaitOffline(bed, 0, stateOf, { withinMs: 5_000, log: () => d.log() });
       bed.resetDnsQueries();
       const socks = await fetchMany('socks5-hostname', CONNECTIONS);
       const http = await fetchMany('http', CONNECTIONS);

@@ -15,6 +15,7 @@ import { rm } from 'node:fs/promises';
 import { createTestbed, removeLeftovers, type Testbed } from '../../src/testbed/testbed.js';
 import { cliPath, netnsReady, skipReason } from '../helpers/netns.js';
 import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
+import { blackholeAndWaitOffline } from '../helpers/netns-run.js';
 
 const MiB = 1024 * 1024;
 let tb: Testbed | undefined;
@@ -191,17 +192,12 @@ test(
       () => linkState('n1'),
       (s) => s === 'online',
     );
-    await bed.blackhole(1);
     try {
-      const ms = await waitFor(
-        'n1 offline',
-        3_000,
-        () => linkState('n1'),
-        (s) => s === 'offline',
-      ).catch((e: unknown) => {
-        throw new Error(`${String(e)}\nclient log:\n${(client as RunningDaemon).log().slice(-3000)}`);
+      await blackholeAndWaitOffline(bed, 1, () => linkState('n1'), {
+        withinMs: 3_000,
+        what: 'n1',
+        log: () => (client as RunningDaemon).log(),
       });
-      assert.ok(ms <= 3_000);
       const before = await uplinkRx();
       await parallel(3, 'f6.bin');
       const rx = grew(before, await uplinkRx());
