@@ -15,7 +15,7 @@ import net from 'node:net';
 import type { Socket } from 'node:net';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import type { ConnectOptions, Destination, Link, LinkCapabilities, LinkStats } from './link.js';
-import { LinkSockets } from './link-sockets.js';
+import { LinkSockets, bindUdp } from './link-sockets.js';
 import { formatHostPort, stripBrackets } from '../net/address.js';
 
 export const DIRECT_LINK_ID = 'direct';
@@ -24,7 +24,6 @@ export class DirectLink implements Link {
   readonly capabilities: LinkCapabilities = { udp: true, remoteNames: false, families: new Set([4, 6]) };
   readonly description: string;
   private readonly sockets: LinkSockets;
-  private readonly udp = new Set<dgram.Socket>();
   private state: 'open' | 'closing' | 'destroyed' = 'open';
 
   /**
@@ -68,17 +67,7 @@ export class DirectLink implements Link {
   }
 
   async openUdp(family: 4 | 6): Promise<dgram.Socket> {
-    const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-    this.udp.add(socket);
-    socket.once('close', () => this.udp.delete(socket));
-    return socket;
+    return this.sockets.trackUdp(await bindUdp(family));
   }
 
   stats(): LinkStats {
@@ -93,7 +82,6 @@ export class DirectLink implements Link {
   destroy(): void {
     this.state = 'destroyed';
     this.sockets.destroyAll();
-    for (const u of [...this.udp]) u.close();
   }
 }
 

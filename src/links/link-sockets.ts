@@ -14,6 +14,7 @@
  * its deadline has its half-made socket destroyed by `withDeadline`'s caller.
  */
 import type { Socket } from 'node:net';
+import dgram, { type Socket as UdpSocket } from 'node:dgram';
 import { LinkmuxError, describe } from '../util/errors.js';
 import type { ConnectOptions, LinkStats } from './link.js';
 
@@ -25,6 +26,8 @@ export class LinkSockets {
   private readonly open = new Map<Socket, { read: number; written: number }>();
   private readonly cancels = new Set<(err: LinkmuxError) => void>();
   private readonly drainWaiters: Array<() => void> = [];
+  /** UDP sockets handed out by the link's openUdp: closed by destroyAll(). */
+  private readonly udp = new Set<UdpSocket>();
   private closedBytesIn = 0;
   private closedBytesOut = 0;
   private failures = 0;
@@ -93,6 +96,14 @@ export class LinkSockets {
     const shutdown = new LinkmuxError('LINKMUX_ERR_ABORTED', `link ${this.linkId} was shut down`);
     for (const stop of [...this.cancels]) stop(shutdown);
     for (const s of [...this.pending, ...this.open.keys()]) s.destroy();
+    for (const u of [...this.udp]) u.close();
+  }
+
+  /** Keeps a UDP socket of the link until it closes, so destroyAll() closes it too. */
+  trackUdp(socket: UdpSocket): UdpSocket {
+    this.udp.add(socket);
+    socket.once('close', () => this.udp.delete(socket));
+    return socket;
   }
 
   /**
@@ -167,4 +178,17 @@ export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<
       },
     );
   });
+}
+
+/** A plain UDP socket bound to `address` (any address when undefined), port chosen by the OS. */
+export async function bindUdp(family: 4 | 6, address?: string): Promise<UdpSocket> {
+  const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ ...(address !== undefined ? { address } : {}), port: 0 }, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  return socket;
 }

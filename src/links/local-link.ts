@@ -27,7 +27,7 @@ import { silentLogger } from '../util/logger.js';
 import type { ConnectOptions, Destination, Link, LinkCapabilities, LinkStats } from './link.js';
 import type { NetInterface } from '../net/interfaces-types.js';
 import { isLinkLocal } from '../net/link-local.js';
-import { DEFAULT_CONNECT_TIMEOUT_MS, LinkSockets, abortable } from './link-sockets.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, LinkSockets, abortable, bindUdp } from './link-sockets.js';
 import { connectThroughDevice, createBoundUdpSocket, probeBindToDevice } from '../net/bind-device.js';
 import type { ResolvedAddress, Resolver } from '../net/resolve.js';
 import { systemResolver } from '../net/resolve.js';
@@ -134,7 +134,6 @@ export class LocalLink implements Link {
   private readonly resolve: Resolver;
   private readonly logger: Logger;
   private readonly dialDevice: (device: string, ip: string, port: number) => Socket;
-  private readonly udp = new Set<dgram.Socket>();
   private readonly sockets: LinkSockets;
   private state: 'open' | 'closing' | 'destroyed' = 'open';
 
@@ -213,22 +212,11 @@ export class LocalLink implements Link {
     if (!local) {
       throw new LinkmuxError('LINKMUX_ERR_CONNECT', `link ${this.id} has no IPv${family} address for UDP`);
     }
-    let socket: dgram.Socket;
-    if (this.currentMode === 'device') {
-      socket = await createBoundUdpSocket(this.id, local.address);
-    } else {
-      socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.bind({ address: local.address, port: 0 }, () => {
-          socket.off('error', reject);
-          resolve();
-        });
-      });
-    }
-    this.udp.add(socket);
-    socket.once('close', () => this.udp.delete(socket));
-    return socket;
+    const socket =
+      this.currentMode === 'device'
+        ? await createBoundUdpSocket(this.id, local.address)
+        : await bindUdp(family, local.address);
+    return this.sockets.trackUdp(socket);
   }
 
   stats(): LinkStats {
@@ -243,7 +231,6 @@ export class LocalLink implements Link {
   destroy(): void {
     this.state = 'destroyed';
     this.sockets.destroyAll();
-    for (const u of [...this.udp]) u.close();
   }
 
   private usableAddresses() {
