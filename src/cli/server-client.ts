@@ -69,6 +69,7 @@ export function openServerClient(
     logger,
     serverPort: token.port,
     runner: opts.runner,
+    withdrawDegraded: process.env.LINKMUX_MPTCP_KEEP_DEGRADED !== '1',
   });
   const link = new Socks5Link(
     serverLinkOptions(token, { resolve: opts.resolve, source: () => paths.primaryAddress() }),

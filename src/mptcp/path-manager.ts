@@ -36,6 +36,13 @@ export interface PathManagerOptions {
   serverPort?: number;
   /** Runs `ss` for the subflow counts; none = no counts. */
   runner?: Runner;
+  /**
+   * Withdraw a degraded uplink's endpoint too, not only an offline one's (default true):
+   * a blackholed uplink is degraded after its first failed probe, seconds before it is
+   * offline, and every second its subflow stays the connection waits on it. While no
+   * uplink is online, the degraded ones keep their endpoints.
+   */
+  withdrawDegraded?: boolean;
 }
 
 export type PathStatus = MptcpStatus['uplinks'][number];
@@ -73,8 +80,12 @@ export class MptcpPathManager {
   }
 
   private uplinks(): PathUplink[] {
-    const inService = (dev: string) => this.opts.stateOf(dev) !== 'offline';
-    return pathUplinks(this.opts.interfaces, inService, this.opts.family ?? 4);
+    const family = this.opts.family ?? 4;
+    const usable = (dev: string) => this.opts.stateOf(dev) !== 'offline';
+    if (this.opts.withdrawDegraded === false) return pathUplinks(this.opts.interfaces, usable, family);
+    const good = (dev: string) => usable(dev) && this.opts.stateOf(dev) !== 'degraded';
+    const strict = pathUplinks(this.opts.interfaces, good, family);
+    return strict.some((u) => u.inService) ? strict : pathUplinks(this.opts.interfaces, usable, family);
   }
 
   /** Clears what a crashed run left, installs the source rules, limits and endpoints, then follows health. */
