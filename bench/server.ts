@@ -109,7 +109,7 @@ async function scenario(rates: number[], target: number, failover: boolean): Pro
     say(`| sum of single links | ${sum.toFixed(2)} | 1.000 |`);
 
     const yaml = (withServer: boolean) =>
-      `listen: { socks: "127.0.0.1:1080", http: false, control: "127.0.0.1:9190" }\n${health(tb)}\nlog: ${process.env.BENCH_TRACE === "1" ? "info" : "warn"}\n` +
+      `listen: { socks: "127.0.0.1:1080", http: false, control: "127.0.0.1:9190" }\n${health(tb)}\nlog: ${process.env.BENCH_TRACE === '1' ? 'info' : 'warn'}\n` +
       (withServer ? `server: { token: "${token}", stateDir: "/tmp/${tb.prefix}client" }\n` : '');
     if (process.env.BENCH_PLAIN !== '0') {
       client = await startDaemon(tb, cli, yaml(false));
@@ -171,7 +171,9 @@ async function blackhole(
   const samples: Array<{ t: number; rx: number[]; got: number; eps: number }> = [];
   const trace = process.env.BENCH_TRACE === '1';
   const endpoints = async () =>
-    trace ? (await tb.exec(tb.clientNs, 'ip', ['mptcp', 'endpoint', 'show'])).stdout.trim().split('\n').length : 0;
+    trace
+      ? (await tb.exec(tb.clientNs, 'ip', ['mptcp', 'endpoint', 'show'])).stdout.trim().split('\n').length
+      : 0;
   const out = `/tmp/${tb.prefix}bench-long`;
   const t0 = performance.now();
   let done = false;
@@ -243,9 +245,17 @@ async function blackhole(
       const t = samples[i]!.t;
       if (t < cut - 1 || t > healed + 3) continue;
       const per = [0, 1, 2].map((u) => window(i, (x) => x.rx[u] ?? 0).toFixed(1)).join(' ');
-      say(`t=${(t - cut).toFixed(2)} goodput ${window(i, all).toFixed(2)} rx/uplink ${per} endpoints ${samples[i]!.eps}`);
+      say(
+        `t=${(t - cut).toFixed(2)} goodput ${window(i, all).toFixed(2)} rx/uplink ${per} endpoints ${samples[i]!.eps}`,
+      );
     }
-    say(client.log().split('\n').filter((l) => /mptcp|offline|online|degraded/.test(l)).join('\n'));
+    say(
+      client
+        .log()
+        .split('\n')
+        .filter((l) => /mptcp|offline|online|degraded/.test(l))
+        .join('\n'),
+    );
   }
   const ok = intact && recovered !== undefined && recovered <= 5 && back !== undefined && back <= 10;
   say(`target: survive intact, recover ≤ 5 s, back ≤ 10 s → ${ok ? 'MET' : 'MISSED'}`);
