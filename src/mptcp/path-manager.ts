@@ -21,6 +21,7 @@ import { pathUplinks, type PathUplink } from './plan.js';
 import type { MptcpStatus } from '../control/status-types.js';
 import type { Runner } from '../util/runner.js';
 import { SS_ARGS, parseSubflows, type SubflowTotals } from './subflows.js';
+import type { OwnerLock } from './owner-lock.js';
 
 export interface PathManagerOptions {
   /** The local links' interfaces, in preference order (the first in service carries new connections' first subflow). */
@@ -43,6 +44,8 @@ export interface PathManagerOptions {
    * uplink is online, the degraded ones keep their endpoints.
    */
   withdrawDegraded?: boolean;
+  /** One client per network namespace (owner-lock.ts): taken before anything is cleaned up or added. */
+  lock?: OwnerLock;
 }
 
 export type PathStatus = MptcpStatus['uplinks'][number];
@@ -73,6 +76,8 @@ export class MptcpPathManager {
   private counting = false;
   private lastError = '';
   private ticks = 0;
+  /** start() got past the lock: this process owns the namespace's paths (and stop() cleans them). */
+  private owner = false;
   private readonly logger: Logger;
 
   constructor(private readonly opts: PathManagerOptions) {
@@ -90,6 +95,9 @@ export class MptcpPathManager {
 
   /** Clears what a crashed run left, installs the source rules, limits and endpoints, then follows health. */
   async start(): Promise<void> {
+    // Refused here, nothing of the other client's is touched, and stop() removes nothing.
+    await this.opts.lock?.acquire();
+    this.owner = true;
     await this.opts.kernel.cleanup();
     await this.opts.kernel.applyRules(this.opts.interfaces);
     await this.sync();
@@ -159,7 +167,10 @@ export class MptcpPathManager {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.applying;
+    if (!this.owner) return;
     await this.opts.kernel.cleanup();
     this.installed.clear();
+    this.owner = false;
+    await this.opts.lock?.release();
   }
 }
