@@ -98,3 +98,36 @@ test('path manager: the second client on a namespace runs no command at start or
     await second.start();
     await second.stop();
   }));
+
+test('path manager: a degraded uplink is out of service while another is online; all degraded keep theirs', () => {
+  const iface = (i: number) => ({
+    name: `up${i}`,
+    up: true,
+    loopback: false,
+    addresses: [{ address: `198.18.${i + 1}.2`, family: 4 as const, prefixLength: 24 }],
+  });
+  const states: Record<string, 'online' | 'degraded' | 'offline'> = { up0: 'degraded', up1: 'online' };
+  const pm = new MptcpPathManager({
+    interfaces: [iface(0), iface(1)],
+    stateOf: (id) => states[id] ?? 'offline',
+    kernel: new MptcpKernel(new FakeRunner(), memoryRecordStore()),
+  });
+  assert.deepEqual(
+    pm.status().map((u) => [u.dev, u.inService]),
+    [
+      ['up0', false],
+      ['up1', true],
+    ],
+  );
+  assert.equal(pm.primaryAddress(), '198.18.2.2');
+  states.up1 = 'degraded';
+  assert.deepEqual(
+    pm.status().map((u) => u.inService),
+    [true, true],
+  );
+  states.up1 = 'offline';
+  assert.deepEqual(
+    pm.status().map((u) => u.inService),
+    [true, false],
+  );
+});
