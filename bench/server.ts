@@ -15,7 +15,11 @@
  * Targets: ≥ 0.90 × sum (3 × 8), ≥ 0.85 × sum (8 + 4 + 2), every uplink ≥ 20 %,
  * recovery ≤ 5 s, back ≤ 10 s.
  *
- * Options (env): BENCH_SIZE_MIB (default 32). Needs root; traffic stays in the testbed.
+ * Options (env): BENCH_SIZE_MIB (default 32); BENCH_ONLY=equal|unequal (one scenario);
+ * BENCH_PLAIN=0 (skip the plain `linkmux up` run); BENCH_FAR_SYSCTL / BENCH_CLIENT_SYSCTL
+ * ("key=value,key=value": sysctls set in the server's / client's namespace before
+ * the daemons start, for experiments); BENCH_TRACE=1 (print the blackhole's
+ * goodput timeline). Needs root; traffic stays in the testbed.
  */
 import { rm, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +88,11 @@ async function scenario(rates: number[], target: number, failover: boolean): Pro
   let ok = true;
   try {
     const far = tb.farServerNs as string;
+    const sysctls = async (ns: string, spec: string | undefined) => {
+      for (const kv of (spec ?? '').split(',').filter(Boolean)) await tb.exec(ns, 'sysctl', ['-qw', kv]);
+    };
+    await sysctls(far, process.env.BENCH_FAR_SYSCTL);
+    await sysctls(tb.clientNs, process.env.BENCH_CLIENT_SYSCTL);
     const flags = ['--state-dir', `/tmp/${tb.prefix}server`, '--advertise', `${tb.farServerAddress}:7400`];
     const token = (await tb.exec(far, process.execPath, [cli, 'server', '--init', ...flags])).stdout.trim();
     server = await startDaemon(tb, cli, 'listen: { control: "127.0.0.1:9190" }\nlog: warn\n', {
@@ -100,12 +109,14 @@ async function scenario(rates: number[], target: number, failover: boolean): Pro
     say(`| sum of single links | ${sum.toFixed(2)} | 1.000 |`);
 
     const yaml = (withServer: boolean) =>
-      `listen: { socks: "127.0.0.1:1080", http: false, control: "127.0.0.1:9190" }\n${health(tb)}\nlog: warn\n` +
+      `listen: { socks: "127.0.0.1:1080", http: false, control: "127.0.0.1:9190" }\n${health(tb)}\nlog: ${process.env.BENCH_TRACE === '1' ? 'info' : 'warn'}\n` +
       (withServer ? `server: { token: "${token}", stateDir: "/tmp/${tb.prefix}client" }\n` : '');
-    client = await startDaemon(tb, cli, yaml(false));
-    const plain = mbitOf(SIZE, await curl(tb, ['--socks5-hostname', client.socks], 'one.bin'));
-    say(`| one curl through plain \`linkmux up\` | ${plain.toFixed(2)} | ${(plain / sum).toFixed(3)} |`);
-    await client.stop();
+    if (process.env.BENCH_PLAIN !== '0') {
+      client = await startDaemon(tb, cli, yaml(false));
+      const plain = mbitOf(SIZE, await curl(tb, ['--socks5-hostname', client.socks], 'one.bin'));
+      say(`| one curl through plain \`linkmux up\` | ${plain.toFixed(2)} | ${(plain / sum).toFixed(3)} |`);
+      await client.stop();
+    }
 
     client = await startDaemon(tb, cli, yaml(true));
     await sleep(3000); // endpoints installed, health settled
@@ -157,13 +168,23 @@ async function blackhole(
   say: (s: string) => void,
 ): Promise<boolean> {
   const others = single.filter((_, i) => i !== 1).reduce((a, b) => a + b, 0);
-  const samples: Array<{ t: number; rx: number[]; got: number }> = [];
+  const samples: Array<{ t: number; rx: number[]; got: number; eps: number }> = [];
+  const trace = process.env.BENCH_TRACE === '1';
+  const endpoints = async () =>
+    trace
+      ? (await tb.exec(tb.clientNs, 'ip', ['mptcp', 'endpoint', 'show'])).stdout.trim().split('\n').length
+      : 0;
   const out = `/tmp/${tb.prefix}bench-long`;
   const t0 = performance.now();
   let done = false;
   const sampler = (async () => {
     for (let i = 0; i < 2400 && !done; i++) {
-      samples.push({ t: (performance.now() - t0) / 1000, rx: await rx(tb), got: await written(out) });
+      samples.push({
+        t: (performance.now() - t0) / 1000,
+        rx: await rx(tb),
+        got: await written(out),
+        eps: await endpoints(),
+      });
       await sleep(250);
     }
   })();
@@ -219,6 +240,23 @@ async function blackhole(
   say(
     `up1 carries traffic again (≥ 1 Mbit/s): ${back === undefined ? 'never' : `${back.toFixed(2)} s`} after it healed`,
   );
+  if (trace) {
+    for (let i = 4; i < samples.length; i++) {
+      const t = samples[i]!.t;
+      if (t < cut - 1 || t > healed + 3) continue;
+      const per = [0, 1, 2].map((u) => window(i, (x) => x.rx[u] ?? 0).toFixed(1)).join(' ');
+      say(
+        `t=${(t - cut).toFixed(2)} goodput ${window(i, all).toFixed(2)} rx/uplink ${per} endpoints ${samples[i]!.eps}`,
+      );
+    }
+    say(
+      client
+        .log()
+        .split('\n')
+        .filter((l) => /mptcp|offline|online|degraded/.test(l))
+        .join('\n'),
+    );
+  }
   const ok = intact && recovered !== undefined && recovered <= 5 && back !== undefined && back <= 10;
   say(`target: survive intact, recover ≤ 5 s, back ≤ 10 s → ${ok ? 'MET' : 'MISSED'}`);
   return ok;
@@ -230,8 +268,9 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   await removeLeftovers();
-  const a = await scenario([8, 8, 8], 0.9, true);
-  const b = await scenario([8, 4, 2], 0.85, false);
+  const only = process.env.BENCH_ONLY;
+  const a = only === 'unequal' ? { ok: true } : await scenario([8, 8, 8], 0.9, true);
+  const b = only === 'equal' ? { ok: true } : await scenario([8, 4, 2], 0.85, false);
   process.exitCode = a.ok && b.ok ? 0 : 1;
 }
 

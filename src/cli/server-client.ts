@@ -17,6 +17,7 @@ import { serverLinkOptions } from '../links/server-link.js';
 import { MptcpKernel, fileRecordStore } from '../mptcp/kernel.js';
 import { MptcpPathManager, checkCanManagePaths } from '../mptcp/path-manager.js';
 import { mptcpSupport } from '../net/mptcp-socket.js';
+import { fileOwnerLock, namespaceLockPath, refusal, type OwnerLock } from '../mptcp/owner-lock.js';
 import type { Resolver } from '../net/resolve.js';
 import { defaultStateDir } from '../relay/node-identity.js';
 import type { MptcpStatus } from '../control/status-types.js';
@@ -35,6 +36,22 @@ export interface ServerClient {
 /** The MPTCP kernel state of this machine's client side (for cleanup too). */
 export function clientKernel(runner: Runner, stateDir: string | undefined): MptcpKernel {
   return new MptcpKernel(runner, fileRecordStore(stateDir ?? defaultStateDir()));
+}
+
+/** One client per network namespace: the lock its path manager takes (owner-lock.ts). */
+export function clientLock(stateDir: string | undefined, lockDir = process.env.LINKMUX_LOCK_DIR): OwnerLock {
+  let lock: OwnerLock | undefined;
+  const get = async () =>
+    (lock ??= fileOwnerLock(await namespaceLockPath(lockDir), {
+      pid: process.pid,
+      stateDir: stateDir ?? defaultStateDir(),
+      command: ['linkmux', ...process.argv.slice(2)].join(' '),
+    }));
+  return {
+    acquire: async () => (await get()).acquire(),
+    release: async () => (await get()).release(),
+    holder: async () => (await get()).holder(),
+  };
 }
 
 export function openServerClient(
@@ -69,6 +86,8 @@ export function openServerClient(
     logger,
     serverPort: token.port,
     runner: opts.runner,
+    withdrawDegraded: process.env.LINKMUX_MPTCP_KEEP_DEGRADED !== '1',
+    lock: clientLock(server.stateDir),
   });
   const link = new Socks5Link(
     serverLinkOptions(token, { resolve: opts.resolve, source: () => paths.primaryAddress() }),
@@ -88,6 +107,10 @@ export async function cleanupServerClient(config: import('../config/schema.js').
   const { toRuntime } = await import('../config/runtime.js');
   const { ExecRunner } = await import('../util/runner.js');
   const rt = toRuntime(config);
+  // A client still running owns what is there: cleaning up would pull its paths from under it.
+  const lockPath = await namespaceLockPath(process.env.LINKMUX_LOCK_DIR);
+  const live = await clientLock(rt.server.stateDir).holder();
+  if (live) throw refusal(live, lockPath);
   const ran = await clientKernel(new ExecRunner(), rt.server.stateDir).cleanup();
   process.stderr.write(
     ran.length === 0

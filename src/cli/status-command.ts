@@ -168,7 +168,33 @@ export function renderStatus(status: DaemonStatus): string {
   }
   if (status.links.length === 0) return `${[...lines, 'no links'].join('\n')}\n`;
   const rows = status.links.map((l) => linkRow(l, ago));
-  return `${[...lines, ...alignTable(HEADER, rows, RIGHT), ...unverifiedNotes(status.links)].join('\n')}\n`;
+  return `${[...lines, ...alignTable(HEADER, rows, RIGHT), ...unverifiedNotes(status.links), ...mptcpBlock(status)].join('\n')}\n`;
+}
+
+// The empty last column lets alignTable right-align BYTES OUT (it never pads the last one).
+const MPTCP_HEADER = ['UPLINK', 'ADDRESS', 'ENDPOINT', 'SUBFLOWS', 'BYTES IN', 'BYTES OUT', ''];
+const MPTCP_RIGHT = [false, false, false, true, true, true, false];
+
+/**
+ * `up --server`: under the links, the MPTCP paths to the server, per uplink —
+ * whether linkmux's endpoint is installed, the open subflows from its address and
+ * their bytes (open subflows only: a closed subflow's bytes leave the sum).
+ */
+function mptcpBlock(status: DaemonStatus): string[] {
+  const m = status.mptcp;
+  if (!m) return [];
+  const head = `MPTCP paths to server link ${m.server}:`;
+  if (m.uplinks.length === 0) return ['', head, 'no uplink with an address'];
+  const rows = m.uplinks.map((u) => [
+    u.dev,
+    u.address,
+    u.endpoint ? 'yes' : u.inService ? 'no' : 'no (out of service)',
+    String(u.subflows),
+    formatBytes(u.bytesIn),
+    formatBytes(u.bytesOut),
+    '',
+  ]);
+  return ['', head, ...alignTable(MPTCP_HEADER, rows, MPTCP_RIGHT)];
 }
 
 /**

@@ -31,6 +31,9 @@
  * | linkmux_connections_total | counter | | client connections accepted |
  * | linkmux_connections_failed_total | counter | | client connections never connected to their destination |
  * | linkmux_connections_shed_total, linkmux_failed_logins_total, … | | | see protection-metrics.ts |
+ * | linkmux_mptcp_endpoint | gauge | uplink | `up --server`: 1 while linkmux's MPTCP endpoint for the uplink is installed, else 0 |
+ * | linkmux_mptcp_subflows | gauge | uplink | open MPTCP subflows to the server from the uplink's address |
+ * | linkmux_mptcp_subflow_bytes | gauge | uplink, direction | bytes of those open subflows (a gauge: a closed subflow's bytes leave the sum) |
  *
  * Why linkmux_link_up is fractional rather than a state label: a degraded link
  * still carries traffic (used when nothing better exists), so 0 would overstate
@@ -49,6 +52,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { LINK_STATES, type LinkState } from '../health/state-machine.js';
 import type { DaemonStatus } from './status-types.js';
 import { registerProtectionMetrics } from './protection-metrics.js';
+import { registerMptcpMetrics } from './mptcp-metrics.js';
 
 const STATES: readonly LinkState[] = LINK_STATES;
 const UP_VALUE: Record<LinkState, number> = { online: 1, degraded: 0.5, unverified: 0.5, offline: 0 };
@@ -206,6 +210,7 @@ export function createMetricsRegistry(status: () => DaemonStatus): Registry {
   }
 
   registerProtectionMetrics(registers, snapshot);
+  registerMptcpMetrics(registers, snapshot);
 
   return Registry.merge([own, processRegistry()]);
 }

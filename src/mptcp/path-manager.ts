@@ -21,6 +21,7 @@ import { pathUplinks, type PathUplink } from './plan.js';
 import type { MptcpStatus } from '../control/status-types.js';
 import type { Runner } from '../util/runner.js';
 import { SS_ARGS, parseSubflows, type SubflowTotals } from './subflows.js';
+import type { OwnerLock } from './owner-lock.js';
 
 export interface PathManagerOptions {
   /** The local links' interfaces, in preference order (the first in service carries new connections' first subflow). */
@@ -36,6 +37,15 @@ export interface PathManagerOptions {
   serverPort?: number;
   /** Runs `ss` for the subflow counts; none = no counts. */
   runner?: Runner;
+  /**
+   * Withdraw a degraded uplink's endpoint too, not only an offline one's (default true):
+   * a blackholed uplink is degraded after its first failed probe, seconds before it is
+   * offline, and every second its subflow stays the connection waits on it. While no
+   * uplink is online, the degraded ones keep their endpoints.
+   */
+  withdrawDegraded?: boolean;
+  /** One client per network namespace (owner-lock.ts): taken before anything is cleaned up or added. */
+  lock?: OwnerLock;
 }
 
 export type PathStatus = MptcpStatus['uplinks'][number];
@@ -66,6 +76,8 @@ export class MptcpPathManager {
   private counting = false;
   private lastError = '';
   private ticks = 0;
+  /** start() got past the lock: this process owns the namespace's paths (and stop() cleans them). */
+  private owner = false;
   private readonly logger: Logger;
 
   constructor(private readonly opts: PathManagerOptions) {
@@ -73,12 +85,19 @@ export class MptcpPathManager {
   }
 
   private uplinks(): PathUplink[] {
-    const inService = (dev: string) => this.opts.stateOf(dev) !== 'offline';
-    return pathUplinks(this.opts.interfaces, inService, this.opts.family ?? 4);
+    const family = this.opts.family ?? 4;
+    const usable = (dev: string) => this.opts.stateOf(dev) !== 'offline';
+    if (this.opts.withdrawDegraded === false) return pathUplinks(this.opts.interfaces, usable, family);
+    const good = (dev: string) => usable(dev) && this.opts.stateOf(dev) !== 'degraded';
+    const strict = pathUplinks(this.opts.interfaces, good, family);
+    return strict.some((u) => u.inService) ? strict : pathUplinks(this.opts.interfaces, usable, family);
   }
 
   /** Clears what a crashed run left, installs the source rules, limits and endpoints, then follows health. */
   async start(): Promise<void> {
+    // Refused here, nothing of the other client's is touched, and stop() removes nothing.
+    await this.opts.lock?.acquire();
+    this.owner = true;
     await this.opts.kernel.cleanup();
     await this.opts.kernel.applyRules(this.opts.interfaces);
     await this.sync();
@@ -148,7 +167,10 @@ export class MptcpPathManager {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.applying;
+    if (!this.owner) return;
     await this.opts.kernel.cleanup();
     this.installed.clear();
+    this.owner = false;
+    await this.opts.lock?.release();
   }
 }

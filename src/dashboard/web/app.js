@@ -1,7 +1,7 @@
 // The linkmux dashboard: the daemon's links from the status stream (/events) and
 // its downloads through the aria2 JSON-RPC (/jsonrpc, or /?rpc=URL).
 import { html, render, Component } from './html.js';
-import { Links } from './links.js';
+import { Links, MptcpPaths } from './links.js';
 import { Downloads } from './downloads.js';
 import { RateHistory, subscribe } from './status-feed.js';
 import { duration, rate } from './format.js';
@@ -46,6 +46,7 @@ class App extends Component {
               : html`<${Links} status=${status} history=${this.history} tick=${tick} />`
           }
         </section>
+        ${status && html`<${MptcpPaths} mptcp=${status.mptcp} />`}
         <${Downloads} endpoint=${rpcEndpoint} />
       </main>`;
   }

@@ -67,6 +67,45 @@ function LinkCard({ link, history, tick }) {
   </article>`;
 }
 
+/**
+ * `up --server`: the MPTCP paths to the server, one row per uplink (its endpoint,
+ * open subflows and their bytes). Nothing when the status has no mptcp section.
+ */
+export function MptcpPaths({ mptcp }) {
+  if (!mptcp) return null;
+  return html`<section class="mptcp">
+    <h2>MPTCP paths to ${mptcp.server}</h2>
+    <table>
+      <thead>
+        <tr>
+          <th>uplink</th>
+          <th>address</th>
+          <th>endpoint</th>
+          <th>subflows</th>
+          <th>bytes in / out</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${mptcp.uplinks.map(
+          (u) =>
+            html`<tr
+              key=${u.dev}
+              data-uplink=${u.dev}
+              data-endpoint=${u.endpoint}
+              data-subflows=${u.subflows}
+            >
+              <td>${u.dev}</td>
+              <td>${u.address}</td>
+              <td>${u.endpoint ? 'yes' : u.inService ? 'no' : 'no (out of service)'}</td>
+              <td class="num">${u.subflows}</td>
+              <td class="num">${bytes(u.bytesIn)} / ${bytes(u.bytesOut)}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+  </section>`;
+}
+
 /** Seconds since the epoch → "14:05" in the browser's time zone. */
 function clock(t) {
   return new Date(t * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
