@@ -51,6 +51,21 @@ interface Sample {
 const SAMPLE_MS = 1_000;
 const CONNTRACK_EVERY = 5;
 
+/** Bytes/s an uplink must have carried before its learned capacity weighs (256 kbit/s; probes are far below). */
+export const MIN_MEASURED_RATE = 32 * 1024;
+
+/**
+ * The learned capacities that weigh in the plan: all of them, or none. Capacity
+ * known for only some uplinks would starve the others, and the probes' own few
+ * hundred bytes a second are no measurement (counted, they gave an idle uplink
+ * 1 slot against 30, and it never got the traffic that would show its rate).
+ */
+export function measuredWeights(capacities: ReadonlyMap<string, number | undefined>): Map<string, number> {
+  const measured = new Map<string, number>();
+  for (const [name, c] of capacities) if (c !== undefined && c >= MIN_MEASURED_RATE) measured.set(name, c);
+  return measured.size === capacities.size ? measured : new Map();
+}
+
 export class GatewayDaemon {
   private readonly health: HealthMonitor;
   private readonly clock: Clock;
@@ -177,14 +192,12 @@ export class GatewayDaemon {
 
   private compute(): GatewayPlan {
     const online = new Map<string, boolean>();
-    const measured = new Map<string, number>();
     for (const u of this.opts.uplinks) {
       online.set(u.name, this.plan === undefined ? true : this.health.state(u.dev) !== 'offline');
-      const c = this.capacity.get(u.name)?.capacity;
-      if (c !== undefined && c > 0) measured.set(u.name, c);
     }
-    // Capacity known for only some uplinks would starve the others: measured weights count only once all have one.
-    if (measured.size !== this.opts.uplinks.length) measured.clear();
+    const measured = measuredWeights(
+      new Map(this.opts.uplinks.map((u) => [u.name, this.capacity.get(u.name)?.capacity])),
+    );
     return planGateway({
       lan: this.opts.lan,
       uplinks: this.opts.uplinks,

@@ -55,3 +55,44 @@ test('every unusable uplink is reported at once, each with its own hint', () => 
 test('no uplinks declared is a problem, not an exception', () => {
   assert.match(resolveUplinks([], IFACES).problems[0] ?? '', /gateway\.uplinks is empty/);
 });
+
+test('measured weights: all uplinks or none, and probe traffic is no measurement (regression: 30:1:1 slots)', async () => {
+  const { measuredWeights, MIN_MEASURED_RATE } = await import('../../src/gateway/gateway-daemon.js');
+  const busy = 1_000_000; // 8 Mbit/s
+  const probes = 400; // a TCP probe a second: a few hundred bytes
+  assert.deepEqual(
+    measuredWeights(
+      new Map([
+        ['a', busy],
+        ['b', probes],
+        ['c', probes],
+      ]),
+    ),
+    new Map(),
+    'uplinks that only carried probes keep equal weights',
+  );
+  assert.deepEqual(
+    measuredWeights(
+      new Map([
+        ['a', busy],
+        ['b', undefined],
+        ['c', busy],
+      ]),
+    ),
+    new Map(),
+  );
+  assert.deepEqual(
+    measuredWeights(
+      new Map([
+        ['a', busy],
+        ['b', busy / 2],
+        ['c', MIN_MEASURED_RATE],
+      ]),
+    ),
+    new Map([
+      ['a', busy],
+      ['b', busy / 2],
+      ['c', MIN_MEASURED_RATE],
+    ]),
+  );
+});
