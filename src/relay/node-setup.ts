@@ -38,8 +38,30 @@ export async function prepareNode(
   }
   const listen = nodeListenPoints(node.listen, interfaces);
   const at = advertisedAddress(listen, node.advertise);
-  const name = node.name ?? defaultNodeName();
-  const identity = await loadOrCreateIdentity(node.stateDir ?? defaultStateDir(), {
+  const { identity, token, tokenText } = await issueToken(
+    node.stateDir ?? defaultStateDir(),
+    node.name ?? defaultNodeName(),
+    at,
+    // One link per uplink when there are several, so clients balance over them; else the node's one link.
+    { links: lend.length > 1 ? [...lend] : [] },
+    opts,
+  );
+  return { identity, listen, lend: [...lend], token, tokenText };
+}
+
+/**
+ * The identity kept in `stateDir` (made, or rotated, on demand) and the join
+ * token that carries it: shared by `linkmux node` and `linkmux server`, which
+ * differ only in the links they offer and the token's kind.
+ */
+export async function issueToken(
+  stateDir: string,
+  name: string,
+  at: { host: string; port: number },
+  offer: Pick<JoinToken, 'links' | 'kind'>,
+  opts: { rotate?: boolean; logger?: Logger } = {},
+): Promise<{ identity: NodeIdentity; token: JoinToken; tokenText: string }> {
+  const identity = await loadOrCreateIdentity(stateDir, {
     name,
     ...(opts.rotate ? { rotate: true } : {}),
     ...(opts.logger ? { logger: opts.logger } : {}),
@@ -50,10 +72,9 @@ export async function prepareNode(
     port: at.port,
     fingerprint: identity.fingerprint,
     secret: identity.secret,
-    // One link per uplink when there are several, so clients balance over them; else the node's one link.
-    links: lend.length > 1 ? [...lend] : [],
+    ...offer,
   };
-  return { identity, listen, lend: [...lend], token, tokenText: encodeJoinToken(token) };
+  return { identity, token, tokenText: encodeJoinToken(token) };
 }
 
 /** This machine's host name, cut to what a token's name allows. */

@@ -11,10 +11,10 @@ import { specialAddressKind } from '../net/ip-ranges.js';
 import { canonicalIp, formatHostPort } from '../net/address.js';
 import { LinkmuxError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { encodeJoinToken, type JoinToken } from '../links/join-token.js';
+import type { JoinToken } from '../links/join-token.js';
 import { advertisedAddress, type ListenPoint } from './node-address.js';
-import { defaultStateDir, loadOrCreateIdentity, type NodeIdentity } from './node-identity.js';
-import { defaultNodeName } from './node-setup.js';
+import { defaultStateDir, type NodeIdentity } from './node-identity.js';
+import { defaultNodeName, issueToken } from './node-setup.js';
 
 export interface PreparedServer {
   identity: NodeIdentity;
@@ -42,22 +42,14 @@ export async function prepareServer(
     );
   }
   const at = advertisedAddress([listen], advertise);
-  const name = server.name ?? defaultNodeName();
-  const identity = await loadOrCreateIdentity(serverStateDir(server.stateDir), {
-    name,
-    ...(opts.rotate ? { rotate: true } : {}),
-    ...(opts.logger ? { logger: opts.logger } : {}),
-  });
-  const token: JoinToken = {
-    name,
-    host: at.host,
-    port: at.port,
-    fingerprint: identity.fingerprint,
-    secret: identity.secret,
-    links: [],
-    kind: 'server',
-  };
-  return { identity, listen, token, tokenText: encodeJoinToken(token) };
+  const { identity, token, tokenText } = await issueToken(
+    serverStateDir(server.stateDir),
+    server.name ?? defaultNodeName(),
+    at,
+    { links: [], kind: 'server' },
+    opts,
+  );
+  return { identity, listen, token, tokenText };
 }
 
 /**
