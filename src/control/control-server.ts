@@ -164,15 +164,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: HandlerCon
     send(res, 405, 'text/plain; charset=utf-8', `method ${req.method} not allowed: use GET\n`);
     return;
   }
-  if (ctx.checkHost && !hostAllowed(req.headers.host)) {
-    send(
-      res,
-      403,
-      'text/plain; charset=utf-8',
-      'forbidden: the Host header must be an IP address or localhost\n',
-    );
-    return;
-  }
+  if (refusedHost(req, res, ctx.checkHost)) return;
   if (path === '/healthz') {
     send(res, 200, 'text/plain; charset=utf-8', 'ok');
   } else if (path === '/status') {
@@ -200,15 +192,7 @@ async function handleRoute(
     );
     return;
   }
-  if (ctx.checkHost && !hostAllowed(req.headers.host)) {
-    send(
-      res,
-      403,
-      'text/plain; charset=utf-8',
-      'forbidden: the Host header must be an IP address or localhost\n',
-    );
-    return;
-  }
+  if (refusedHost(req, res, ctx.checkHost)) return;
   await route.handle(req, res, path);
 }
 
@@ -227,12 +211,24 @@ function send(res: ServerResponse, code: number, type: string, body: string): vo
  * its own DNS name resolve to 127.0.0.1 sends that name, and is refused. No Host
  * header at all (HTTP/1.0 tools) is not a browser, so it passes.
  */
-function hostAllowed(host: string | undefined): boolean {
+export function hostAllowed(host: string | undefined): boolean {
   if (host === undefined) return true;
   const m = /^(?:\[([^\]]+)\]|([^:]+))(?::\d+)?$/.exec(host);
   const name = m?.[1] ?? m?.[2];
   if (name === undefined) return false;
   return name.toLowerCase() === 'localhost' || isIP(name) !== 0;
+}
+
+/** Answers 403 to a Host header a local client would not send (DNS rebinding); true when it did. */
+function refusedHost(req: IncomingMessage, res: ServerResponse, checkHost: boolean): boolean {
+  if (!checkHost || hostAllowed(req.headers.host)) return false;
+  send(
+    res,
+    403,
+    'text/plain; charset=utf-8',
+    'forbidden: the Host header must be an IP address or localhost\n',
+  );
+  return true;
 }
 
 /** Starts listening; resolves on 'listening', rejects with the raw system error. */

@@ -14,8 +14,9 @@
  * Bodies are capped at 2 MiB (aria2's rpc-max-request-size).
  */
 import type { ControlRoute } from '../control/control-route.js';
+import { hostAllowed } from '../control/control-server.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isIP, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../util/logger.js';
@@ -167,14 +168,6 @@ function crossOrigin(req: IncomingMessage): boolean {
   } catch {
     return true;
   }
-}
-
-function hostAllowed(host: string | undefined): boolean {
-  if (host === undefined) return true;
-  const m = /^(?:\[([^\]]+)\]|([^:]+))(?::\d+)?$/.exec(host);
-  const name = m?.[1] ?? m?.[2];
-  if (name === undefined) return false;
-  return name.toLowerCase() === 'localhost' || isIP(name) !== 0;
 }
 
 /**
