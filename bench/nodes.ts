@@ -12,10 +12,10 @@
  * Options (env): BENCH_SIZE_MIB (default 32), BENCH_TRIALS (default 2).
  * Needs root (network namespaces); traffic stays inside the testbed.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createTestbed, removeLeftovers, type Testbed } from '../src/testbed/testbed.js';
-import { startDaemon, type RunningDaemon } from '../test/helpers/daemon.js';
+import { startLendingNodes, type LendingNodes } from './lending-nodes.js';
 
 const MiB = 1024 * 1024;
 const SIZE = Number(process.env.BENCH_SIZE_MIB ?? 32) * MiB;
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     rateMbit: 8,
     files: [{ name: 'big.bin', size: SIZE }],
   });
-  const nodes: RunningDaemon[] = [];
+  let lent: LendingNodes | undefined;
   try {
     const url = tb.url('big.bin');
     const check = async (ns: string, path: string) => {
@@ -59,15 +59,8 @@ async function main(): Promise<void> {
         throw new Error(`corrupt download at ${path}`);
       await tb.exec(ns, 'rm', ['-f', path]);
     };
-    const tokens: string[] = [];
-    for (const k of [1, 2]) {
-      const m = tb.machines[k]!;
-      const flags = ['--listen', `${m.lanAddress}:7300`, '--state-dir', `/tmp/${tb.prefix}node${k}`];
-      flags.push('--name', `n${k}`, '--link', `up${k}`);
-      tokens.push((await tb.exec(m.ns, process.execPath, [cli, 'node', '--init', ...flags])).stdout.trim());
-      const yaml = `listen: { control: "127.0.0.1:9190" }\nhealth: { targets: ["tcp://${tb.serverAddress}:80"] }\nlog: warn\n`;
-      nodes.push(await startDaemon(tb, cli, yaml, { ns: m.ns, args: ['node', ...flags] }));
-    }
+    lent = await startLendingNodes(tb, cli, [1, 2]);
+    const { nodes, tokens } = lent;
 
     console.log(`\n## 3 machines × 8 Mbit/s on one LAN — ${SIZE / MiB} MiB, one server address`);
     const singles = await Promise.all(
@@ -141,8 +134,7 @@ async function main(): Promise<void> {
     );
     process.exitCode = ok ? 0 : 1;
   } finally {
-    for (const n of nodes) await n.stop();
-    for (const k of [1, 2]) await rm(`/tmp/${tb.prefix}node${k}`, { recursive: true, force: true });
+    await lent?.stop();
     await tb.destroy();
   }
 }

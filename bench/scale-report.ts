@@ -1,0 +1,148 @@
+/**
+ * bench:scale's output: the figures of one rate (what scale-scenarios.ts
+ * measured, with ratios), a Markdown table per rate, and one JSON line per run
+ * appended to the results file with what is needed to compare runs later
+ * (date, commit, kernel, Node, CPU, load before and after).
+ */
+import { execFileSync } from 'node:child_process';
+import { appendFile, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { GetRun, Limit, NodesRun, OneLink, UpRun } from './scale-scenarios.js';
+import { MiB } from './scale-options.js';
+
+export interface ServerCpu {
+  cpuS: number;
+  /** CPU seconds per wall second over the scenario: ≥ ~0.9 means the file server may be the bottleneck. */
+  core: number;
+}
+
+export interface RateResult {
+  rateMbit: number;
+  sizeMiB: number;
+  /** The client namespace's net.ipv4.tcp_congestion_control. */
+  congestionControl: string;
+  one?: OneLink & { ofRate: number };
+  limit?: Limit;
+  get?: GetRun & { ratio: number; ratioInProcess: number };
+  up?: UpRun & { ratio: number; endToEndRatio: number };
+  nodes?: NodesRun;
+  fileServer: Record<string, ServerCpu>;
+  errors: Record<string, string>;
+}
+
+export interface RunRecord {
+  date: string;
+  commit: string;
+  dirty: boolean;
+  kernel: string;
+  node: string;
+  cpu: string;
+  cores: number;
+  loadBefore: number[];
+  loadAfter: number[];
+  rates: number[];
+  results: RateResult[];
+}
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function environment(): Omit<RunRecord, 'loadAfter' | 'rates' | 'results'> {
+  return {
+    date: new Date().toISOString(),
+    commit: git(['rev-parse', 'HEAD']),
+    dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
+    kernel: os.release(),
+    node: process.version,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    loadBefore: os.loadavg().map((x) => Number(x.toFixed(2))),
+  };
+}
+
+export async function appendRecord(file: string, record: RunRecord): Promise<void> {
+  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  // Five significant digits are more than these measurements carry.
+  const round = (_: string, v: unknown) => (typeof v === 'number' ? Number(v.toPrecision(5)) : v);
+  await appendFile(file, `${JSON.stringify(record, round)}\n`);
+}
+
+const f = (x: number | undefined, digits = 1) =>
+  x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
+
+export function printRate(r: RateResult): void {
+  const row = (cells: string[]) => console.log(`| ${cells.join(' | ')} |`);
+  console.log(
+    `\n## 3 × ${r.rateMbit} Mbit/s per uplink — ${r.sizeMiB} MiB file, TBF both ends, ${r.congestionControl}`,
+  );
+  row(['scenario', 'goodput (Mbit/s)', 'ratio', 'CPU-s/GiB', 'notes']);
+  row(['---', '---:', '---:', '---:', '---']);
+  if (r.one)
+    row(['one link (curl, ⅓ of the file)', f(r.one.mbit), f(r.one.ofRate, 3), '', 'ratio to the rate']);
+  if (r.limit)
+    row([
+      'practical limit (3 range curls at once)',
+      f(r.limit.mbit),
+      '1',
+      '',
+      `per link ${r.limit.links.map((x) => f(x)).join(', ')}`,
+    ]);
+  if (r.get) {
+    const links = Object.entries(r.get.links)
+      .map(([id, b]) => `${id} ${f(b / MiB, 0)}`)
+      .join(', ');
+    row([
+      '`linkmux get`',
+      f(r.get.mbit),
+      f(r.get.ratio, 3),
+      f(r.get.cpuPerGiB, 2),
+      `wall ${f(r.get.wallS, 2)} s; own time ${f(r.get.getS, 2)} s → ${f(r.get.ratioInProcess, 3)}; MiB ${links}`,
+    ]);
+  }
+  if (r.up)
+    row([
+      '`linkmux up`, 6 SOCKS5 curls',
+      f(r.up.windowMbit),
+      f(r.up.ratio, 3),
+      f(r.up.cpuPerGiB, 2),
+      `while all 6 ran; end to end ${f(r.up.endToEndMbit)} → ${f(r.up.endToEndRatio, 3)}`,
+    ]);
+  if (r.nodes) {
+    const n = r.nodes;
+    row([
+      'LAN: each machine’s link alone (sum)',
+      f(n.singles.mbit),
+      '1',
+      '',
+      `per machine ${n.singles.links.map((x) => f(x)).join(', ')}`,
+    ]);
+    row([
+      '`get --join A --join B` (client)',
+      f(n.get.mbit),
+      f(n.ratio, 3),
+      f(n.get.cpuPerGiB, 2),
+      `own time ${f(n.get.getS, 2)} s`,
+    ]);
+    for (const [i, node] of n.nodes.entries())
+      row([
+        `node n${i + 1} (${node.dev})`,
+        '',
+        '',
+        f(node.cpuPerGiB, 2),
+        `relayed ${f(node.relayedMiB, 0)} MiB, ${f(node.cpuS, 2)} CPU-s`,
+      ]);
+  }
+  const busiest = Object.entries(r.fileServer).sort((a, b) => b[1].core - a[1].core)[0];
+  if (busiest)
+    console.log(
+      `File server: at most ${f(busiest[1].core * 100, 0)} % of a core (${busiest[0]})` +
+        (busiest[1].core >= 0.9 ? ' — it may be the bottleneck' : ''),
+    );
+  for (const [s, e] of Object.entries(r.errors)) console.log(`FAILED ${s}: ${e}`);
+}
