@@ -144,3 +144,26 @@ export async function fileServerPid(tb: Testbed): Promise<number> {
   }
   throw new Error(`no file server process found in ${tb.serverNs}`);
 }
+
+/**
+ * What starting the CLI costs (`linkmux --version`: the whole module graph is
+ * loaded eagerly), median of 3 runs: subtracted from a short `get`'s figures it
+ * leaves the cost of the transfer itself.
+ */
+export async function startupCost(cli: string): Promise<{ wallS: number; cpuS: number }> {
+  const runs: { wallS: number; cpuS: number }[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    const { stderr } = await new ExecRunner().run('/usr/bin/time', [
+      '-f',
+      '%U %S',
+      process.execPath,
+      cli,
+      '--version',
+    ]);
+    const [user, sys] = stderr.trim().split(/\s+/).slice(-2).map(Number);
+    runs.push({ wallS: (performance.now() - t0) / 1000, cpuS: (user ?? NaN) + (sys ?? NaN) });
+  }
+  const mid = <T>(xs: T[], key: (x: T) => number) => xs.map(key).sort((a, b) => a - b)[1]!;
+  return { wallS: mid(runs, (r) => r.wallS), cpuS: mid(runs, (r) => r.cpuS) };
+}

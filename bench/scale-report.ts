@@ -24,7 +24,8 @@ export interface RateResult {
   congestionControl: string;
   one?: OneLink & { ofRate: number };
   limit?: Limit;
-  get?: GetRun & { ratio: number; ratioInProcess: number };
+  /** ratioInProcess: from get's own time (start-up excluded); cpuPerGiBNet: start-up CPU subtracted. */
+  get?: GetRun & { ratio: number; ratioInProcess: number; cpuPerGiBNet: number };
   up?: UpRun & { ratio: number; endToEndRatio: number };
   nodes?: NodesRun;
   fileServer: Record<string, ServerCpu>;
@@ -41,6 +42,8 @@ export interface RunRecord {
   cores: number;
   loadBefore: number[];
   loadAfter: number[];
+  /** `linkmux --version`: wall and CPU seconds of starting the CLI (median of 3). */
+  startup: { wallS: number; cpuS: number };
   rates: number[];
   results: RateResult[];
 }
@@ -53,7 +56,7 @@ function git(args: string[]): string {
   }
 }
 
-export function environment(): Omit<RunRecord, 'loadAfter' | 'rates' | 'results'> {
+export function environment(): Omit<RunRecord, 'loadAfter' | 'startup' | 'rates' | 'results'> {
   return {
     date: new Date().toISOString(),
     commit: git(['rev-parse', 'HEAD']),
@@ -102,7 +105,8 @@ export function printRate(r: RateResult): void {
       f(r.get.mbit),
       f(r.get.ratio, 3),
       f(r.get.cpuPerGiB, 2),
-      `wall ${f(r.get.wallS, 2)} s; own time ${f(r.get.getS, 2)} s → ${f(r.get.ratioInProcess, 3)}; MiB ${links}`,
+      `own time ${f(r.get.getS, 2)} s of ${f(r.get.wallS, 2)} → ${f(r.get.ratioInProcess, 3)}; ` +
+        `CPU less start-up ${f(r.get.cpuPerGiBNet, 2)}; MiB ${links}`,
     ]);
   }
   if (r.up)
@@ -135,7 +139,7 @@ export function printRate(r: RateResult): void {
         '',
         '',
         f(node.cpuPerGiB, 2),
-        `relayed ${f(node.relayedMiB, 0)} MiB, ${f(node.cpuS, 2)} CPU-s`,
+        `relayed ${f(node.relayedMiB, 0)} MiB, ${f(node.cpuS, 2)} CPU-s = ${f((node.cpuS / n.get.wallS) * 100, 0)} % of a core`,
       ]);
   }
   const busiest = Object.entries(r.fileServer).sort((a, b) => b[1].core - a[1].core)[0];

@@ -14,6 +14,7 @@ import {
   curlRanges,
   runMeasured,
   type MeasuredRun,
+  type RangeResult,
   type RangeJob,
 } from './measure.js';
 import { startLendingNodes } from './lending-nodes.js';
@@ -67,16 +68,16 @@ async function rangesAtOnce(c: RateContext, via: { ns: string; dev: string }[], 
     range: byteRange(c.size, i, via.length),
     out: out(c.tb, `${tag}${i}`),
   }));
+  const paths = jobs.map((j) => j.out);
+  let rs: RangeResult[];
   try {
-    const rs = await curlRanges(c.tb, url(c), jobs, bound(c, c.size / via.length));
-    return { mbit: rs.reduce((a, r) => a + r.mbit, 0), links: rs.map((r) => r.mbit) };
-  } finally {
-    await checkAndRemove(
-      c.tb,
-      FILE,
-      jobs.map((j) => j.out),
-    );
+    rs = await curlRanges(c.tb, url(c), jobs, bound(c, c.size / via.length));
+  } catch (err) {
+    for (const p of paths) await rm(p, { force: true });
+    throw err;
   }
+  await checkAndRemove(c.tb, FILE, paths);
+  return { mbit: rs.reduce((a, r) => a + r.mbit, 0), links: rs.map((r) => r.mbit) };
 }
 
 /** The practical limit: three range curls at once, one per client uplink (`curl --interface`). */

@@ -37,10 +37,10 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { createTestbed, removeLeftovers, type Testbed } from '../src/testbed/testbed.js';
 import { missingToolMessage } from '../src/util/runner.js';
-import { fileServerPid } from './measure.js';
+import { fileServerPid, startupCost } from './measure.js';
 import { procCounters } from './proxy-tools.js';
 import { registerCleanup } from './proxy-cleanup.js';
-import { MiB, progress, readOptions, type ScaleOptions } from './scale-options.js';
+import { GiB, MiB, cli, progress, readOptions, type ScaleOptions } from './scale-options.js';
 import { appendRecord, environment, printRate, type RateResult } from './scale-report.js';
 import { FILE, get, oneLink, overNodes, practicalLimit, up, type RateContext } from './scale-scenarios.js';
 
@@ -58,7 +58,7 @@ function preflight(): void {
   }
 }
 
-async function measureRate(opts: ScaleOptions, i: number): Promise<RateResult> {
+async function measureRate(opts: ScaleOptions, i: number, startupCpuS: number): Promise<RateResult> {
   const rate = opts.rates[i]!;
   const size = opts.sizes[i]!;
   const withNodes = opts.only.has('nodes');
@@ -118,7 +118,11 @@ async function measureRate(opts: ScaleOptions, i: number): Promise<RateResult> {
     const limit = result.limit?.mbit ?? NaN;
     if (opts.only.has('get')) {
       const g = await step('get', () => get(c));
-      if (g) result.get = { ...g, ratio: g.mbit / limit, ratioInProcess: (size * 8) / g.getS / 1e6 / limit };
+      if (g) {
+        const ratioInProcess = (size * 8) / g.getS / 1e6 / limit;
+        const cpuPerGiBNet = ((g.cpuS - startupCpuS) * GiB) / size;
+        result.get = { ...g, ratio: g.mbit / limit, ratioInProcess, cpuPerGiBNet };
+      }
     }
     if (opts.only.has('up')) {
       const u = await step('up', () => up(c));
@@ -138,20 +142,22 @@ async function main(): Promise<void> {
   preflight();
   await removeLeftovers();
   const env = environment();
+  const startup = await startupCost(cli);
   const minutes = opts.sizes.reduce((a, s, i) => a + (6 * s * 8) / (3 * opts.rates[i]! * 0.9e6), 0) / 60;
   progress(
     `rates ${opts.rates.join(', ')} Mbit/s, scenarios ${[...opts.only].join(',')}; about ${Math.ceil(minutes + opts.rates.length)} min`,
   );
   const results: RateResult[] = [];
   for (let i = 0; i < opts.rates.length; i++) {
-    const r = await measureRate(opts, i);
+    const r = await measureRate(opts, i, startup.cpuS);
     results.push(r);
     printRate(r);
   }
   const loadAfter = os.loadavg().map((x) => Number(x.toFixed(2)));
-  await appendRecord(opts.out, { ...env, loadAfter, rates: opts.rates, results });
+  await appendRecord(opts.out, { ...env, loadAfter, startup, rates: opts.rates, results });
   console.log(
-    `\nLoad average before ${env.loadBefore.join(' ')}, after ${loadAfter.join(' ')} (${env.cores} cores). ` +
+    `\nStarting the CLI (linkmux --version): ${startup.wallS.toFixed(2)} s, ${startup.cpuS.toFixed(2)} CPU-s. ` +
+      `Load average before ${env.loadBefore.join(' ')}, after ${loadAfter.join(' ')} (${env.cores} cores). ` +
       `Appended to ${opts.out}.`,
   );
   if (results.some((r) => Object.keys(r.errors).length > 0)) process.exitCode = 1;
