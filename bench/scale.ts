@@ -143,7 +143,10 @@ async function main(): Promise<void> {
   await removeLeftovers();
   const env = environment();
   const startup = await startupCost(cli);
-  const minutes = opts.sizes.reduce((a, s, i) => a + (6 * s * 8) / (3 * opts.rates[i]! * 0.9e6), 0) / 60;
+  // Every transfer takes about as long as the file over three links; nodes makes two.
+  const transfers = opts.only.size + (opts.only.has('nodes') ? 1 : 0);
+  const minutes =
+    opts.sizes.reduce((a, s, i) => a + (transfers * s * 8) / (3 * opts.rates[i]! * 0.9e6), 0) / 60;
   progress(
     `rates ${opts.rates.join(', ')} Mbit/s, scenarios ${[...opts.only].join(',')}; about ${Math.ceil(minutes + opts.rates.length)} min`,
   );
