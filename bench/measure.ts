@@ -89,6 +89,8 @@ export interface RangeResult {
   seconds: number;
   /** bytes / seconds × 8 / 1e6. */
   mbit: number;
+  /** curl's own user + system seconds. */
+  cpuS: number;
 }
 
 /** Range curls at once; each must answer 206 with exactly its range's length. */
@@ -101,14 +103,16 @@ export async function curlRanges(
   return Promise.all(
     jobs.map(async (j) => {
       const [from, to] = j.range;
-      const { stdout } = await tb.exec(j.ns, 'curl', [
+      const args = [
         ...['-sS', '--fail', '--max-time', String(Math.ceil(maxTimeS)), ...j.via],
         ...['-r', `${from}-${to}`, '-o', j.out, '-w', '%{http_code} %{size_download} %{time_total}', url],
-      ]);
-      const [code, bytes, seconds] = stdout.trim().split(' ').map(Number);
+      ];
+      // --max-time bounds curl; the deadline only catches a curl that ignores it.
+      const run = await runMeasured(tb, j.ns, 'curl', args, (maxTimeS + 10) * 1000);
+      const [code, bytes, seconds] = run.stdout.trim().split(' ').map(Number);
       if (code !== 206 || bytes !== to - from + 1)
-        throw new Error(`curl ${j.via.join(' ')} -r ${from}-${to}: got ${stdout.trim()}`);
-      return { bytes, seconds: seconds!, mbit: (bytes * 8) / seconds! / 1e6 };
+        throw new Error(`curl ${j.via.join(' ')} -r ${from}-${to}: got ${run.stdout.trim()}`);
+      return { bytes, seconds: seconds!, mbit: (bytes * 8) / seconds! / 1e6, cpuS: run.cpuS };
     }),
   );
 }

@@ -99,8 +99,8 @@ export function printRate(r: RateResult): void {
       'practical limit (3 range curls at once)',
       f(r.limit.mbit),
       '1',
-      '',
-      `per link ${r.limit.links.map((x) => f(x)).join(', ')}`,
+      f(r.limit.cpuPerGiB, 2),
+      `per link ${r.limit.links.map((x) => f(x)).join(', ')}; CPU: the curls'`,
     ]);
   if (r.get) {
     const links = Object.entries(r.get.links)
@@ -129,7 +129,7 @@ export function printRate(r: RateResult): void {
       'LAN: each machine’s link alone (sum)',
       f(n.singles.mbit),
       '1',
-      '',
+      f(n.singles.cpuPerGiB, 2),
       `per machine ${n.singles.links.map((x) => f(x)).join(', ')}`,
     ]);
     row([

@@ -58,6 +58,8 @@ export interface Limit {
   /** Sum of the three curls' goodputs. */
   mbit: number;
   links: number[];
+  /** The curls' CPU seconds per GiB: what receiving and writing the bytes costs a plain process. */
+  cpuPerGiB: number;
 }
 
 /** Concurrent range curls, one per (ns, dev), a 1/n share each; the pieces together must be the file. */
@@ -77,7 +79,8 @@ async function rangesAtOnce(c: RateContext, via: { ns: string; dev: string }[], 
     throw err;
   }
   await checkAndRemove(c.tb, FILE, paths);
-  return { mbit: rs.reduce((a, r) => a + r.mbit, 0), links: rs.map((r) => r.mbit) };
+  const cpuPerGiB = rs.reduce((a, r) => a + r.cpuS, 0) / (c.size / GiB);
+  return { mbit: rs.reduce((a, r) => a + r.mbit, 0), links: rs.map((r) => r.mbit), cpuPerGiB };
 }
 
 /** The practical limit: three range curls at once, one per client uplink (`curl --interface`). */
