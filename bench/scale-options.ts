@@ -38,6 +38,8 @@ export interface ScaleOptions {
   sizes: number[];
   only: Set<Scenario>;
   out: string;
+  /** Runs of every scenario at each rate (each on a fresh testbed). */
+  trials: number;
   /** Extra arguments for every `linkmux get` (experiments: "-x 2", "--min-piece 1m"). */
   getArgs: string[];
 }
@@ -57,10 +59,14 @@ export function readOptions(): ScaleOptions {
   }
   // The ratios of get and up are to the practical limit: measure it whenever they run.
   if (only.has('get') || only.has('up')) only.add('limit');
+  const trials = Number(process.env.BENCH_TRIALS ?? 1);
+  if (!Number.isInteger(trials) || trials < 1 || trials > 20)
+    throw new Error(`BENCH_TRIALS="${process.env.BENCH_TRIALS}": expected an integer from 1 to 20`);
   return {
     rates,
     sizes,
     only,
+    trials,
     out: process.env.BENCH_OUT ?? 'bench-results/scale.jsonl',
     getArgs: (process.env.BENCH_GET_ARGS ?? '').split(/\s+/).filter(Boolean),
   };

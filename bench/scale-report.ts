@@ -19,6 +19,8 @@ export interface ServerCpu {
 
 export interface RateResult {
   rateMbit: number;
+  /** 0-based, with BENCH_TRIALS > 1. */
+  trial: number;
   sizeMiB: number;
   /** The client namespace's net.ipv4.tcp_congestion_control. */
   congestionControl: string;
@@ -79,10 +81,11 @@ export async function appendRecord(file: string, record: RunRecord): Promise<voi
 const f = (x: number | undefined, digits = 1) =>
   x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
 
-export function printRate(r: RateResult): void {
+export function printRate(r: RateResult, trials: number): void {
   const row = (cells: string[]) => console.log(`| ${cells.join(' | ')} |`);
   console.log(
-    `\n## 3 × ${r.rateMbit} Mbit/s per uplink — ${r.sizeMiB} MiB file, TBF both ends, ${r.congestionControl}`,
+    `\n## 3 × ${r.rateMbit} Mbit/s per uplink — ${r.sizeMiB} MiB file, TBF both ends, ${r.congestionControl}` +
+      (trials > 1 ? `, trial ${r.trial + 1} of ${trials}` : ''),
   );
   row(['scenario', 'goodput (Mbit/s)', 'ratio', 'CPU-s/GiB', 'notes']);
   row(['---', '---:', '---:', '---:', '---']);
@@ -155,4 +158,43 @@ export function printRate(r: RateResult): void {
         (busiest[1].core >= 0.9 ? ' — it may be the bottleneck' : ''),
     );
   for (const [s, e] of Object.entries(r.errors)) console.log(`FAILED ${s}: ${e}`);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** The headline figures, median (min–max) over the trials, one column per rate. */
+export function printSummary(results: RateResult[]): void {
+  const figures: [string, (r: RateResult) => number | undefined, number][] = [
+    ['practical limit, Mbit/s', (r) => r.limit?.mbit, 1],
+    ['get / limit', (r) => r.get?.ratio, 3],
+    ['get / limit, own time', (r) => r.get?.ratioInProcess, 3],
+    ['get CPU-s/GiB', (r) => r.get?.cpuPerGiB, 2],
+    ['up / limit', (r) => r.up?.ratio, 3],
+    ['up CPU-s/GiB', (r) => r.up?.cpuPerGiB, 2],
+    ['get over nodes / sum', (r) => r.nodes?.ratio, 3],
+    ['client CPU-s/GiB (nodes)', (r) => r.nodes?.get.cpuPerGiB, 2],
+    [
+      'node CPU-s/GiB relayed (mean of 2)',
+      (r) => r.nodes && median(r.nodes.nodes.map((n) => n.cpuPerGiB)),
+      2,
+    ],
+  ];
+  const rates = [...new Set(results.map((r) => r.rateMbit))];
+  console.log(`\n## Summary: median (min–max) over the trials`);
+  console.log(`| figure | ${rates.map((x) => `3 × ${x} Mbit/s`).join(' | ')} |`);
+  console.log(`|---|${rates.map(() => '---:').join('|')}|`);
+  for (const [name, get, digits] of figures) {
+    const cells = rates.map((rate) => {
+      const xs = results
+        .filter((r) => r.rateMbit === rate)
+        .map(get)
+        .filter((x): x is number => x !== undefined && Number.isFinite(x));
+      if (xs.length === 0) return '—';
+      return `${f(median(xs), digits)} (${f(Math.min(...xs), digits)}–${f(Math.max(...xs), digits)})`;
+    });
+    if (cells.some((c) => c !== '—')) console.log(`| ${name} | ${cells.join(' | ')} |`);
+  }
 }

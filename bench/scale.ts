@@ -27,9 +27,12 @@
  *                   ≈ 8 s at 3 × the rate: 8 → 32, 100 → 256, 400 → 1024)
  *   BENCH_ONLY      scenarios to run, e.g. get,up (default one,limit,get,up,nodes;
  *                   limit is added whenever get or up runs: their ratios need it)
+ *   BENCH_TRIALS    runs of each rate, each on a fresh testbed (default 1); > 1 adds
+ *                   a summary, median (min–max) of the headline figures
  *   BENCH_GET_ARGS  extra `linkmux get` arguments, e.g. "-x 2" (experiments)
  *   BENCH_OUT       results file (default bench-results/scale.jsonl)
- * Quick single scenario: BENCH_RATES=400 BENCH_ONLY=get BENCH_SIZE_MIB=256 npm run bench:scale
+ * Quick single scenario: BENCH_RATES=400 BENCH_ONLY=get npm run bench:scale (≈ 40 s). Keep the
+ * default sizes for figures: a shorter file puts start-up and slow start into them.
  * Needs root (network namespaces), curl and /usr/bin/time; traffic stays in the testbed.
  * The CPU figures are this machine's; ratios are noisy on a loaded machine (see loadBefore/After).
  */
@@ -41,7 +44,7 @@ import { fileServerPid, startupCost } from './measure.js';
 import { procCounters } from './proxy-tools.js';
 import { registerCleanup } from './proxy-cleanup.js';
 import { GiB, MiB, cli, progress, readOptions, type ScaleOptions } from './scale-options.js';
-import { appendRecord, environment, printRate, type RateResult } from './scale-report.js';
+import { appendRecord, environment, printRate, printSummary, type RateResult } from './scale-report.js';
 import { FILE, get, oneLink, overNodes, practicalLimit, up, type RateContext } from './scale-scenarios.js';
 
 function preflight(): void {
@@ -58,12 +61,18 @@ function preflight(): void {
   }
 }
 
-async function measureRate(opts: ScaleOptions, i: number, startupCpuS: number): Promise<RateResult> {
+async function measureRate(
+  opts: ScaleOptions,
+  i: number,
+  trial: number,
+  startupCpuS: number,
+): Promise<RateResult> {
   const rate = opts.rates[i]!;
   const size = opts.sizes[i]!;
   const withNodes = opts.only.has('nodes');
   const result: RateResult = {
     rateMbit: rate,
+    trial,
     sizeMiB: size / MiB,
     congestionControl: '?',
     fileServer: {},
@@ -146,16 +155,22 @@ async function main(): Promise<void> {
   // Every transfer takes about as long as the file over three links; nodes makes two.
   const transfers = opts.only.size + (opts.only.has('nodes') ? 1 : 0);
   const minutes =
-    opts.sizes.reduce((a, s, i) => a + (transfers * s * 8) / (3 * opts.rates[i]! * 0.9e6), 0) / 60;
+    (opts.trials *
+      opts.sizes.reduce((a, s, i) => a + (transfers * s * 8) / (3 * opts.rates[i]! * 0.9e6), 0)) /
+    60;
   progress(
-    `rates ${opts.rates.join(', ')} Mbit/s, scenarios ${[...opts.only].join(',')}; about ${Math.ceil(minutes + opts.rates.length)} min`,
+    `rates ${opts.rates.join(', ')} Mbit/s, scenarios ${[...opts.only].join(',')}, ${opts.trials} trial(s); ` +
+      `about ${Math.ceil(minutes + opts.rates.length * opts.trials * 0.2)} min`,
   );
   const results: RateResult[] = [];
   for (let i = 0; i < opts.rates.length; i++) {
-    const r = await measureRate(opts, i, startup.cpuS);
-    results.push(r);
-    printRate(r);
+    for (let t = 0; t < opts.trials; t++) {
+      const r = await measureRate(opts, i, t, startup.cpuS);
+      results.push(r);
+      printRate(r, opts.trials);
+    }
   }
+  if (opts.trials > 1) printSummary(results);
   const loadAfter = os.loadavg().map((x) => Number(x.toFixed(2)));
   await appendRecord(opts.out, { ...env, loadAfter, startup, rates: opts.rates, results });
   console.log(
