@@ -4,13 +4,13 @@
  * applies it to every subflow they gain (MPTCP syncs TCP_CONGESTION to new
  * subflows).
  *
- * Why not the system's: measured on the testbed (bench:server, 3 × 8 Mbit/s,
- * docs/architecture.md), subflows running BBR — a common VPS default — left
- * their links 6–25 % idle and kept ~1 s of data queued per subflow, so one
- * download reached 0.83–0.95 × the sum of the links and a blackholed uplink
- * stalled it 4–5.6 s; with CUBIC, 0.97 in every run and 2.2 s. CUBIC is in every
- * Linux kernel and in `net.ipv4.tcp_allowed_congestion_control` by default, so
- * setting it needs no privilege.
+ * Why not the system's: measured on the testbed (bench:server, kernel 6.18,
+ * docs/architecture.md), subflows running BBR — a common VPS default — carried
+ * 6.3–7.5 Mbit/s of 8, retransmitted ~40× more than CUBIC and kept ~1 s of data
+ * unsent each, so one download reached 0.83–0.955 × the sum of the links and a
+ * blackholed uplink stalled it 3.9–5.6 s; with CUBIC, 0.93–0.97 and 2.2–2.8 s.
+ * CUBIC is in every Linux kernel and in `net.ipv4.tcp_allowed_congestion_control`
+ * by default, so setting it needs no privilege. `--congestion` picks another.
  *
  * Guarantees: never throws; a refusal (an algorithm this kernel lacks, or one
  * not allowed to this user) is returned as text and the system default stays.
