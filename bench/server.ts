@@ -19,16 +19,21 @@
  * BENCH_PLAIN=0 (skip the plain `linkmux up` run); BENCH_FAR_SYSCTL / BENCH_CLIENT_SYSCTL
  * ("key=value,key=value": sysctls set in the server's / client's namespace before
  * the daemons start, for experiments); BENCH_TRACE=1 (print the blackhole's
- * goodput timeline). Needs root; traffic stays in the testbed.
+ * goodput timeline, per-run tail and wire rates, TCP/MPTCP counters, the server's subflows);
+ * BENCH_REPEAT=N (N downloads through the server in the same testbed, each reported; the
+ * verdict uses the first); BENCH_FAILOVER=0 (skip the blackhole); BENCH_CONGESTION=NAME|system
+ * (`linkmux server --congestion`, default cubic). Needs root; traffic stays in the testbed.
  */
 import { rm, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createTestbed, removeLeftovers, type Testbed } from '../src/testbed/testbed.js';
 import { startDaemon, type RunningDaemon } from '../test/helpers/daemon.js';
 import { procCounters, sleep } from './proxy-tools.js';
+import { mibDelta, readMibs, subflowLines } from './server-trace.js';
 
 const MiB = 1024 * 1024;
 const SIZE = Number(process.env.BENCH_SIZE_MIB ?? 32) * MiB;
+const REPEAT = Math.max(1, Math.min(10, Number(process.env.BENCH_REPEAT ?? 1)));
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const mbitOf = (bytes: number, s: number) => (bytes * 8) / s / 1e6;
 
@@ -97,7 +102,11 @@ async function scenario(rates: number[], target: number, failover: boolean): Pro
     const token = (await tb.exec(far, process.execPath, [cli, 'server', '--init', ...flags])).stdout.trim();
     server = await startDaemon(tb, cli, 'listen: { control: "127.0.0.1:9190" }\nlog: warn\n', {
       ns: far,
-      args: ['server', ...flags],
+      args: [
+        'server',
+        ...flags,
+        ...(process.env.BENCH_CONGESTION ? ['--congestion', process.env.BENCH_CONGESTION] : []),
+      ],
     });
     say(`\n## ${rates.join(' + ')} Mbit/s — one ${SIZE / MiB} MiB download, one connection`);
     const singles = await Promise.all(tb.uplinks.map((u) => curl(tb, ['--interface', u.dev], 'one.bin')));
@@ -121,23 +130,25 @@ async function scenario(rates: number[], target: number, failover: boolean): Pro
     client = await startDaemon(tb, cli, yaml(true));
     await sleep(3000); // endpoints installed, health settled
     const pid = server.child.pid as number;
-    const cpu0 = (await procCounters(pid)).cpu;
-    const rx0 = await rx(tb);
-    const s = await curl(tb, ['--socks5-hostname', client.socks], 'one.bin');
-    const cpu1 = (await procCounters(pid)).cpu;
-    const rx1 = await rx(tb);
-    const viaServer = mbitOf(SIZE, s);
-    const ratio = viaServer / sum;
-    say(`| one curl through \`linkmux up --server\` | ${viaServer.toFixed(2)} | ${ratio.toFixed(3)} |`);
-    const grew = rx1.map((b, i) => b - (rx0[i] ?? 0));
+    const runs: Run[] = [];
+    for (let k = 0; k < REPEAT; k++) runs.push(await viaServerRun(tb, client, pid, sum, say));
+    const run = runs[0] as Run;
+    const { grew, cpu } = run;
+    const ratio = mbitOf(SIZE, run.s) / sum;
+    if (REPEAT > 1) {
+      const ratios = runs.map((r) => mbitOf(SIZE, r.s) / sum);
+      say(
+        `ratios of ${REPEAT} runs in this testbed: ${ratios.map((r) => r.toFixed(3)).join(', ')} (the verdict uses the first)`,
+      );
+    }
     const total = grew.reduce((a, b) => a + b, 0);
     const shares = grew.map((g) => g / total);
     say(
       `shares of that connection's bytes per uplink: ${shares.map((x, i) => `up${i} ${(x * 100).toFixed(1)} %`).join(', ')}`,
     );
-    const cpuPerGiB = (cpu1 - cpu0) / (SIZE / 1024 ** 3);
+    const cpuPerGiB = cpu / (SIZE / 1024 ** 3);
     say(
-      `server CPU: ${(cpu1 - cpu0).toFixed(2)} s for ${SIZE / MiB} MiB = ${cpuPerGiB.toFixed(2)} CPU-s per GiB relayed`,
+      `server CPU: ${cpu.toFixed(2)} s for ${SIZE / MiB} MiB = ${cpuPerGiB.toFixed(2)} CPU-s per GiB relayed`,
     );
     // ≥ 20 % each where the links are equal; on unequal links, ≥ 0.8 × the link's share of the sum.
     const sharesOk = shares.every((x, i) =>
@@ -149,7 +160,8 @@ async function scenario(rates: number[], target: number, failover: boolean): Pro
     );
     ok = ratioOk && sharesOk;
 
-    if (failover) ok = (await blackhole(tb, client, singleMbit, say)) && ok;
+    if (failover && process.env.BENCH_FAILOVER !== '0')
+      ok = (await blackhole(tb, client, singleMbit, say)) && ok;
   } finally {
     await client?.stop();
     await server?.stop();
@@ -158,6 +170,66 @@ async function scenario(rates: number[], target: number, failover: boolean): Pro
     await tb.destroy();
   }
   return { ok, lines };
+}
+
+interface Run {
+  s: number;
+  grew: number[];
+  cpu: number;
+}
+
+/**
+ * One curl through `up --server`; with BENCH_TRACE=1 also a 100 ms timeline of the bytes
+ * curl wrote and each uplink received, summarised as the time to the first byte and how
+ * long before the end each uplink went idle (a tail run on fewer uplinks).
+ */
+async function viaServerRun(
+  tb: Testbed,
+  client: RunningDaemon,
+  pid: number,
+  sum: number,
+  say: (s: string) => void,
+): Promise<Run> {
+  const cpu0 = (await procCounters(pid)).cpu;
+  const rx0 = await rx(tb);
+  const out = `/tmp/${tb.prefix}bench-one`;
+  const samples: Array<{ t: number; rx: number[]; got: number }> = [];
+  let done = false;
+  const t0 = performance.now();
+  const sampler = (async () => {
+    for (let i = 0; i < 3000 && !done && process.env.BENCH_TRACE === '1'; i++) {
+      samples.push({ t: (performance.now() - t0) / 1000, rx: await rx(tb), got: await written(out) });
+      await sleep(100);
+    }
+  })();
+  const s = await curl(tb, ['--socks5-hostname', client.socks], 'one.bin', out).finally(() => (done = true));
+  await sampler;
+  const cpu1 = (await procCounters(pid)).cpu;
+  const rx1 = await rx(tb);
+  say(
+    `| one curl through \`linkmux up --server\` | ${mbitOf(SIZE, s).toFixed(2)} | ${(mbitOf(SIZE, s) / sum).toFixed(3)} |`,
+  );
+  if (samples.length > 2) {
+    const first = samples.find((x) => x.got > 0)?.t ?? NaN;
+    const idle = tb.uplinks.map((_, u) => {
+      let last = 0;
+      for (let i = 1; i < samples.length; i++) {
+        const a = samples[i - 1]!;
+        const b = samples[i]!;
+        if ((b.rx[u] ?? 0) - (a.rx[u] ?? 0) > 20_000) last = b.t;
+      }
+      return s - last;
+    });
+    say(
+      `  first byte written after ${first.toFixed(2)} s; each uplink idle for the last ${idle.map((x, u) => `up${u} ${x.toFixed(2)} s`).join(', ')}`,
+    );
+  }
+  const grew = rx1.map((b, i) => b - (rx0[i] ?? 0));
+  if (process.env.BENCH_TRACE === '1')
+    say(
+      `  wire rate per uplink (frames received / time): ${grew.map((g, u) => `up${u} ${mbitOf(g, s).toFixed(2)}`).join(', ')} Mbit/s`,
+    );
+  return { s, grew, cpu: cpu1 - cpu0 };
 }
 
 /** up1 blackholed 4 s into a long download, healed 8 s later; goodput sampled every 250 ms. */
@@ -188,11 +260,22 @@ async function blackhole(
       await sleep(250);
     }
   })();
+  const far = tb.farServerNs as string;
+  const mib0 = trace ? await Promise.all([readMibs(tb, tb.clientNs), readMibs(tb, far)]) : [];
+  const snaps: string[] = [];
+  const snap = async (label: string) => {
+    if (trace) snaps.push(`${label}:`, ...(await subflowLines(tb, far, 7400)).map((l) => `  ${l}`));
+  };
   const transfer = curl(tb, ['--socks5-hostname', client.socks], 'long.bin', out);
   await sleep(4000);
+  await snap('server subflows 0.2 s before the blackhole');
   const cut = (performance.now() - t0) / 1000;
   await tb.blackhole(1);
-  await sleep(8000);
+  for (const at of [0.5, 1.3, 2, 3, 4]) {
+    await sleep((cut + at) * 1000 - (performance.now() - t0));
+    await snap(`server subflows ${at} s after`);
+  }
+  await sleep((cut + 8) * 1000 - (performance.now() - t0));
   const healed = (performance.now() - t0) / 1000;
   await tb.unblackhole(1);
   let intact = true;
@@ -241,6 +324,10 @@ async function blackhole(
     `up1 carries traffic again (≥ 1 Mbit/s): ${back === undefined ? 'never' : `${back.toFixed(2)} s`} after it healed`,
   );
   if (trace) {
+    const mib1 = await Promise.all([readMibs(tb, tb.clientNs), readMibs(tb, far)]);
+    say(`client counters: ${mibDelta(mib0[0] ?? {}, mib1[0])}`);
+    say(`server counters: ${mibDelta(mib0[1] ?? {}, mib1[1])}`);
+    say(snaps.join('\n'));
     for (let i = 4; i < samples.length; i++) {
       const t = samples[i]!.t;
       if (t < cut - 1 || t > healed + 3) continue;

@@ -10,7 +10,7 @@ import { createLogger } from '../util/logger.js';
 export async function runServer(
   config: Config,
   source: string,
-  opts: { printToken: boolean; rotate: boolean },
+  opts: { printToken: boolean; rotate: boolean; congestion?: string | false },
 ): Promise<void> {
   const { toRuntime } = await import('../config/runtime.js');
   const { prepareServer, serverStateDir } = await import('../relay/server-setup.js');
@@ -50,6 +50,7 @@ export async function runServer(
       ? new MptcpKernel(runner, fileRecordStore(serverStateDir(rt.server.stateDir), SERVER_RECORD_FILE))
       : undefined,
     connectTimeoutMs: rt.connectTimeoutMs,
+    ...(opts.congestion !== undefined ? { congestionControl: opts.congestion } : {}),
   });
   await daemon.start();
   if (prepared.identity.created) logger.info('server: print the token with `linkmux server --token`');

@@ -19,6 +19,7 @@ interface ServerFlags {
   init?: boolean;
   token?: boolean;
   rotate?: boolean;
+  congestion?: string;
 }
 
 export function registerServer(program: Command): void {
@@ -44,6 +45,10 @@ export function registerServer(program: Command): void {
     )
     .option('--control <addr>', 'control API address, or "off" (default 127.0.0.1:9190)')
     .option('--state-dir <dir>', 'where the certificate, key and secret are kept (in server/ below it)')
+    .option(
+      '--congestion <name>',
+      'TCP congestion control of the MPTCP subflows, or "system" for net.ipv4.tcp_congestion_control (default cubic)',
+    )
     .option('--init', 'create the identity if needed, print the token and exit')
     .option('--token', 'print the token and exit')
     .option('--rotate', 'with --init: replace certificate and secret (every old token stops working)')
@@ -79,6 +84,9 @@ Examples:
       await runServer(config, loaded.source, {
         printToken: Boolean(flags.init || flags.token),
         rotate: Boolean(flags.rotate),
+        ...(flags.congestion !== undefined
+          ? { congestion: flags.congestion === 'system' ? false : flags.congestion }
+          : {}),
       });
     });
 }

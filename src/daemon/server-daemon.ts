@@ -26,6 +26,7 @@ import { startControlServer, type ControlServer } from '../control/control-serve
 import type { DaemonStatus } from '../control/status-types.js';
 import { formatControlAddress } from '../control/control-address.js';
 import { bindMptcpListener, closeFd } from '../net/mptcp-socket.js';
+import { SERVER_CONGESTION, setListenerCongestion } from '../relay/server-socket.js';
 import type { MptcpKernel } from '../mptcp/kernel.js';
 import { limitsSetArgs, MAX_LIMIT } from '../mptcp/ip-mptcp.js';
 import { LinkmuxError, describe } from '../util/errors.js';
@@ -47,6 +48,11 @@ export interface ServerDaemonOptions {
   kernel?: MptcpKernel | undefined;
   ownAddresses?: AddressSource;
   connectTimeoutMs?: number;
+  /**
+   * TCP congestion control of the MPTCP connections and their subflows (default
+   * SERVER_CONGESTION, "cubic"); false = the system's (net.ipv4.tcp_congestion_control).
+   */
+  congestionControl?: string | false;
 }
 
 /** Subflows one client connection may add: enough for 8 uplinks, the kernel's maximum. */
@@ -140,12 +146,25 @@ export class ServerDaemon {
   /** '::' falls back to every IPv4 address when IPv6 is off here. */
   private openListener(host: string, port: number): number {
     try {
-      return bindMptcpListener(host, port);
+      const fd = bindMptcpListener(host, port);
+      this.tune(fd);
+      return fd;
     } catch (err) {
       if (host !== '::' || !/EAFNOSUPPORT|EADDRNOTAVAIL/.test(describe(err) + describe((err as Error).cause)))
         throw err;
-      return bindMptcpListener('0.0.0.0', port);
+      const fd = bindMptcpListener('0.0.0.0', port);
+      this.tune(fd);
+      return fd;
     }
+  }
+
+  /** The subflows' congestion control (relay/server-socket.ts says why it is not the system's). */
+  private tune(fd: number): void {
+    const cc = this.opts.congestionControl ?? SERVER_CONGESTION;
+    if (cc === false) return;
+    const refused = setListenerCongestion(fd, cc);
+    if (refused) this.opts.logger.warn(`server: cannot use ${cc} for the MPTCP subflows: ${refused}`);
+    else this.opts.logger.debug(`server: MPTCP subflows use ${cc}`);
   }
 
   private async setLimits(): Promise<void> {

@@ -6,7 +6,8 @@
  * uplink. Checks what users see: ONE curl download uses every uplink (each
  * carries ≥ 20 % of it) at close to the sum of the links; a blackholed uplink
  * mid-transfer costs no reset and no byte, and carries traffic again once it
- * heals; after SIGTERM, and after kill -9 plus `up --cleanup`, the client's
+ * heals; the server's subflows run its congestion control (cubic) whatever the
+ * machine's default is (bbr here); after SIGTERM, and after kill -9 plus `up --cleanup`, the client's
  * MPTCP endpoints, limits, rules and routes are exactly what they were before.
  */
 import { test, before, after } from 'node:test';
@@ -134,7 +135,19 @@ test(
       bed.uplinks.map((u) => [u.dev, true]),
     );
     const before = await rxBytes(bed);
-    const r = await download(bed, `/tmp/${bed.prefix}one.bin`);
+    const running = download(bed, `/tmp/${bed.prefix}one.bin`);
+    // Mid-transfer, the server's subflows (one per uplink) run cubic, not the namespace's bbr.
+    await new Promise((res) => setTimeout(res, 3000));
+    const ss = await bed.exec(bed.farServerNs as string, 'ss', [
+      '-tinOH',
+      'state',
+      'established',
+      '( sport = :7400 )',
+    ]);
+    const r = await running;
+    const subflows = ss.stdout.split('\n').filter((l) => /\bcwnd:/.test(l));
+    assert.ok(subflows.length >= 3, `subflows on the server:\n${ss.stdout}`);
+    for (const l of subflows) assert.match(l, /\bcubic\b/, `a subflow not on cubic: ${l}`);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.sha, bed.files['f32.bin']?.sha256, 'intact');
     const after = await rxBytes(bed);
