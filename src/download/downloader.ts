@@ -137,6 +137,7 @@ export async function download(opts: DownloadOptions): Promise<DownloadSummary> 
       controlUrl: urls[0]?.href ?? '',
       firstResponse,
       stallTimeoutMs,
+      connectTimeoutMs,
       progress,
       clock,
       shutdown,
@@ -231,6 +232,7 @@ interface RangedJob {
   controlUrl: string;
   firstResponse: { response: NonNullable<ProbeResult['response']>; last: number } | undefined;
   stallTimeoutMs: number;
+  connectTimeoutMs: number;
   progress: ProgressSink;
   clock: Clock;
   /** Aborts the links' pending connects. */
@@ -270,6 +272,7 @@ async function runRanged(r: RangedJob): Promise<DownloadSummary> {
     size,
     mirrors: r.mirrors,
     stallTimeoutMs: r.stallTimeoutMs,
+    connectTimeoutMs: r.connectTimeoutMs,
     retries: opts.retries ?? 5,
     backoff: opts.backoff ?? DEFAULT_BACKOFF,
     clock,
@@ -300,12 +303,14 @@ async function runRanged(r: RangedJob): Promise<DownloadSummary> {
     ...(opts.throttle ? { throttle: opts.throttle } : {}),
   };
   const save = async () => {
+    // Taken before the flush: a write that completes during fdatasync may not be covered by it.
+    const done = plan.doneRanges();
     await file.datasync();
     await writeControl(paths.control, {
       url: r.controlUrl,
       size,
       validators: r.mirrors[0]?.validators ?? {},
-      done: plan.doneRanges(),
+      done,
     });
   };
   const startedAt = clock.now();

@@ -20,16 +20,27 @@ import {
   validatorsOf,
 } from './http-headers.js';
 import type { Validators } from './http-headers.js';
-import { discard, httpGet, statusError, type HttpResponse } from './http-request.js';
+import {
+  discard,
+  httpGet,
+  requestHeaders,
+  statusError,
+  type HttpResponse,
+  type RangeResponse,
+} from './http-request.js';
+import { PlainHttpClient, PlainHttpUnsupported } from './plain-http.js';
 import type { Piece, RangePlan } from './range-plan.js';
 import { RateMeter } from './rate-meter.js';
 import { backoffDelay, isFatal, isLocalFatal, type Backoff } from './retry-policy.js';
+import { SlotWriter } from './slot-writer.js';
 
 export interface Mirror {
   url: URL;
   validators: Validators;
   /** False once it answered something retrying cannot fix. */
   alive: boolean;
+  /** False once a reply needed more than plain-http.ts handles: its http requests go through undici. */
+  plain?: boolean;
 }
 
 /** State shared by all slots of one download. */
@@ -40,6 +51,7 @@ export interface Job {
   readonly size: number;
   readonly mirrors: Mirror[];
   readonly stallTimeoutMs: number;
+  readonly connectTimeoutMs: number;
   readonly retries: number;
   readonly backoff: Backoff;
   readonly clock: Clock;
@@ -67,6 +79,9 @@ export class PieceWorker {
   /** The probe's 206 response (from byte 0 to pendingLast), handed to the slot that owns byte 0. */
   private pending: HttpResponse | undefined;
   private pendingLast = -1;
+  private readonly writer: SlotWriter;
+  /** The slot's own keep-alive connection for http:// mirrors. */
+  private readonly plain: PlainHttpClient;
 
   constructor(
     readonly id: number,
@@ -77,6 +92,8 @@ export class PieceWorker {
   ) {
     this.mirror = mirror;
     this.meter = new RateMeter(job.clock);
+    this.writer = new SlotWriter(job.file, job.plan);
+    this.plain = new PlainHttpClient(link);
   }
 
   adoptFirstResponse(res: HttpResponse, last: number): void {
@@ -112,6 +129,7 @@ export class PieceWorker {
       }
     } finally {
       this.dropPending();
+      this.plain.close();
     }
   }
 
@@ -155,7 +173,7 @@ export class PieceWorker {
     const { job } = this;
     const mirror = job.mirrors[this.mirror];
     if (!mirror) throw new LinkmuxError('LINKMUX_ERR_ALL_LINKS_FAILED', 'no usable URL is left');
-    let res: HttpResponse;
+    let res: RangeResponse;
     let expected: { start: number; last: number };
     if (this.pending && piece.pos === 0) {
       res = this.pending;
@@ -166,23 +184,50 @@ export class PieceWorker {
       const ifRange = ifRangeValue(mirror.validators);
       // The piece may shrink while the request is in flight: check the reply against what was asked.
       const asked = { start: piece.pos, last: piece.end - 1 };
-      res = await httpGet(this.agent, mirror.url, {
-        headers: {
-          ...job.headers,
-          range: `bytes=${asked.start}-${asked.last}`,
-          ...(ifRange ? { 'if-range': ifRange } : {}),
-        },
-        signal: job.signal,
-        stallTimeoutMs: job.stallTimeoutMs,
+      res = await this.request(mirror, {
+        ...job.headers,
+        range: `bytes=${asked.start}-${asked.last}`,
+        ...(ifRange ? { 'if-range': ifRange } : {}),
       });
       expected = this.checkReply(res, mirror, asked);
     }
-    await this.consume(res, piece, expected.last + 1);
+    try {
+      await this.consume(res, piece, expected.last + 1);
+    } finally {
+      // Whatever was received is kept, also when the reply broke off or the job stops.
+      await this.writer.flush().catch((err: unknown) => {
+        throw fileError(err, job.partPath, true);
+      });
+    }
+  }
+
+  /** One range request: over the slot's plain connection for http://, else through undici. */
+  private async request(mirror: Mirror, headers: Record<string, string>): Promise<RangeResponse> {
+    const { job } = this;
+    if (mirror.url.protocol === 'http:' && mirror.plain !== false) {
+      try {
+        return await this.plain.get({
+          url: mirror.url,
+          headers: requestHeaders(mirror.url, headers),
+          signal: job.signal,
+          stallTimeoutMs: job.stallTimeoutMs,
+          connectTimeoutMs: job.connectTimeoutMs,
+        });
+      } catch (err) {
+        if (!(err instanceof PlainHttpUnsupported)) throw err;
+        mirror.plain = false;
+      }
+    }
+    return httpGet(this.agent, mirror.url, {
+      headers,
+      signal: job.signal,
+      stallTimeoutMs: job.stallTimeoutMs,
+    });
   }
 
   /** Validates a reply to a range request; returns the range it carries. */
   private checkReply(
-    res: HttpResponse,
+    res: RangeResponse,
     mirror: Mirror,
     asked: { start: number; last: number },
   ): { start: number; last: number } {
@@ -233,19 +278,20 @@ export class PieceWorker {
   }
 
   /** Streams the body into the file until the piece (which may shrink meanwhile) is complete. */
-  private async consume(res: HttpResponse, piece: Piece, replyEnd: number): Promise<void> {
+  private async consume(res: RangeResponse, piece: Piece, replyEnd: number): Promise<void> {
     const { job } = this;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    for await (const chunk of res.body) {
       const at = piece.pos;
       const n = job.plan.claim(piece, chunk.length);
       if (n > 0) {
+        this.meter.add(n);
         try {
-          await job.file.write(chunk, 0, n, at);
+          // Copied into the slot's buffer; the plan marks the bytes written when they reach the file.
+          const wait = this.writer.push(piece, chunk, n, at, this.meter.rate());
+          if (wait) await wait;
         } catch (err) {
           throw fileError(err, job.partPath, true);
         }
-        job.plan.markWritten(piece, n);
-        this.meter.add(n);
         if (job.throttle) await job.throttle(n);
       }
       // The piece was cut short by a thief: stop here (this closes the connection).
