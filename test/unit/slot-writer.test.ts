@@ -58,12 +58,13 @@ test('a slow slot writes small buffers (progress and resume stay fine-grained)',
   const tmp = await tempDir();
   const fh = await open(join(tmp.dir, 'f'), 'w+');
   const sizes: number[] = [];
+  // Counts the bytes of each write (one pwritev of the received chunks per batch).
   const spy = new Proxy(fh, {
     get(target, prop, recv) {
-      if (prop === 'write')
-        return (buf: Buffer, off: number, len: number, pos: number) => {
-          sizes.push(len);
-          return target.write(buf, off, len, pos);
+      if (prop === 'writev')
+        return (bufs: Buffer[], pos: number) => {
+          sizes.push(bufs.reduce((s, b) => s + b.length, 0));
+          return target.writev(bufs, pos);
         };
       const v = Reflect.get(target, prop, recv) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
