@@ -19,7 +19,9 @@
  * scenario of BENCH_LINKS (default 3) equal uplinks per rate instead of the
  * defaults), BENCH_GET_TRIALS (linkmux runs per scenario, default 1),
  * BENCH_GET_ARGS (extra `linkmux get` arguments, space-separated),
- * BENCH_NODE_ARGS (node flags for linkmux, e.g. --cpu-prof --cpu-prof-dir=/tmp/p).
+ * BENCH_NODE_ARGS (node flags for linkmux, e.g. --cpu-prof --cpu-prof-dir=/tmp/p),
+ * BENCH_OUT_DIR (where linkmux writes, default /tmp; /dev/shm keeps the disk's
+ * writeback, and other processes' dirty pages, out of linkmux's system time).
  * Needs root (network namespaces); traffic stays inside the testbed.
  */
 import { createTestbed, removeLeftovers, type Testbed } from '../src/testbed/testbed.js';
@@ -39,6 +41,7 @@ const GET_ARGS = (process.env.BENCH_GET_ARGS ?? '').split(' ').filter((x) => x !
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((x) => x !== '');
 /** A command to run linkmux under (e.g. `perf record -g -o /tmp/perf.data --`); for profiling only. */
 const WRAP = (process.env.BENCH_WRAP ?? '').split(' ').filter((x) => x !== '');
+const OUT_DIR = process.env.BENCH_OUT_DIR ?? '/tmp';
 const CLK_TCK = 100;
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -145,7 +148,7 @@ async function scenario(rates: number[]): Promise<{ rows: Row[]; target: number;
     });
 
     for (let t = 0; t < GET_TRIALS; t++) {
-      const out = `/tmp/${tb.prefix}linkmux`;
+      const out = `${OUT_DIR}/${tb.prefix}linkmux`;
       const opensBefore = await activeOpens(tb, tb.clientNs);
       const srv0 = await nsCpu(tb, tb.serverNs);
       const perGiB = (s: number) => ((s * 1024 * MiB) / SIZE).toFixed(2);
