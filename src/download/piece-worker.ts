@@ -6,7 +6,6 @@
  * rest of the job goes on without it. Every reply is checked against the file
  * the job started with: same size, same validators, the range that was asked.
  */
-import type { Agent } from 'undici';
 import type { FileHandle } from 'node:fs/promises';
 import type { Link } from '../links/link.js';
 import type { Clock } from '../util/clock.js';
@@ -20,15 +19,9 @@ import {
   validatorsOf,
 } from './http-headers.js';
 import type { Validators } from './http-headers.js';
-import {
-  discard,
-  httpGet,
-  requestHeaders,
-  statusError,
-  type HttpResponse,
-  type RangeResponse,
-} from './http-request.js';
-import { PlainHttpClient, PlainHttpUnsupported } from './plain-http.js';
+import { discard, statusError, type RangeResponse } from './http-request.js';
+import type { Fetch } from './link-fetch.js';
+import type { PlainHttpClient } from './plain-http.js';
 import type { Piece, RangePlan } from './range-plan.js';
 import { RateMeter } from './rate-meter.js';
 import { backoffDelay, isFatal, isLocalFatal, type Backoff } from './retry-policy.js';
@@ -39,8 +32,6 @@ export interface Mirror {
   validators: Validators;
   /** False once it answered something retrying cannot fix. */
   alive: boolean;
-  /** False once a reply needed more than plain-http.ts handles: its http requests go through undici. */
-  plain?: boolean;
 }
 
 /** State shared by all slots of one download. */
@@ -51,7 +42,6 @@ export interface Job {
   readonly size: number;
   readonly mirrors: Mirror[];
   readonly stallTimeoutMs: number;
-  readonly connectTimeoutMs: number;
   readonly retries: number;
   readonly backoff: Backoff;
   readonly clock: Clock;
@@ -77,26 +67,25 @@ export class PieceWorker {
   dead = false;
   private failures = 0;
   /** The probe's 206 response (from byte 0 to pendingLast), handed to the slot that owns byte 0. */
-  private pending: HttpResponse | undefined;
+  private pending: RangeResponse | undefined;
   private pendingLast = -1;
   private readonly writer: SlotWriter;
-  /** The slot's own keep-alive connection for http:// mirrors. */
-  private readonly plain: PlainHttpClient;
 
   constructor(
     readonly id: number,
     readonly link: Link,
-    private readonly agent: Agent,
+    /** GETs over this slot's link (http:// over `plain`, the slot's own keep-alive connection). */
+    private readonly fetch: Fetch,
     private readonly job: Job,
     mirror: number,
+    private readonly plain: PlainHttpClient,
   ) {
     this.mirror = mirror;
     this.meter = new RateMeter(job.clock);
     this.writer = new SlotWriter(job.file, job.plan);
-    this.plain = new PlainHttpClient(link);
   }
 
-  adoptFirstResponse(res: HttpResponse, last: number): void {
+  adoptFirstResponse(res: RangeResponse, last: number): void {
     this.pending = res;
     this.pendingLast = last;
   }
@@ -184,10 +173,14 @@ export class PieceWorker {
       const ifRange = ifRangeValue(mirror.validators);
       // The piece may shrink while the request is in flight: check the reply against what was asked.
       const asked = { start: piece.pos, last: piece.end - 1 };
-      res = await this.request(mirror, {
-        ...job.headers,
-        range: `bytes=${asked.start}-${asked.last}`,
-        ...(ifRange ? { 'if-range': ifRange } : {}),
+      res = await this.fetch(mirror.url, {
+        headers: {
+          ...job.headers,
+          range: `bytes=${asked.start}-${asked.last}`,
+          ...(ifRange ? { 'if-range': ifRange } : {}),
+        },
+        signal: job.signal,
+        stallTimeoutMs: job.stallTimeoutMs,
       });
       expected = this.checkReply(res, mirror, asked);
     }
@@ -199,30 +192,6 @@ export class PieceWorker {
         throw fileError(err, job.partPath, true);
       });
     }
-  }
-
-  /** One range request: over the slot's plain connection for http://, else through undici. */
-  private async request(mirror: Mirror, headers: Record<string, string>): Promise<RangeResponse> {
-    const { job } = this;
-    if (mirror.url.protocol === 'http:' && mirror.plain !== false) {
-      try {
-        return await this.plain.get({
-          url: mirror.url,
-          headers: requestHeaders(mirror.url, headers),
-          signal: job.signal,
-          stallTimeoutMs: job.stallTimeoutMs,
-          connectTimeoutMs: job.connectTimeoutMs,
-        });
-      } catch (err) {
-        if (!(err instanceof PlainHttpUnsupported)) throw err;
-        mirror.plain = false;
-      }
-    }
-    return httpGet(this.agent, mirror.url, {
-      headers,
-      signal: job.signal,
-      stallTimeoutMs: job.stallTimeoutMs,
-    });
   }
 
   /** Validates a reply to a range request; returns the range it carries. */
