@@ -106,7 +106,11 @@ class Connection {
     socket.on('close', () => this.fail(this.closedError()));
     socket.on('error', (err) => this.fail(err));
     socket.on('timeout', () => {
-      if (this.body?.paused) return; // we stopped reading: not a stall
+      if (this.body?.paused) {
+        // We stopped reading (the disk lags): not a stall; watch again from now.
+        socket.setTimeout(this.stallTimeoutMs);
+        return;
+      }
       this.fail(
         new LinkmuxError(
           'LINKMUX_ERR_TIMEOUT',
