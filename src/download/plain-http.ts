@@ -5,12 +5,12 @@
  *
  * Why not undici here: its body path (the socket in paused mode, `read()`
  * concatenating buffered reads, a second Readable for the body) copies every
- * byte once more and costs about four times the CPU of taking the socket's
- * 'data' chunks as they come (0.30 vs 0.08 user s per 512 MiB on loopback, and
- * 7–12 full GCs against none). In `linkmux get` at 3 × 400 Mbit/s this client
- * and the batched writes (slot-writer.ts) took 2.69 → 1.99 CPU-s/GiB. https
- * keeps undici (certificate checks, session reuse), and so do the probe and the
- * single-stream fallback.
+ * byte once more and cost 0.30 user s per 512 MiB on loopback where taking the
+ * socket's 'data' chunks as they come cost under 0.08; and an http download
+ * that never loads undici (link-fetch.ts) also saw V8's full collections
+ * vanish (21 → 1 per 512 MiB). With the batched writes: 2.73 → 1.53 CPU-s/GiB
+ * for `get` at 3 × 400 Mbit/s (docs/architecture.md, issue 15). https keeps
+ * undici (certificate checks, session reuse).
  *
  * Guarantees: a reply this client does not handle (chunked or close-delimited
  * bodies, an oversized head) fails with `PlainHttpUnsupported`, before any body
