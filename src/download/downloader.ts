@@ -14,7 +14,6 @@
  * for a complete (and, when asked, verified) file.
  */
 import { open, rename, type FileHandle } from 'node:fs/promises';
-import type { Agent } from 'undici';
 import type { Link } from '../links/link.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { LinkmuxError, describe, fileError, redactUrl } from '../util/errors.js';
@@ -22,7 +21,9 @@ import { verifyChecksum, type Checksum } from './checksum.js';
 import { readControl, removeControl, writeControl, type ControlState } from './control-file.js';
 import { sameVersion, urlFilename } from './http-headers.js';
 import { discard, parseHttpUrl } from './http-request.js';
-import { createLinkAgent, type TlsOptions } from '../links/link-agent.js';
+import type { TlsOptions } from '../links/link-agent.js';
+import { LinkFetchers } from './link-fetch.js';
+import { PlainHttpClient } from './plain-http.js';
 import { chooseOutput, pathsFor, prepareOutput, type OutputPaths } from './output-path.js';
 import { PieceWorker, type Job, type Mirror } from './piece-worker.js';
 import { probe, type ProbeResult } from './probe.js';
@@ -71,13 +72,18 @@ export async function download(opts: DownloadOptions): Promise<DownloadSummary> 
   const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
   const stallTimeoutMs = opts.stallTimeoutMs ?? 15_000;
   const shutdown = new AbortController();
-  const agents = opts.links.map((l) =>
-    createLinkAgent(l, { connectTimeoutMs, tls: opts.tls ?? {}, signal: shutdown.signal }),
-  );
-  const probes: ProbeResult[] = [];
+  const fetchers = new LinkFetchers(opts.links, {
+    connectTimeoutMs,
+    tls: opts.tls ?? {},
+    signal: shutdown.signal,
+  });
+  // One plain connection per link for the probes; the first slot of each link goes on with it.
+  const plains = opts.links.map((l) => new PlainHttpClient(l));
+  const probes: LinkProbe[] = [];
   try {
-    const mirrors = await probeAll(urls, agents, opts, stallTimeoutMs, probes, progress);
-    const first = probes[0] as ProbeResult;
+    const lf: LinkFetch = { links: opts.links, fetchers, plains };
+    const mirrors = await probeAll(urls, lf, opts, stallTimeoutMs, probes, progress);
+    const first = probes[0] as LinkProbe;
     const final = await chooseOutput({
       output: opts.output,
       dir: opts.dir,
@@ -102,8 +108,8 @@ export async function download(opts: DownloadOptions): Promise<DownloadSummary> 
         validators: first.file.validators,
         size,
         paths,
-        link: opts.links[0] as Link,
-        agent: agents[0] as Agent,
+        link: opts.links[first.link] as Link,
+        fetch: fetchers.fetch(first.link, plains[first.link] as PlainHttpClient),
         stallTimeoutMs,
         checksum: opts.checksum,
         progress,
@@ -132,7 +138,8 @@ export async function download(opts: DownloadOptions): Promise<DownloadSummary> 
       size,
       mirrors,
       paths,
-      agents,
+      lf,
+      probeLink: first.link,
       done: resumed?.done ?? [],
       controlUrl: urls[0]?.href ?? '',
       firstResponse,
@@ -147,24 +154,36 @@ export async function download(opts: DownloadOptions): Promise<DownloadSummary> 
   } finally {
     // A connect hanging on a dead link must not hold up the end of the job.
     shutdown.abort();
-    await Promise.allSettled(agents.map((a) => a.destroy()));
+    for (const p of plains) p.close();
+    await fetchers.destroy();
   }
 }
+
+/** The links and how requests go over them (link-fetch.ts). */
+interface LinkFetch {
+  links: readonly Link[];
+  fetchers: LinkFetchers;
+  /** Per link, the plain connection the first URL's probe uses. */
+  plains: PlainHttpClient[];
+}
+
+/** A probe's result and the link that answered it. */
+type LinkProbe = ProbeResult & { link: number };
 
 /** Probes every URL, each on its own link; mirrors that disagree with the first URL are dropped. */
 async function probeAll(
   urls: URL[],
-  agents: Agent[],
+  lf: LinkFetch,
   opts: DownloadOptions,
   stallTimeoutMs: number,
-  out: ProbeResult[],
+  out: LinkProbe[],
   progress: ProgressSink,
 ): Promise<Mirror[]> {
-  const first = await probeWithRetry(urls[0] as URL, agents, 0, opts, stallTimeoutMs);
+  const first = await probeWithRetry(urls[0] as URL, lf, 0, opts, stallTimeoutMs);
   out.push(first);
   const mirrors: Mirror[] = [{ url: first.file.url, validators: first.file.validators, alive: true }];
   const rest = await Promise.allSettled(
-    urls.slice(1).map((u, i) => probeWithRetry(u, agents, i + 1, opts, stallTimeoutMs)),
+    urls.slice(1).map((u, i) => probeWithRetry(u, lf, i + 1, opts, stallTimeoutMs)),
   );
   rest.forEach((r, i) => {
     const u = redactUrl(urls[i + 1] as URL);
@@ -188,22 +207,31 @@ async function probeAll(
 /** The probe, retried on transient errors and moved to the next link each time. */
 async function probeWithRetry(
   url: URL,
-  agents: Agent[],
+  lf: LinkFetch,
   startLink: number,
   opts: DownloadOptions,
   stallTimeoutMs: number,
-): Promise<ProbeResult> {
-  const attempts = Math.max(1, Math.min(agents.length * 2, (opts.retries ?? 5) + 1));
+): Promise<LinkProbe> {
+  const n = lf.plains.length;
+  const attempts = Math.max(1, Math.min(n * 2, (opts.retries ?? 5) + 1));
   let last: unknown;
   for (let a = 0; a < attempts; a++) {
     if (opts.signal?.aborted) throw aborted();
-    const agent = agents[(startLink + a) % agents.length] as Agent;
+    const link = (startLink + a) % n;
     try {
-      return await probe(agent, url, {
+      // The first URL's probe uses the link's shared connection (its first slot goes on with it);
+      // mirrors, probed at the same time, each get a connection of their own.
+      const plain =
+        startLink === 0 ? (lf.plains[link] as PlainHttpClient) : new PlainHttpClient(lf.links[link] as Link);
+      const result = await probe(lf.fetchers.fetch(link, plain), url, {
         stallTimeoutMs,
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.headers ? { headers: opts.headers } : {}),
+      }).catch((err: unknown) => {
+        if (plain !== lf.plains[link]) plain.close();
+        throw err;
       });
+      return { ...result, link };
     } catch (err) {
       if (opts.signal?.aborted) throw aborted();
       if (isFatal(err)) throw err;
@@ -226,7 +254,9 @@ interface RangedJob {
   size: number;
   mirrors: Mirror[];
   paths: OutputPaths;
-  agents: Agent[];
+  lf: LinkFetch;
+  /** The link whose probe reply starts the first piece. */
+  probeLink: number;
   done: { start: number; end: number }[];
   controlUrl: string;
   firstResponse: { response: NonNullable<ProbeResult['response']>; last: number } | undefined;
@@ -300,12 +330,14 @@ async function runRanged(r: RangedJob): Promise<DownloadSummary> {
     ...(opts.throttle ? { throttle: opts.throttle } : {}),
   };
   const save = async () => {
+    // Taken before the flush: a write that completes during fdatasync may not be covered by it.
+    const done = plan.doneRanges();
     await file.datasync();
     await writeControl(paths.control, {
       url: r.controlUrl,
       size,
       validators: r.mirrors[0]?.validators ?? {},
-      done: plan.doneRanges(),
+      done,
     });
   };
   const startedAt = clock.now();
@@ -338,11 +370,16 @@ async function runRanged(r: RangedJob): Promise<DownloadSummary> {
     links.forEach((link, li) => {
       for (let c = 0; c < perLink; c++) {
         const id = workers.length;
-        workers.push(new PieceWorker(id, link, r.agents[li] as Agent, job, id % r.mirrors.length));
+        // The first slot of a link goes on over the connection its probe used.
+        const plain = c === 0 ? (r.lf.plains[li] as PlainHttpClient) : new PlainHttpClient(link);
+        const fetch = r.lf.fetchers.fetch(li, plain);
+        workers.push(new PieceWorker(id, link, fetch, job, id % r.mirrors.length, plain));
       }
     });
-    if (r.firstResponse) workers[0]?.adoptFirstResponse(r.firstResponse.response, r.firstResponse.last);
-    await Promise.all(workers.map((w) => w.run()));
+    // The slot holding the probe's reply starts first, so it is the one that gets the piece at byte 0.
+    const adopter = workers[r.probeLink * perLink] as PieceWorker;
+    if (r.firstResponse) adopter.adoptFirstResponse(r.firstResponse.response, r.firstResponse.last);
+    await Promise.all([adopter, ...workers.filter((w) => w !== adopter)].map((w) => w.run()));
     stop.abort();
     clearInterval(saver);
     await saving;

@@ -3,7 +3,7 @@
  * and the status line turned into a clear error when it is not usable.
  */
 import type { Agent } from 'undici';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { LinkmuxError, redactUrl } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import { HttpStatusError } from './retry-policy.js';
@@ -13,6 +13,17 @@ export interface HttpResponse {
   status: number;
   headers: Headers;
   body: Readable;
+}
+
+/** What the range path needs of a body (undici's or plain-http.ts's): its chunks, and a way to drop it. */
+export interface ResponseBody extends AsyncIterable<Buffer> {
+  destroy(): unknown;
+}
+
+export interface RangeResponse {
+  status: number;
+  headers: Headers;
+  body: ResponseBody;
 }
 
 export interface RequestOptions {
@@ -29,12 +40,17 @@ export async function httpGet(agent: Agent, url: URL, opts: RequestOptions): Pro
     origin: url.origin,
     path: `${url.pathname}${url.search}`,
     method: 'GET',
-    headers: { 'user-agent': USER_AGENT, ...basicAuth(url), ...opts.headers },
+    headers: requestHeaders(url, opts.headers),
     signal: opts.signal ?? null,
     headersTimeout: opts.stallTimeoutMs,
     bodyTimeout: opts.stallTimeoutMs,
   });
   return { status: res.statusCode, headers: res.headers as Headers, body: res.body };
+}
+
+/** linkmux's request headers: user agent, credentials from the URL, then the caller's. */
+export function requestHeaders(url: URL, extra?: Record<string, string>): Record<string, string> {
+  return { 'user-agent': USER_AGENT, ...basicAuth(url), ...extra };
 }
 
 /** Credentials in the URL become a Basic Authorization header (never logged). */
@@ -46,9 +62,13 @@ function basicAuth(url: URL): Record<string, string> {
 }
 
 /** Throws the error a non-2xx, non-redirect status deserves; discards the body first. */
-export function statusError(res: HttpResponse, url: URL): HttpStatusError {
-  res.body.resume();
-  res.body.on('error', () => {});
+export function statusError(res: RangeResponse, url: URL): HttpStatusError {
+  if (res.body instanceof Readable) {
+    res.body.resume();
+    res.body.on('error', () => {});
+  } else {
+    res.body.destroy();
+  }
   const hint =
     res.status === 401 || res.status === 403
       ? 'check the URL and its credentials'
@@ -81,7 +101,7 @@ export function parseHttpUrl(text: string): URL {
 }
 
 /** Drains and discards a body we will not use, without unhandled errors. */
-export function discard(body: Readable): void {
-  body.on('error', () => {});
+export function discard(body: ResponseBody): void {
+  if (body instanceof Readable) body.on('error', () => {});
   body.destroy();
 }

@@ -6,7 +6,6 @@
  * rest of the job goes on without it. Every reply is checked against the file
  * the job started with: same size, same validators, the range that was asked.
  */
-import type { Agent } from 'undici';
 import type { FileHandle } from 'node:fs/promises';
 import type { Link } from '../links/link.js';
 import type { Clock } from '../util/clock.js';
@@ -20,10 +19,13 @@ import {
   validatorsOf,
 } from './http-headers.js';
 import type { Validators } from './http-headers.js';
-import { discard, httpGet, statusError, type HttpResponse } from './http-request.js';
+import { discard, statusError, type RangeResponse } from './http-request.js';
+import type { Fetch } from './link-fetch.js';
+import type { PlainHttpClient } from './plain-http.js';
 import type { Piece, RangePlan } from './range-plan.js';
 import { RateMeter } from './rate-meter.js';
 import { backoffDelay, isFatal, isLocalFatal, type Backoff } from './retry-policy.js';
+import { SlotWriter } from './slot-writer.js';
 
 export interface Mirror {
   url: URL;
@@ -65,21 +67,25 @@ export class PieceWorker {
   dead = false;
   private failures = 0;
   /** The probe's 206 response (from byte 0 to pendingLast), handed to the slot that owns byte 0. */
-  private pending: HttpResponse | undefined;
+  private pending: RangeResponse | undefined;
   private pendingLast = -1;
+  private readonly writer: SlotWriter;
 
   constructor(
     readonly id: number,
     readonly link: Link,
-    private readonly agent: Agent,
+    /** GETs over this slot's link (http:// over `plain`, the slot's own keep-alive connection). */
+    private readonly fetch: Fetch,
     private readonly job: Job,
     mirror: number,
+    private readonly plain: PlainHttpClient,
   ) {
     this.mirror = mirror;
     this.meter = new RateMeter(job.clock);
+    this.writer = new SlotWriter(job.file, job.plan);
   }
 
-  adoptFirstResponse(res: HttpResponse, last: number): void {
+  adoptFirstResponse(res: RangeResponse, last: number): void {
     this.pending = res;
     this.pendingLast = last;
   }
@@ -112,6 +118,7 @@ export class PieceWorker {
       }
     } finally {
       this.dropPending();
+      this.plain.close();
     }
   }
 
@@ -155,7 +162,7 @@ export class PieceWorker {
     const { job } = this;
     const mirror = job.mirrors[this.mirror];
     if (!mirror) throw new LinkmuxError('LINKMUX_ERR_ALL_LINKS_FAILED', 'no usable URL is left');
-    let res: HttpResponse;
+    let res: RangeResponse;
     let expected: { start: number; last: number };
     if (this.pending && piece.pos === 0) {
       res = this.pending;
@@ -166,7 +173,7 @@ export class PieceWorker {
       const ifRange = ifRangeValue(mirror.validators);
       // The piece may shrink while the request is in flight: check the reply against what was asked.
       const asked = { start: piece.pos, last: piece.end - 1 };
-      res = await httpGet(this.agent, mirror.url, {
+      res = await this.fetch(mirror.url, {
         headers: {
           ...job.headers,
           range: `bytes=${asked.start}-${asked.last}`,
@@ -177,12 +184,19 @@ export class PieceWorker {
       });
       expected = this.checkReply(res, mirror, asked);
     }
-    await this.consume(res, piece, expected.last + 1);
+    try {
+      await this.consume(res, piece, expected.last + 1);
+    } finally {
+      // Whatever was received is kept, also when the reply broke off or the job stops.
+      await this.writer.flush().catch((err: unknown) => {
+        throw fileError(err, job.partPath, true);
+      });
+    }
   }
 
   /** Validates a reply to a range request; returns the range it carries. */
   private checkReply(
-    res: HttpResponse,
+    res: RangeResponse,
     mirror: Mirror,
     asked: { start: number; last: number },
   ): { start: number; last: number } {
@@ -233,19 +247,20 @@ export class PieceWorker {
   }
 
   /** Streams the body into the file until the piece (which may shrink meanwhile) is complete. */
-  private async consume(res: HttpResponse, piece: Piece, replyEnd: number): Promise<void> {
+  private async consume(res: RangeResponse, piece: Piece, replyEnd: number): Promise<void> {
     const { job } = this;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    for await (const chunk of res.body) {
       const at = piece.pos;
       const n = job.plan.claim(piece, chunk.length);
       if (n > 0) {
+        this.meter.add(n);
         try {
-          await job.file.write(chunk, 0, n, at);
+          // Copied into the slot's buffer; the plan marks the bytes written when they reach the file.
+          const wait = this.writer.push(piece, chunk, n, at, this.meter.rate());
+          if (wait) await wait;
         } catch (err) {
           throw fileError(err, job.partPath, true);
         }
-        job.plan.markWritten(piece, n);
-        this.meter.add(n);
         if (job.throttle) await job.throttle(n);
       }
       // The piece was cut short by a thief: stop here (this closes the connection).

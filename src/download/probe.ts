@@ -6,7 +6,6 @@
  * trip wasted), while a resumed download throws away little. A server without
  * Range support answers 200 and the body is the whole file.
  */
-import type { Agent } from 'undici';
 import { LinkmuxError, redactUrl } from '../util/errors.js';
 import {
   dispositionFilename,
@@ -17,7 +16,8 @@ import {
   validatorsOf,
   type Validators,
 } from './http-headers.js';
-import { discard, httpGet, statusError, type HttpResponse } from './http-request.js';
+import { discard, statusError, type RangeResponse } from './http-request.js';
+import type { Fetch } from './link-fetch.js';
 
 export interface RemoteFile {
   /** The URL after redirects: every range request goes there. */
@@ -33,7 +33,7 @@ export interface RemoteFile {
 export interface ProbeResult {
   file: RemoteFile;
   /** The response whose body starts at byte 0 (206 or 200); undefined for an empty file. */
-  response: HttpResponse | undefined;
+  response: RangeResponse | undefined;
   /** Last byte (inclusive) the response carries. */
   responseLast: number;
 }
@@ -42,14 +42,14 @@ export const MAX_REDIRECTS = 10;
 export const PROBE_BYTES = 256 * 1024;
 
 export async function probe(
-  agent: Agent,
+  fetch: Fetch,
   start: URL,
   opts: { signal?: AbortSignal; stallTimeoutMs: number; headers?: Record<string, string> },
 ): Promise<ProbeResult> {
   let url = start;
   const seen = new Set<string>([url.href]);
   for (let hop = 0; ; hop++) {
-    const res = await httpGet(agent, url, {
+    const res = await fetch(url, {
       headers: { ...opts.headers, range: `bytes=0-${PROBE_BYTES - 1}` },
       stallTimeoutMs: opts.stallTimeoutMs,
       ...(opts.signal ? { signal: opts.signal } : {}),
@@ -115,7 +115,7 @@ function nextHop(
   return next;
 }
 
-function interpret(res: HttpResponse, url: URL): ProbeResult {
+function interpret(res: RangeResponse, url: URL): ProbeResult {
   const validators = validatorsOf(res.headers);
   const dispositionName = dispositionFilename(header(res.headers, 'content-disposition'));
   if (res.status === 206) {

@@ -5,13 +5,13 @@
  * is complete (and verified, when a checksum was given).
  */
 import { open, rename, rm } from 'node:fs/promises';
-import type { Agent } from 'undici';
 import type { Link } from '../links/link.js';
 import type { Clock } from '../util/clock.js';
 import { LinkmuxError, describe, fileError } from '../util/errors.js';
 import { verifyChecksum, type Checksum } from './checksum.js';
 import { header, parseContentLength, sameVersion, validatorsOf, type Validators } from './http-headers.js';
-import { discard, httpGet, statusError, type HttpResponse } from './http-request.js';
+import { discard, statusError, type RangeResponse } from './http-request.js';
+import type { Fetch } from './link-fetch.js';
 import type { OutputPaths } from './output-path.js';
 import { buildSummary, type DownloadSummary, type ProgressSink } from './progress.js';
 import { RateMeter } from './rate-meter.js';
@@ -19,12 +19,13 @@ import { backoffDelay, DEFAULT_BACKOFF } from './retry-policy.js';
 
 export interface SingleStreamJob {
   url: URL;
-  first: HttpResponse | undefined;
+  first: RangeResponse | undefined;
   validators: Validators;
   size: number | undefined;
   paths: OutputPaths;
   link: Link;
-  agent: Agent;
+  /** GETs over `link`. */
+  fetch: Fetch;
   stallTimeoutMs: number;
   checksum: Checksum | undefined;
   progress: ProgressSink;
@@ -132,8 +133,8 @@ export async function singleStream(job: SingleStreamJob): Promise<DownloadSummar
   }
 }
 
-async function refetch(job: SingleStreamJob): Promise<HttpResponse> {
-  const res = await httpGet(job.agent, job.url, {
+async function refetch(job: SingleStreamJob): Promise<RangeResponse> {
+  const res = await job.fetch(job.url, {
     ...(job.headers ? { headers: job.headers } : {}),
     stallTimeoutMs: job.stallTimeoutMs,
     ...(job.signal ? { signal: job.signal } : {}),
@@ -142,7 +143,7 @@ async function refetch(job: SingleStreamJob): Promise<HttpResponse> {
   return res;
 }
 
-async function writeBody(res: HttpResponse, path: string, meter: RateMeter): Promise<number> {
+async function writeBody(res: RangeResponse, path: string, meter: RateMeter): Promise<number> {
   let fh;
   try {
     fh = await open(path, 'w');
@@ -153,7 +154,7 @@ async function writeBody(res: HttpResponse, path: string, meter: RateMeter): Pro
   let at = 0;
   try {
     try {
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      for await (const chunk of res.body) {
         try {
           await fh.write(chunk, 0, chunk.length, at);
         } catch (err) {

@@ -208,6 +208,27 @@ test('interrupt, then -c: intact, and finished ranges are not fetched again', as
   }
 });
 
+test('interrupted mid-batch: every byte the control file claims is in the .part, byte for byte', async () => {
+  const ctl = new AbortController();
+  const { out, run } = await fetchWith(
+    { rateBytesPerSec: 3_000_000 },
+    { signal: ctl.signal, saveIntervalMs: 15, progressIntervalMs: 5 },
+  );
+  setTimeout(() => ctl.abort(), 450);
+  await expectError(run(), 'LINKMUX_ERR_ABORTED');
+  const control = JSON.parse(await readFile(join(out, 'a.bin.linkmux'), 'utf8')) as {
+    done: [number, number][];
+  };
+  const part = await readFile(join(out, 'a.bin.part'));
+  const source = await readFile(join(root.dir, 'srv', 'a.bin'));
+  const claimed = control.done.reduce((s, [a, b]) => s + (b - a), 0);
+  assert.ok(claimed > 0 && claimed < source.length, `claimed ${claimed} bytes`);
+  for (const [a, b] of control.done) {
+    assert.ok(part.length >= b, `the .part is shorter than the claimed range ${a}-${b}`);
+    assert.ok(part.subarray(a, b).equals(source.subarray(a, b)), `bytes ${a}-${b} differ from the source`);
+  }
+});
+
 test('a corrupt or foreign control file is refused and the partial data left alone', async () => {
   const { out, run } = await fetchWith({}, { continue: true });
   await writeFile(join(out, 'a.bin.part'), 'partial');
