@@ -9,7 +9,21 @@ import type { Agent } from 'undici';
 import type { Link } from '../links/link.js';
 import type { LinkAgentOptions } from '../links/link-agent.js';
 import { httpGet, requestHeaders, type RangeResponse, type RequestOptions } from './http-request.js';
+import { LinkHttpClient, type LinkRequest } from './node-http.js';
 import { PlainHttpClient, PlainHttpUnsupported } from './plain-http.js';
+
+/** One slot's own keep-alive connection for http:// requests. */
+export interface SlotClient {
+  get(req: LinkRequest): Promise<RangeResponse>;
+  close(): void;
+}
+
+// TEMPORARY A/B switch (issue 15 measurement): plain | node | undici.
+const CLIENT = process.env.LINKMUX_HTTP_CLIENT ?? 'node';
+
+export function slotClient(link: Link): SlotClient {
+  return CLIENT === 'plain' ? new PlainHttpClient(link) : new LinkHttpClient(link);
+}
 
 /** One GET, over a given link. */
 export type Fetch = (url: URL, opts: RequestOptions) => Promise<RangeResponse>;
@@ -38,9 +52,9 @@ export class LinkFetchers {
   }
 
   /** GETs over link `i`; http:// goes over `plain`, the caller's own connection. */
-  fetch(i: number, plain: PlainHttpClient): Fetch {
+  fetch(i: number, plain: SlotClient): Fetch {
     return async (url, opts) => {
-      if (url.protocol === 'http:' && !this.undiciOrigins.has(url.origin)) {
+      if (CLIENT !== 'undici' && url.protocol === 'http:' && !this.undiciOrigins.has(url.origin)) {
         try {
           return await plain.get({
             url,

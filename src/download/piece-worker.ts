@@ -20,8 +20,7 @@ import {
 } from './http-headers.js';
 import type { Validators } from './http-headers.js';
 import { discard, statusError, type RangeResponse } from './http-request.js';
-import type { Fetch } from './link-fetch.js';
-import type { PlainHttpClient } from './plain-http.js';
+import type { Fetch, SlotClient } from './link-fetch.js';
 import type { Piece, RangePlan } from './range-plan.js';
 import { RateMeter } from './rate-meter.js';
 import { backoffDelay, isFatal, isLocalFatal, type Backoff } from './retry-policy.js';
@@ -78,7 +77,7 @@ export class PieceWorker {
     private readonly fetch: Fetch,
     private readonly job: Job,
     mirror: number,
-    private readonly plain: PlainHttpClient,
+    private readonly plain: SlotClient,
   ) {
     this.mirror = mirror;
     this.meter = new RateMeter(job.clock);
