@@ -22,7 +22,8 @@ import { readControl, removeControl, writeControl, type ControlState } from './c
 import { sameVersion, urlFilename } from './http-headers.js';
 import { discard, parseHttpUrl } from './http-request.js';
 import type { TlsOptions } from '../links/link-agent.js';
-import { LinkFetchers, slotClient, type SlotClient } from './link-fetch.js';
+import { LinkFetchers } from './link-fetch.js';
+import { LinkHttpClient } from './node-http.js';
 import { chooseOutput, pathsFor, prepareOutput, type OutputPaths } from './output-path.js';
 import { PieceWorker, type Job, type Mirror } from './piece-worker.js';
 import { probe, type ProbeResult } from './probe.js';
@@ -77,7 +78,7 @@ export async function download(opts: DownloadOptions): Promise<DownloadSummary> 
     signal: shutdown.signal,
   });
   // One plain connection per link for the probes; the first slot of each link goes on with it.
-  const plains = opts.links.map((l) => slotClient(l));
+  const plains = opts.links.map((l) => new LinkHttpClient(l));
   const probes: LinkProbe[] = [];
   try {
     const lf: LinkFetch = { links: opts.links, fetchers, plains };
@@ -108,7 +109,7 @@ export async function download(opts: DownloadOptions): Promise<DownloadSummary> 
         size,
         paths,
         link: opts.links[first.link] as Link,
-        fetch: fetchers.fetch(first.link, plains[first.link] as SlotClient),
+        fetch: fetchers.fetch(first.link, plains[first.link] as LinkHttpClient),
         stallTimeoutMs,
         checksum: opts.checksum,
         progress,
@@ -163,7 +164,7 @@ interface LinkFetch {
   links: readonly Link[];
   fetchers: LinkFetchers;
   /** Per link, the plain connection the first URL's probe uses. */
-  plains: SlotClient[];
+  plains: LinkHttpClient[];
 }
 
 /** A probe's result and the link that answered it. */
@@ -220,7 +221,8 @@ async function probeWithRetry(
     try {
       // The first URL's probe uses the link's shared connection (its first slot goes on with it);
       // mirrors, probed at the same time, each get a connection of their own.
-      const plain = startLink === 0 ? (lf.plains[link] as SlotClient) : slotClient(lf.links[link] as Link);
+      const plain =
+        startLink === 0 ? (lf.plains[link] as LinkHttpClient) : new LinkHttpClient(lf.links[link] as Link);
       const result = await probe(lf.fetchers.fetch(link, plain), url, {
         stallTimeoutMs,
         ...(opts.signal ? { signal: opts.signal } : {}),
@@ -369,7 +371,7 @@ async function runRanged(r: RangedJob): Promise<DownloadSummary> {
       for (let c = 0; c < perLink; c++) {
         const id = workers.length;
         // The first slot of a link goes on over the connection its probe used.
-        const plain = c === 0 ? (r.lf.plains[li] as SlotClient) : slotClient(link);
+        const plain = c === 0 ? (r.lf.plains[li] as LinkHttpClient) : new LinkHttpClient(link);
         const fetch = r.lf.fetchers.fetch(li, plain);
         workers.push(new PieceWorker(id, link, fetch, job, id % r.mirrors.length, plain));
       }

@@ -15,7 +15,7 @@ export interface HttpResponse {
   body: Readable;
 }
 
-/** What the range path needs of a body (undici's or plain-http.ts's): its chunks, and a way to drop it. */
+/** What the range path needs of a body (undici's or node-http.ts's): its chunks, and a way to drop it. */
 export interface ResponseBody extends AsyncIterable<Buffer> {
   destroy(): unknown;
 }

@@ -1,29 +1,17 @@
 /**
- * How a download sends its GETs over each link: http:// over plain keep-alive
- * connections of the link (plain-http.ts), https:// and any origin whose reply
- * plain-http cannot read through the link's undici agent. Agents, and undici
- * itself, are loaded on first use: an http download never loads undici, which
- * cost ~90 ms and 0.09 CPU-s of start-up for its first request.
+ * How a download sends its GETs over each link: http:// over the slot's own
+ * keep-alive connection of the link, with Node's http client (node-http.ts),
+ * https:// through the link's undici agent (certificate checks, session reuse).
+ * Agents, and undici itself, are loaded on first use: an http download never
+ * loads undici, which cost ~90 ms and 0.09 CPU-s of start-up for its first
+ * request, and whose body path cost 2.25 CPU-s/GiB at 3 × 400 Mbit/s where
+ * node:http costs 1.56 (issue 15).
  */
 import type { Agent } from 'undici';
 import type { Link } from '../links/link.js';
 import type { LinkAgentOptions } from '../links/link-agent.js';
 import { httpGet, requestHeaders, type RangeResponse, type RequestOptions } from './http-request.js';
-import { LinkHttpClient, type LinkRequest } from './node-http.js';
-import { PlainHttpClient, PlainHttpUnsupported } from './plain-http.js';
-
-/** One slot's own keep-alive connection for http:// requests. */
-export interface SlotClient {
-  get(req: LinkRequest): Promise<RangeResponse>;
-  close(): void;
-}
-
-// TEMPORARY A/B switch (issue 15 measurement): plain | node | undici.
-const CLIENT = process.env.LINKMUX_HTTP_CLIENT ?? 'node';
-
-export function slotClient(link: Link): SlotClient {
-  return CLIENT === 'plain' ? new PlainHttpClient(link) : new LinkHttpClient(link);
-}
+import type { LinkHttpClient } from './node-http.js';
 
 /** One GET, over a given link. */
 export type Fetch = (url: URL, opts: RequestOptions) => Promise<RangeResponse>;
@@ -32,8 +20,6 @@ const never = new AbortController().signal;
 
 export class LinkFetchers {
   private readonly agents: (Promise<Agent> | undefined)[] = [];
-  /** Origins that answered something plain-http leaves to undici (chunked, close-delimited). */
-  private readonly undiciOrigins = new Set<string>();
 
   constructor(
     private readonly links: readonly Link[],
@@ -51,22 +37,17 @@ export class LinkFetchers {
     return a;
   }
 
-  /** GETs over link `i`; http:// goes over `plain`, the caller's own connection. */
-  fetch(i: number, plain: SlotClient): Fetch {
+  /** GETs over link `i`; http:// goes over `slot`, the caller's own connection. */
+  fetch(i: number, slot: LinkHttpClient): Fetch {
     return async (url, opts) => {
-      if (CLIENT !== 'undici' && url.protocol === 'http:' && !this.undiciOrigins.has(url.origin)) {
-        try {
-          return await plain.get({
-            url,
-            headers: requestHeaders(url, opts.headers),
-            signal: opts.signal ?? never,
-            stallTimeoutMs: opts.stallTimeoutMs,
-            connectTimeoutMs: this.opts.connectTimeoutMs,
-          });
-        } catch (err) {
-          if (!(err instanceof PlainHttpUnsupported)) throw err;
-          this.undiciOrigins.add(url.origin);
-        }
+      if (url.protocol === 'http:') {
+        return slot.get({
+          url,
+          headers: requestHeaders(url, opts.headers),
+          signal: opts.signal ?? never,
+          stallTimeoutMs: opts.stallTimeoutMs,
+          connectTimeoutMs: this.opts.connectTimeoutMs,
+        });
       }
       return httpGet(await this.agent(i), url, opts);
     };

@@ -20,7 +20,8 @@ import {
 } from './http-headers.js';
 import type { Validators } from './http-headers.js';
 import { discard, statusError, type RangeResponse } from './http-request.js';
-import type { Fetch, SlotClient } from './link-fetch.js';
+import type { Fetch } from './link-fetch.js';
+import type { LinkHttpClient } from './node-http.js';
 import type { Piece, RangePlan } from './range-plan.js';
 import { RateMeter } from './rate-meter.js';
 import { backoffDelay, isFatal, isLocalFatal, type Backoff } from './retry-policy.js';
@@ -77,7 +78,7 @@ export class PieceWorker {
     private readonly fetch: Fetch,
     private readonly job: Job,
     mirror: number,
-    private readonly plain: SlotClient,
+    private readonly plain: LinkHttpClient,
   ) {
     this.mirror = mirror;
     this.meter = new RateMeter(job.clock);
