@@ -24,6 +24,8 @@
 import type { Duplex } from 'node:stream';
 import { receiveLowWater } from '../net/receive-low-water.js';
 import type { LowWaterSetter } from '../net/receive-low-water.js';
+import { systemClock } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
 
 export interface CoalesceOptions {
   /** The read size a hold waits for, in bytes (reads this large are not held). */
@@ -109,6 +111,7 @@ export class ReadHold {
     private readonly src: Duplex,
     private readonly opts: Readonly<CoalesceOptions> = DEFAULT_COALESCE,
     private readonly setLowWater: LowWaterSetter | undefined = receiveLowWater(),
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** A hold is pending right now (for tests). */
@@ -119,7 +122,7 @@ export class ReadHold {
   /** After a read of n bytes was passed on (and the destination took it without back-pressure). */
   afterRead(n: number): void {
     if (!this.setLowWater) return;
-    const now = performance.now();
+    const now = this.clock.now();
     const span = now - this.windowAt;
     if (span >= WINDOW_MS) {
       // A window that contains a pause averages low: the first read after idle is never held.
