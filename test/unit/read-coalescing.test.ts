@@ -69,6 +69,12 @@ test('a large read lowers the mark at once; a pause ends bulk, so the next read 
   assert.deepEqual(marks, [DEFAULT_COALESCE.targetBytes, 1], 'first read after the pause passes at once');
 });
 
+test('a fast stream of small reads (TLS records at 16 MB/s) is not held: it fills the target within ms', () => {
+  const { marks, feed } = setup();
+  feed(16 * 1024, 1, 1_000);
+  assert.deepEqual(marks, []);
+});
+
 test('a cancelled hold never touches the (possibly closed) descriptor again', async () => {
   const { marks, hold, feed } = setup();
   feed(1448, 1, 150);
