@@ -33,49 +33,17 @@ interface Direction {
   stop(): void;
 }
 
-/**
- * A TLS socket hands one read over as several 'data' events of at most 16 KiB
- * (one per record) in the same loop turn; written one by one, a 64 KiB read
- * became four writes. A full-record chunk corks the destination until the
- * turn's last chunk (shorter) or, at the latest, the end of the turn.
- */
-const TLS_CHUNK = 16 * 1024;
-
 function forward(src: Duplex, dst: Duplex, coalesce: Readonly<CoalesceOptions> | false): Direction {
   const hold = coalesce ? new ReadHold(src, coalesce) : undefined;
   const dir = { bytes: 0, stop };
-  /** Bytes written since dst was corked; 0 = not corked. */
-  let corked = 0;
-  const flush = () => {
-    if (corked === 0) return;
-    const n = corked;
-    corked = 0;
-    dst.uncork();
-    // Still above its high-water mark after the writev: wait for 'drain' (it follows, the write said so).
-    if (dst.writableLength >= dst.writableHighWaterMark) src.pause();
-    else hold?.afterRead(n);
-  };
   const onData = (chunk: Buffer) => {
     dir.bytes += chunk.length;
-    if (corked > 0 || chunk.length === TLS_CHUNK) {
-      if (corked === 0) {
-        dst.cork();
-        setImmediate(flush);
-      }
-      corked += chunk.length;
-      dst.write(chunk);
-      if (chunk.length < TLS_CHUNK) flush();
-      return;
-    }
     if (!dst.write(chunk)) src.pause();
     else hold?.afterRead(chunk.length);
   };
   const onDrain = () => src.resume();
   // allowHalfOpen sockets: the source's FIN becomes the destination's, the other way goes on.
-  const onEnd = () => {
-    flush();
-    dst.end();
-  };
+  const onEnd = () => dst.end();
   src.on('data', onData);
   dst.on('drain', onDrain);
   src.once('end', onEnd);
