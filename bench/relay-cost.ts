@@ -7,12 +7,15 @@
  *   node: a node machine with one uplink × BENCH_RATE Mbit/s, `linkmux up` on the
  *         client with only that node as a link (TLS + SOCKS5 client side),
  *         BENCH_FLOWS curls through it; the node's and the client daemon's CPU per GiB.
+ *   get:  the same node, `linkmux get --join` alone on the client (its own uplink
+ *         down); the node's CPU per GiB and get's own (/usr/bin/time); sha256 checked.
  *
  * Idle CPU (health probes, samplers) is measured over BENCH_IDLE_S seconds
  * first and reported beside the relay's, not subtracted. Every byte count is
- * curl's own (%{size_download}). Options (env): BENCH_MODE (up|node, default up),
+ * curl's own (%{size_download}). Options (env): BENCH_MODE (up|node|get, default up),
  * BENCH_RATE (default 8), BENCH_FLOWS (default 6), BENCH_SECONDS (default 15),
- * BENCH_TRIALS (default 2), BENCH_PROF=dir (run the daemons under --cpu-prof).
+ * BENCH_TRIALS (default 2), BENCH_PROF=dir (run the daemons under --cpu-prof);
+ * LINKMUX_RELAY_COALESCE reaches the daemons (0 = coalescing off), for before/after runs.
  * Needs root; traffic stays inside the testbed.
  */
 import { readFile, rm } from 'node:fs/promises';
