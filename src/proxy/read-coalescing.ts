@@ -1,0 +1,174 @@
+/**
+ * Coalescing of small reads on bulk streams, for the relay (pipe-sockets.ts).
+ *
+ * On a slow uplink a relayed download arrives a few TCP segments at a time,
+ * and every arrival woke the event loop for one read, one 'data' event and
+ * one write (and, on a node, one TLS record). Each wakeup costs about as much
+ * as the bytes it moves. After a small read on a stream that is moving bulk
+ * data, the source's SO_RCVLOWAT is raised to `targetBytes`: the kernel keeps
+ * receiving and acknowledging (the sender is not slowed) and wakes us only
+ * once that much is queued, or when the hold ends after at most `maxHoldMs`
+ * (the mark is lowered again, which wakes us if anything is queued). One timer
+ * ends every hold pending in the process, so held streams are read in the
+ * same loop turn.
+ *
+ * Guarantees: a stream is held only while it moves bulk data (at least
+ * `bulkBytesPerSecond` over the last whole window of 100 ms, and too slowly
+ * to fill `targetBytes` within 5 ms, beyond which reads are large anyway), so the first
+ * bytes after idle, a request, an answer, a keystroke or a slow feed of small
+ * messages (a game's 20 Hz updates) are never held; no byte waits longer than `maxHoldMs`
+ * for being held; FIN and errors are reported at once whatever the mark; bytes
+ * are never reordered or copied (the socket is simply read later). Where the
+ * mark cannot be set (not Linux, no koffi, a stream without a descriptor)
+ * nothing is held.
+ */
+import type { Duplex } from 'node:stream';
+import { receiveLowWater } from '../net/receive-low-water.js';
+import type { LowWaterSetter } from '../net/receive-low-water.js';
+import { systemClock } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
+
+export interface CoalesceOptions {
+  /** The read size a hold waits for, in bytes (reads this large are not held). */
+  targetBytes: number;
+  /** The longest hold, in milliseconds. */
+  maxHoldMs: number;
+  /** A stream is bulk while its last 100 ms window averaged at least this rate. */
+  bulkBytesPerSecond: number;
+}
+
+/**
+ * Measured on the testbed and on loopback (bench/relay-cost.ts,
+ * bench/relay-loopback.ts): see docs/architecture.md, "Relay cost per byte".
+ */
+export const DEFAULT_COALESCE: Readonly<CoalesceOptions> = Object.freeze({
+  targetBytes: 32 * 1024,
+  maxHoldMs: 20,
+  bulkBytesPerSecond: 160_000,
+});
+
+/**
+ * LINKMUX_RELAY_COALESCE: "0" turns coalescing off, a number of ms sets the
+ * longest hold (for benchmarks and as an escape hatch); read once at start.
+ */
+export function coalesceFromEnv(
+  value = process.env.LINKMUX_RELAY_COALESCE,
+): Readonly<CoalesceOptions> | false {
+  if (value === undefined || value.trim() === '') return DEFAULT_COALESCE;
+  const ms = Number(value);
+  if (!Number.isFinite(ms) || ms < 0) return DEFAULT_COALESCE;
+  if (ms === 0) return false;
+  return Object.freeze({
+    ...DEFAULT_COALESCE,
+    maxHoldMs: ms,
+  });
+}
+
+/** The descriptor under a net.Socket, or a tls.TLSSocket's TCP socket; undefined for other streams. */
+function descriptorOf(src: Duplex): number | undefined {
+  const fd = (src as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/**
+ * One timer for every hold in the process: a wakeup costs about as much as a
+ * read, so holds pending at the same time end together and their streams are
+ * read in one loop turn.
+ */
+class ReleaseBatch {
+  private holds: ReadHold[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  /** Ends `hold` with the pending batch (due within its maxHoldMs), or in maxHoldMs. */
+  join(hold: ReadHold, maxHoldMs: number): void {
+    this.holds.push(hold);
+    if (!this.timer) this.timer = setTimeout(this.fire, maxHoldMs).unref();
+  }
+
+  private readonly fire = (): void => {
+    const holds = this.holds;
+    this.holds = [];
+    this.timer = undefined;
+    for (const h of holds) h.release();
+  };
+}
+
+const batch = new ReleaseBatch();
+/** The window over which a stream's rate decides whether it is bulk, in ms. */
+const WINDOW_MS = 100;
+/** A stream that fills targetBytes faster than this (ms) is not held: ~52 Mbit/s at 32 KiB. */
+const FAST_FILL_MS = 5;
+
+/** Decides, read by read, whether the next read of one source should wait for more bytes. */
+export class ReadHold {
+  private windowAt = Number.NEGATIVE_INFINITY;
+  private windowBytes = 0;
+  private bulk = false;
+  /** In the pending batch. */
+  private held = false;
+  /** The source's low-water mark is targetBytes (else 1, the default). */
+  private raised = false;
+  private fd: number | undefined | null = null;
+
+  constructor(
+    private readonly src: Duplex,
+    private readonly opts: Readonly<CoalesceOptions> = DEFAULT_COALESCE,
+    private readonly setLowWater: LowWaterSetter | undefined = receiveLowWater(),
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  /** A hold is pending right now (for tests). */
+  get holding(): boolean {
+    return this.held;
+  }
+
+  /** After a read of n bytes was passed on (and the destination took it without back-pressure). */
+  afterRead(n: number): void {
+    if (!this.setLowWater) return;
+    const now = this.clock.now();
+    const span = now - this.windowAt;
+    if (span >= WINDOW_MS) {
+      // A window that contains a pause averages low: the first read after idle is never held.
+      // A stream that fills targetBytes within FAST_FILL_MS reads in large pieces anyway (the
+      // loop is slower than it); marks would only add system calls and cut those reads short.
+      const perMs = this.windowBytes / span;
+      this.bulk =
+        perMs * 1000 >= this.opts.bulkBytesPerSecond && perMs * FAST_FILL_MS < this.opts.targetBytes;
+      this.windowAt = now;
+      this.windowBytes = 0;
+    }
+    this.windowBytes += n;
+    if (!this.bulk || n >= this.opts.targetBytes) {
+      if (this.raised) this.lower();
+      return;
+    }
+    if (!this.raised) {
+      this.fd ??= descriptorOf(this.src);
+      if (this.fd === undefined || this.src.destroyed) return;
+      if (!this.setLowWater(this.fd, this.opts.targetBytes)) return;
+      this.raised = true;
+    }
+    if (!this.held) {
+      this.held = true;
+      batch.join(this, this.opts.maxHoldMs);
+    }
+  }
+
+  /** Forgets a pending hold (the pair is being torn down; its descriptor may already be closed). */
+  cancel(): void {
+    this.held = false;
+    this.raised = false;
+  }
+
+  /** Ends the hold: the mark goes back to 1, which wakes the loop if anything is queued. */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    if (this.raised) this.lower();
+  }
+
+  private lower(): void {
+    this.raised = false;
+    if (this.fd !== undefined && this.fd !== null && !this.src.destroyed) this.setLowWater?.(this.fd, 1);
+  }
+}

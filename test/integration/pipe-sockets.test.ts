@@ -1,0 +1,132 @@
+// pipeSockets on loopback with read coalescing on (real SO_RCVLOWAT): bytes exact both ways under paced small writes, FIN passed on, small reads of a bulk stream coalesced, and a small message after a bulk phase not left waiting for a raised mark.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
+import { pipeSockets } from '../../src/proxy/pipe-sockets.js';
+import type { PipeResult } from '../../src/proxy/pipe-sockets.js';
+import { receiveLowWater } from '../../src/net/receive-low-water.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Writes `data` in `chunk`-byte pieces, `perTick` pieces per ms (a slow uplink's segments), then ends. */
+async function pacedSend(s: net.Socket, data: Buffer, chunk: number, perTick: number): Promise<number> {
+  let writes = 0;
+  for (let off = 0; off < data.length;) {
+    for (let i = 0; i < perTick && off < data.length; i++, off += chunk) {
+      s.write(data.subarray(off, off + chunk));
+      writes++;
+    }
+    await sleep(1);
+  }
+  s.end();
+  return writes;
+}
+
+function collect(s: net.Socket): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  s.on('data', (d: Buffer) => parts.push(d));
+  return once(s, 'end').then(() => Buffer.concat(parts));
+}
+
+/** client ─► relay (pipeSockets) ─► target server; `onTarget` runs the target's side. */
+async function relayPair(onTarget: (s: net.Socket) => void, coalesce = true) {
+  const target = net.createServer({ allowHalfOpen: true }, onTarget);
+  target.listen(0, '127.0.0.1');
+  await once(target, 'listening');
+  let relayReads = 0;
+  let result: Promise<PipeResult> | undefined;
+  const relay = net.createServer({ allowHalfOpen: true }, (a) => {
+    const b = net.connect({
+      port: (target.address() as net.AddressInfo).port,
+      host: '127.0.0.1',
+      allowHalfOpen: true,
+    });
+    b.on('data', () => relayReads++);
+    result = pipeSockets(a, b, coalesce ? {} : { coalesce: false });
+  });
+  relay.listen(0, '127.0.0.1');
+  await once(relay, 'listening');
+  const client = net.connect({
+    port: (relay.address() as net.AddressInfo).port,
+    host: '127.0.0.1',
+    allowHalfOpen: true,
+  });
+  await once(client, 'connect');
+  return {
+    client,
+    reads: () => relayReads,
+    result: () => result!,
+    close: () => {
+      client.destroy();
+      relay.close();
+      target.close();
+    },
+  };
+}
+
+/** 3 MiB down in 1448-byte writes (~2.9 MB/s) and 512 KiB up, through the relay; checks every byte and the FINs. */
+async function transfer(t: { after(fn: () => void): void }, coalesce: boolean): Promise<number> {
+  const down = randomBytes(3 * 1024 * 1024);
+  const up = randomBytes(512 * 1024);
+  let targetGot: Promise<Buffer> | undefined;
+  let targetSent: Promise<number> | undefined;
+  const pair = await relayPair((s) => {
+    targetGot = collect(s);
+    targetSent = pacedSend(s, down, 1448, 2);
+  }, coalesce);
+  t.after(pair.close);
+  const clientGot = collect(pair.client);
+  await pacedSend(pair.client, up, 1000, 1);
+  const [got] = await Promise.all([clientGot, targetSent]);
+  assert.equal(got.length, down.length);
+  assert.equal(sha(got), sha(down));
+  assert.equal(sha((await targetGot)!), sha(up));
+  const r = await pair.result();
+  assert.equal(r.error, undefined);
+  assert.equal(r.aToB, up.length);
+  assert.equal(r.bToA, down.length);
+  return pair.reads();
+}
+
+test('bytes arrive exact both ways under paced small writes and FIN is passed on, coalescing on and off', async (t) => {
+  const off = await transfer(t, false);
+  const on = await transfer(t, true);
+  if (receiveLowWater()) {
+    // A bulk stream of small writes: reads wait for up to 32 KiB (or 20 ms) instead of one per arrival.
+    assert.ok(on * 1.5 < off, `${on} relay reads with coalescing, ${off} without`);
+  }
+});
+
+test('a small message after a bulk phase is relayed (the raised mark is lowered again)', async (t) => {
+  const pair = await relayPair((s) => s.pipe(s));
+  t.after(pair.close);
+  const echoed: Buffer[] = [];
+  let length = 0;
+  pair.client.on('data', (d: Buffer) => {
+    echoed.push(d);
+    length += d.length;
+  });
+  const until = async (n: number, ms: number) => {
+    for (const end = Date.now() + ms; length < n && Date.now() < end;) await sleep(5);
+  };
+  pair.client.write('hello');
+  await until(5, 3_000);
+  assert.equal(Buffer.concat(echoed).toString(), 'hello', 'a lone message after idle');
+  const bulk = randomBytes(2 * 1024 * 1024);
+  for (let off = 0; off < bulk.length; off += 2896) {
+    pair.client.write(bulk.subarray(off, off + 2896));
+    if ((off / 2896) % 2 === 1) await sleep(1);
+  }
+  await until(5 + bulk.length, 20_000);
+  assert.equal(length, 5 + bulk.length);
+  // 4 bytes are far below the 32 KiB mark: only the release lowering it can let them through.
+  await sleep(200);
+  pair.client.write('ping');
+  await until(5 + bulk.length + 4, 3_000);
+  const all = Buffer.concat(echoed);
+  assert.equal(all.subarray(all.length - 4).toString(), 'ping');
+  assert.equal(sha(all.subarray(5, 5 + bulk.length)), sha(bulk));
+});

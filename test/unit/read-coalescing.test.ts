@@ -1,0 +1,114 @@
+// ReadHold's decisions with a fake clock and a recording SO_RCVLOWAT setter: who is held, for how long, and who never is.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Duplex } from 'node:stream';
+import { ReadHold, coalesceFromEnv, DEFAULT_COALESCE } from '../../src/proxy/read-coalescing.js';
+import { FakeClock } from '../../src/util/clock.js';
+
+const FD = 42;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function setup(opts = { ...DEFAULT_COALESCE, maxHoldMs: 5 }) {
+  const marks: number[] = [];
+  const src = { destroyed: false, _handle: { fd: FD } } as unknown as Duplex & { destroyed: boolean };
+  const clock = new FakeClock(1_000);
+  const hold = new ReadHold(
+    src,
+    opts,
+    (fd, bytes) => {
+      assert.equal(fd, FD);
+      marks.push(bytes);
+      return true;
+    },
+    clock,
+  );
+  /** Reads of `size` bytes every `everyMs` for `forMs`. */
+  const feed = (size: number, everyMs: number, forMs: number) => {
+    for (let t = 0; t < forMs; t += everyMs) {
+      clock.advance(everyMs);
+      hold.afterRead(size);
+    }
+  };
+  return { marks, src, clock, hold, feed };
+}
+
+test('a lone small read after idle is not held', () => {
+  const { marks, hold, clock } = setup();
+  clock.advance(10_000);
+  hold.afterRead(10);
+  clock.advance(5_000);
+  hold.afterRead(10);
+  assert.deepEqual(marks, []);
+  assert.equal(hold.holding, false);
+});
+
+test('a bulk stream of small reads is held until its mark is lowered after maxHoldMs', async () => {
+  const { marks, hold, feed } = setup();
+  // 1448 B per ms ≈ 1.4 MB/s: bulk after its first whole 100 ms window.
+  feed(1448, 1, 150);
+  assert.deepEqual(marks, [DEFAULT_COALESCE.targetBytes], 'raised once, kept while the stream stays bulk');
+  assert.equal(hold.holding, true);
+  await sleep(30);
+  assert.deepEqual(marks, [DEFAULT_COALESCE.targetBytes, 1], 'lowered by the release timer');
+  assert.equal(hold.holding, false);
+});
+
+test('a slow feed of small messages (20 Hz game updates) is never held', () => {
+  const { marks, feed } = setup();
+  feed(1000, 50, 5_000);
+  assert.deepEqual(marks, []);
+});
+
+test('a large read lowers the mark at once; a pause ends bulk, so the next read is not held', () => {
+  const { marks, hold, feed, clock } = setup();
+  feed(1448, 1, 150);
+  hold.afterRead(DEFAULT_COALESCE.targetBytes);
+  assert.deepEqual(marks, [DEFAULT_COALESCE.targetBytes, 1]);
+  clock.advance(2_000);
+  hold.afterRead(100);
+  assert.deepEqual(marks, [DEFAULT_COALESCE.targetBytes, 1], 'first read after the pause passes at once');
+});
+
+test('a fast stream of small reads (TLS records at 16 MB/s) is not held: it fills the target within ms', () => {
+  const { marks, feed } = setup();
+  feed(16 * 1024, 1, 1_000);
+  assert.deepEqual(marks, []);
+});
+
+test('a cancelled hold never touches the (possibly closed) descriptor again', async () => {
+  const { marks, hold, feed } = setup();
+  feed(1448, 1, 150);
+  hold.cancel();
+  await sleep(30);
+  assert.deepEqual(marks, [DEFAULT_COALESCE.targetBytes]);
+});
+
+test('nothing is held without a descriptor or without the setter', () => {
+  const clock = new FakeClock(0);
+  const noFd = { destroyed: false, _handle: null } as unknown as Duplex;
+  const marks: number[] = [];
+  const a = new ReadHold(noFd, DEFAULT_COALESCE, (_fd, b) => marks.push(b) > 0, clock);
+  const b = new ReadHold(
+    { destroyed: false, _handle: { fd: 3 } } as unknown as Duplex,
+    DEFAULT_COALESCE,
+    undefined,
+    clock,
+  );
+  for (let i = 0; i < 300; i++) {
+    clock.advance(1);
+    a.afterRead(1448);
+    b.afterRead(1448);
+  }
+  assert.deepEqual(marks, []);
+  assert.equal(a.holding || b.holding, false);
+});
+
+test('LINKMUX_RELAY_COALESCE: 0 turns it off, a number sets the longest hold, junk keeps the default', () => {
+  assert.equal(coalesceFromEnv('0'), false);
+  assert.equal(coalesceFromEnv(undefined), DEFAULT_COALESCE);
+  assert.equal(coalesceFromEnv('abc'), DEFAULT_COALESCE);
+  const c = coalesceFromEnv('7');
+  assert.ok(c);
+  assert.equal(c.maxHoldMs, 7);
+  assert.equal(c.targetBytes, DEFAULT_COALESCE.targetBytes);
+});
