@@ -7,7 +7,8 @@
  * pipes: the floor for connect latency, what any Node SOCKS5 proxy pays on
  * this machine now). Connect latency is measured over sequential connects,
  * direct / bare SOCKS5 / linkmux interleaved (the order rotating every round)
- * so that the machine's load changes hit all three alike.
+ * so that the machine's load changes hit all three alike; their far end is a
+ * hold server in a process of its own (see spawnHoldServer).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { checkStopping } from './proxy-cleanup.js';
@@ -68,6 +69,12 @@ const server = net.createServer((c) => {
 });
 server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
 
+/** Accepts connections and holds them, silent, until the peer closes. Prints its port. */
+const HOLD = `
+const net = require('node:net');
+const server = net.createServer((s) => { s.on('error', () => s.destroy()); });
+server.listen(0, '127.0.0.1', 1024, () => console.log(server.address().port));`;
+
 export interface Reference {
   child: ChildProcess;
   pid: number;
@@ -94,6 +101,13 @@ export const spawnBareRelay = (target: HostPort) =>
   spawnReference(BARE_RELAY, [target.host, String(target.port)], 'reference relay');
 
 export const spawnBareSocks5 = () => spawnReference(BARE_SOCKS5, [], 'reference SOCKS5 server');
+
+/**
+ * The connects' far end, in a process of its own: accepting and holding
+ * thousands of sockets in the measuring process stalled its event loop, and
+ * the stalls showed up as latency of every way alike (direct included).
+ */
+export const spawnHoldServer = () => spawnReference(HOLD, [], 'hold server');
 
 export interface Latencies {
   direct: number[];

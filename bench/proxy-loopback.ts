@@ -25,6 +25,7 @@ import {
   CONNECTS,
   GiB,
   IDLE,
+  LATENCY_TUNNELS,
   LOOPBACK_BYTES,
   MiB,
   ROUNDS,
@@ -37,6 +38,7 @@ import {
   measureConnects,
   spawnBareRelay,
   spawnBareSocks5,
+  spawnHoldServer,
   type Latencies,
 } from './proxy-latency.js';
 import { checkStopping, registerCleanup } from './proxy-cleanup.js';
@@ -234,12 +236,14 @@ export async function loopbackPart(): Promise<LoopbackResult> {
   let daemon: LoopbackDaemon | undefined;
   let bare: { child: ChildProcess } | undefined;
   let socksRef: { child: ChildProcess } | undefined;
+  let holdRef: { child: ChildProcess } | undefined;
   const opened: Socket[] = [];
   const cleanup = registerCleanup(async () => {
     for (const c of curls) c.kill('SIGKILL');
     for (const s of opened) s.destroy();
     bare?.child.kill('SIGKILL');
     socksRef?.child.kill('SIGKILL');
+    holdRef?.child.kill('SIGKILL');
     await daemon?.stop();
     await closeServer(body);
     for (const s of hold.sockets) s.destroy();
@@ -267,6 +271,18 @@ export async function loopbackPart(): Promise<LoopbackResult> {
     if (SECTIONS.includes('latency')) {
       const ref = await spawnBareSocks5();
       socksRef = ref;
+      const far = await spawnHoldServer();
+      holdRef = far;
+      const sink = { host: '127.0.0.1', port: far.port };
+      // Connects with LATENCY_TUNNELS idle tunnels open through each proxy (per-connect work that grows with them shows).
+      for (let i = 0; i < LATENCY_TUNNELS; i += 50) {
+        checkStopping();
+        const n = Math.min(50, LATENCY_TUNNELS - i);
+        for (const proxy of [d.socks, { host: '127.0.0.1', port: ref.port }]) {
+          const batch = Array.from({ length: n }, () => socks5Connect(proxy, sink, 10_000));
+          for (const r of await Promise.all(batch)) opened.push(r.socket);
+        }
+      }
       latency = await measureConnects(
         { ...d.socks, pid: d.pid },
         { host: '127.0.0.1', port: ref.port, pid: ref.pid },
@@ -274,6 +290,8 @@ export async function loopbackPart(): Promise<LoopbackResult> {
         CONNECTS,
       );
       ref.child.kill('SIGKILL');
+      far.child.kill('SIGKILL');
+      for (const s of opened.splice(0)) s.destroy();
     }
 
     // (a) + (b) one connection: direct, through the reference relay, through linkmux,

@@ -16,6 +16,8 @@ export const K_MAX = env('BENCH_K_MAX', 6);
 export const LOOPBACK_BYTES = env('BENCH_LOOPBACK_MIB', 1024) * MiB;
 export const CONNECTS = env('BENCH_CONNECTS', 2000);
 export const IDLE = env('BENCH_IDLE', 1000);
+/** Idle tunnels held open through each proxy while connect latency is measured. */
+export const LATENCY_TUNNELS = env('BENCH_LATENCY_TUNNELS', 0);
 /** Rounds of the loopback throughput test (direct, bare relay, linkmux in each). */
 export const ROUNDS = 5;
 export const PARTS = (process.env.BENCH_PARTS ?? 'testbed,loopback').split(',');
