@@ -273,8 +273,9 @@ export async function loopbackPart(): Promise<LoopbackResult> {
       socksRef = ref;
       const far = await spawnHoldServer();
       holdRef = far;
-      const sink = { host: '127.0.0.1', port: far.port };
-      // Connects with LATENCY_TUNNELS idle tunnels open through each proxy (per-connect work that grows with them shows).
+      const target = { host: '127.0.0.1', port: far.port };
+      // Connects with LATENCY_TUNNELS idle tunnels open through each proxy (per-connect work that grows with them
+      // shows); the tunnels end at the other hold server (this process's, idle while measuring).
       for (let i = 0; i < LATENCY_TUNNELS; i += 50) {
         checkStopping();
         const n = Math.min(50, LATENCY_TUNNELS - i);
@@ -286,7 +287,7 @@ export async function loopbackPart(): Promise<LoopbackResult> {
       latency = await measureConnects(
         { ...d.socks, pid: d.pid },
         { host: '127.0.0.1', port: ref.port, pid: ref.pid },
-        sink,
+        target,
         CONNECTS,
       );
       ref.child.kill('SIGKILL');
