@@ -6,6 +6,8 @@
  * loopback part). This process runs an echo server (the tunnels' far end) and
  * an HTTP server that serves bodies from memory (the bulk transfers).
  *
+ * 0. Measures the idle daemon's CPU for BENCH_IDLE_S seconds (its timers,
+ *    samplers and a health probe every second), as CPU-s per hour.
  * 1. Opens BENCH_TUNNELS tunnels through the SOCKS5 front end to the echo
  *    server, each moving 1 KiB both ways, and records the daemon's RSS before
  *    and with them open (per-tunnel cost = difference / tunnels).
@@ -24,7 +26,8 @@
  * line (prefix BENCH_JSON) so runs can be compared.
  *
  * Options (env): BENCH_MINUTES (20), BENCH_TUNNELS (2000), BENCH_CHURN (20 /s),
- * BENCH_BULK_MIB (64), BENCH_SAMPLE_S (10). Everything started here stops in
+ * BENCH_BULK_MIB (64), BENCH_SAMPLE_S (10), BENCH_IDLE_S (60), BENCH_DAEMON_NODE_ARGS
+ * (node's options for the daemon, e.g. --max-semi-space-size=2). Everything started here stops in
  * `finally` and on SIGINT/SIGTERM; every loop is bounded by the deadline.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -50,6 +53,7 @@ const TUNNELS = env('BENCH_TUNNELS', 2000);
 const CHURN_PER_S = env('BENCH_CHURN', 20);
 const BULK_BYTES = env('BENCH_BULK_MIB', 64) * MiB;
 const SAMPLE_S = env('BENCH_SAMPLE_S', 10);
+const IDLE_S = env('BENCH_IDLE_S', 60);
 const BULK_EVERY_MS = 30_000;
 const GOAL_RSS_BYTES = 150e6;
 const GROWTH_TOLERANCE = 0.05;
@@ -173,7 +177,8 @@ async function main(): Promise<void> {
   console.log('# bench:memory');
   console.log(
     `\`node dist/bench/memory.js\` (npm run bench:memory) — BENCH_MINUTES=${MINUTES} BENCH_TUNNELS=${TUNNELS} ` +
-      `BENCH_CHURN=${CHURN_PER_S} BENCH_BULK_MIB=${BULK_BYTES / MiB} BENCH_SAMPLE_S=${SAMPLE_S}; ` +
+      `BENCH_CHURN=${CHURN_PER_S} BENCH_BULK_MIB=${BULK_BYTES / MiB} BENCH_SAMPLE_S=${SAMPLE_S} BENCH_IDLE_S=${IDLE_S} ` +
+      `BENCH_DAEMON_NODE_ARGS='${process.env.BENCH_DAEMON_NODE_ARGS ?? ''}'; ` +
       `LINKMUX_MALLOC=${process.env.LINKMUX_MALLOC ?? '(default)'}; node ${process.version}, ` +
       `Linux ${os.release()}, ${os.cpus().length} CPUs, ${new Date().toISOString()}; ` +
       `bench fd limit ${fd.ok ? fd.after.soft : fd.reason}`,
@@ -196,6 +201,7 @@ async function main(): Promise<void> {
   let failures = 0;
   let bulkBytes = 0;
   let bulks = 0;
+  let idleCpuPerHour = NaN;
   try {
     const webAddr = await listen(web);
     const echoAddr = await listen(echo.server);
@@ -208,6 +214,14 @@ async function main(): Promise<void> {
       (s) => s.links[0]?.state === 'online',
     );
     progress(`daemon pid ${d.pid}, SOCKS5 ${d.socks.host}:${d.socks.port}`);
+    // The idle daemon's CPU (timers, samplers, probes once a second), after its start settled.
+    await sleep(5_000);
+    const idle0 = await procCounters(d.pid);
+    const idleT0 = performance.now();
+    await sleep(IDLE_S * 1000);
+    idleCpuPerHour =
+      (((await procCounters(d.pid)).cpu - idle0.cpu) / (performance.now() - idleT0)) * 3_600_000;
+    progress(`idle daemon: ${idleCpuPerHour.toFixed(1)} CPU-s per hour`);
     // Warm-up: the code paths compiled, then the idle baseline.
     for (let i = 0; i < 50; i++) (await openTunnel(d.socks, echoAddr)).destroy();
     await sleep(2_000);
@@ -288,13 +302,13 @@ async function main(): Promise<void> {
     await cleanup.run();
     await runCleanups();
   }
-  report(samples, { opened, failures, bulks, bulkBytes });
+  report(samples, { opened, failures, bulks, bulkBytes, idleCpuPerHour });
   console.log(`\nTotal time: ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 
 function report(
   samples: Sample[],
-  counts: { opened: number; failures: number; bulks: number; bulkBytes: number },
+  counts: { opened: number; failures: number; bulks: number; bulkBytes: number; idleCpuPerHour: number },
 ): void {
   const mib = (b: number) => (b / MiB).toFixed(1);
   const idle = samples.find((s) => s.phase === 'idle');
@@ -340,7 +354,8 @@ function report(
   const churnCpu = churn.length > 0 ? (churn.at(-1)!.cpu - open.cpu) / (churn.at(-1)!.t / 60) : NaN;
   console.log(
     `Tunnels opened ${counts.opened}, failures ${counts.failures}, bulk transfers ${counts.bulks} ` +
-      `(${mib(counts.bulkBytes)} MiB); daemon CPU during churn ${churnCpu.toFixed(2)} s/min; ` +
+      `(${mib(counts.bulkBytes)} MiB); daemon CPU idle ${counts.idleCpuPerHour.toFixed(1)} CPU-s/hour ` +
+      `(${IDLE_S} s, health probes every second), during churn ${churnCpu.toFixed(2)} s/min; ` +
       `RSS after closing all and 10 s idle: ${closed ? mib(closed.rss) : '—'} MiB.`,
   );
   const okOpen = open.rss <= GOAL_RSS_BYTES;
