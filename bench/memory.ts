@@ -27,7 +27,8 @@
  *
  * Options (env): BENCH_MINUTES (20), BENCH_TUNNELS (2000), BENCH_CHURN (20 /s),
  * BENCH_BULK_MIB (64), BENCH_SAMPLE_S (10), BENCH_IDLE_S (60), BENCH_DAEMON_NODE_ARGS
- * (node's options for the daemon, e.g. --max-semi-space-size=2). Everything started here stops in
+ * (node's options for the daemon, e.g. --max-semi-space-size=2), BENCH_DAEMON_LOG
+ * (its log level, default info; debug prints the time its malloc_trim calls took). Everything started here stops in
  * `finally` and on SIGINT/SIGTERM; every loop is bounded by the deadline.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -302,6 +303,9 @@ async function main(): Promise<void> {
     await cleanup.run();
     await runCleanups();
   }
+  // With BENCH_DAEMON_LOG=debug the daemon says at stop how long its malloc_trim calls took.
+  for (const line of daemon?.log().split('\n') ?? [])
+    if (line.includes('malloc_trim')) console.log(`daemon: ${line}`);
   report(samples, { opened, failures, bulks, bulkBytes, idleCpuPerHour });
   console.log(`\nTotal time: ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }

@@ -112,7 +112,7 @@ export async function spawnLoopbackDaemon(
     `listen: { socks: "127.0.0.1:0", http: false, control: "127.0.0.1:0" }
 links: [lo]
 privateDirect: false   # 127.0.0.1 must go through the lo link, not "direct"
-log: info
+log: ${process.env.BENCH_DAEMON_LOG ?? 'info'}   # BENCH_DAEMON_LOG
 health: { interval: 1, timeout: 0.5, targets: ["tcp://${probe.host}:${probe.port}"] }
 `,
   );
