@@ -15,19 +15,36 @@ import {
   hostPort,
   median,
   openFds,
-  percentile,
   procCounters,
   rssKiB,
   sleep,
   socks5Connect,
-  tcpConnect,
   type HostPort,
 } from './proxy-tools.js';
-import { CONNECTS, GiB, IDLE, LOOPBACK_BYTES, MiB, ROUNDS, cli, progress } from './proxy-options.js';
+import {
+  CONNECTS,
+  GiB,
+  IDLE,
+  LATENCY_TUNNELS,
+  LOOPBACK_BYTES,
+  MiB,
+  ROUNDS,
+  SECTIONS,
+  cli,
+  progress,
+} from './proxy-options.js';
+import {
+  latencyRows,
+  measureConnects,
+  spawnBareRelay,
+  spawnBareSocks5,
+  spawnHoldServer,
+  type Latencies,
+} from './proxy-latency.js';
 import { checkStopping, registerCleanup } from './proxy-cleanup.js';
 
 /** Serves GET /bytes/<n>: n bytes from one buffer in memory, with backpressure. */
-function bodyServer(): http.Server {
+export function bodyServer(): http.Server {
   const chunk = Buffer.alloc(MiB, 0x5a);
   return http.createServer((req, res) => {
     const n = Number(/^\/bytes\/(\d+)$/.exec(req.url ?? '')?.[1] ?? 0);
@@ -57,7 +74,7 @@ function holdServer(): { server: net.Server; sockets: Set<Socket> } {
   return { server, sockets };
 }
 
-async function listen(server: net.Server): Promise<HostPort> {
+export async function listen(server: net.Server): Promise<HostPort> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -66,48 +83,14 @@ async function listen(server: net.Server): Promise<HostPort> {
   return { host: '127.0.0.1', port: a.port };
 }
 
-function closeServer(server: net.Server): Promise<void> {
+export function closeServer(server: net.Server): Promise<void> {
   return new Promise((resolve) => {
     if (server instanceof http.Server) server.closeAllConnections();
     server.close(() => resolve());
   });
 }
 
-/**
- * The reference relay: the least a Node process can do to forward a connection
- * (two pipes, symmetric teardown), no SOCKS, no links. Prints its port.
- */
-const BARE_RELAY = `
-const net = require('node:net');
-const [host, port] = [process.argv[1], Number(process.argv[2])];
-const server = net.createServer((c) => {
-  const u = net.connect(port, host);
-  c.pipe(u);
-  u.pipe(c);
-  const end = () => { c.destroy(); u.destroy(); };
-  for (const s of [c, u]) { s.on('error', end); s.on('close', end); }
-});
-server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
-
-async function spawnBareRelay(target: HostPort): Promise<{ child: ChildProcess; pid: number; port: number }> {
-  const child = spawn(process.execPath, ['-e', BARE_RELAY, target.host, String(target.port)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  child.once('exit', () => process.off('exit', killOnExit));
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  for (let i = 0; i < 100 && !/^\d+\n/.test(out); i++) await sleep(50);
-  const port = Number(out.trim());
-  if (!port || child.pid === undefined) {
-    child.kill('SIGKILL');
-    throw new Error(`the reference relay did not start (${out})`);
-  }
-  return { child, pid: child.pid, port };
-}
-
-interface LoopbackDaemon {
+export interface LoopbackDaemon {
   child: ChildProcess;
   pid: number;
   socks: HostPort;
@@ -116,18 +99,27 @@ interface LoopbackDaemon {
   stop(): Promise<void>;
 }
 
-async function spawnLoopbackDaemon(dir: string, probe: HostPort): Promise<LoopbackDaemon> {
+export async function spawnLoopbackDaemon(
+  dir: string,
+  probe: HostPort,
+  env: NodeJS.ProcessEnv = process.env,
+  // BENCH_DAEMON_NODE_ARGS: node's own options for the daemon alone (e.g. --cpu-prof).
+  nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean),
+): Promise<LoopbackDaemon> {
   const config = path.join(dir, 'linkmux.yaml');
   await writeFile(
     config,
     `listen: { socks: "127.0.0.1:0", http: false, control: "127.0.0.1:0" }
 links: [lo]
 privateDirect: false   # 127.0.0.1 must go through the lo link, not "direct"
-log: info
+log: ${process.env.BENCH_DAEMON_LOG ?? 'info'}   # BENCH_DAEMON_LOG
 health: { interval: 1, timeout: 0.5, targets: ["tcp://${probe.host}:${probe.port}"] }
 `,
   );
-  const child = spawn(process.execPath, [cli, 'up', '-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'up', '-c', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   let log = '';
@@ -156,7 +148,7 @@ health: { interval: 1, timeout: 0.5, targets: ["tcp://${probe.host}:${probe.port
   }
 }
 
-async function getStatus(control: string): Promise<DaemonStatus> {
+export async function getStatus(control: string): Promise<DaemonStatus> {
   const res = await fetch(`http://${control}/status`, { signal: AbortSignal.timeout(2_000) });
   return (await res.json()) as DaemonStatus;
 }
@@ -191,17 +183,50 @@ interface LoopbackResult {
   /** Minor page faults per GiB, one value per round. */
   faultsPerGiB: number[];
   bareFaultsPerGiB: number[];
-  latDirect: number[];
-  latSocks: number[];
-  idle: {
-    n: number;
-    rssBefore: number;
-    rssOpen: number;
-    rssClosed: number;
-    heap: number[];
-    fds: number[];
-    active: number;
-  };
+  latency: Latencies | undefined;
+  idle: IdleResult | undefined;
+}
+
+interface IdleResult {
+  n: number;
+  rssBefore: number;
+  rssOpen: number;
+  rssClosed: number;
+  heap: number[];
+  fds: number[];
+  active: number;
+}
+
+/** RSS, heap and descriptors before, with IDLE idle tunnels open, and after closing them. */
+async function idleSection(d: LoopbackDaemon, sink: HostPort, opened: Socket[]): Promise<IdleResult> {
+  for (let i = 0; i < 50; i++) (await socks5Connect(d.socks, sink, 5_000)).socket.destroy();
+  await sleep(1_500);
+  const rssBefore = await rssKiB(d.pid);
+  const heap = [await heapUsed(d.control)];
+  const fds = [await openFds(d.pid)];
+  for (let i = 0; i < IDLE; i += 50) {
+    checkStopping();
+    const batch = Array.from({ length: Math.min(50, IDLE - i) }, () => socks5Connect(d.socks, sink, 10_000));
+    for (const r of await Promise.all(batch)) opened.push(r.socket);
+  }
+  await sleep(2_000);
+  const rssOpen = await rssKiB(d.pid);
+  heap.push(await heapUsed(d.control));
+  fds.push(await openFds(d.pid));
+  const active = (await getStatus(d.control)).connections.active;
+  for (const s of opened.splice(0)) s.destroy();
+  await waitFor(
+    'idle connections closed',
+    10_000,
+    () => getStatus(d.control),
+    (s) => s.connections.active === 0,
+  );
+  await sleep(1_500);
+  const rssClosed = await rssKiB(d.pid);
+  heap.push(await heapUsed(d.control));
+  fds.push(await openFds(d.pid));
+  progress(`idle: RSS ${rssBefore} → ${rssOpen} → ${rssClosed} KiB, fds ${fds.join(' → ')}`);
+  return { n: IDLE, rssBefore, rssOpen, rssClosed, heap, fds, active };
 }
 
 export async function loopbackPart(): Promise<LoopbackResult> {
@@ -210,11 +235,15 @@ export async function loopbackPart(): Promise<LoopbackResult> {
   const hold = holdServer();
   let daemon: LoopbackDaemon | undefined;
   let bare: { child: ChildProcess } | undefined;
+  let socksRef: { child: ChildProcess } | undefined;
+  let holdRef: { child: ChildProcess } | undefined;
   const opened: Socket[] = [];
   const cleanup = registerCleanup(async () => {
     for (const c of curls) c.kill('SIGKILL');
     for (const s of opened) s.destroy();
     bare?.child.kill('SIGKILL');
+    socksRef?.child.kill('SIGKILL');
+    holdRef?.child.kill('SIGKILL');
     await daemon?.stop();
     await closeServer(body);
     for (const s of hold.sockets) s.destroy();
@@ -235,48 +264,35 @@ export async function loopbackPart(): Promise<LoopbackResult> {
     progress(`loopback daemon pid ${d.pid}: SOCKS5 ${d.socks.host}:${d.socks.port}`);
 
     // (d) memory per idle tunnelled connection, first, while the heap holds little else.
-    for (let i = 0; i < 50; i++) (await socks5Connect(d.socks, sink, 5_000)).socket.destroy();
-    await sleep(1_500);
-    const rssBefore = await rssKiB(d.pid);
-    const heap = [await heapUsed(d.control)];
-    const fds = [await openFds(d.pid)];
-    for (let i = 0; i < IDLE; i += 50) {
-      checkStopping();
-      const batch = Array.from({ length: Math.min(50, IDLE - i) }, () =>
-        socks5Connect(d.socks, sink, 10_000),
-      );
-      for (const r of await Promise.all(batch)) opened.push(r.socket);
-    }
-    await sleep(2_000);
-    const rssOpen = await rssKiB(d.pid);
-    heap.push(await heapUsed(d.control));
-    fds.push(await openFds(d.pid));
-    const active = (await getStatus(d.control)).connections.active;
-    for (const s of opened.splice(0)) s.destroy();
-    await waitFor(
-      'idle connections closed',
-      10_000,
-      () => getStatus(d.control),
-      (s) => s.connections.active === 0,
-    );
-    await sleep(1_500);
-    const rssClosed = await rssKiB(d.pid);
-    heap.push(await heapUsed(d.control));
-    fds.push(await openFds(d.pid));
-    progress(`idle: RSS ${rssBefore} → ${rssOpen} → ${rssClosed} KiB, fds ${fds.join(' → ')}`);
+    const idle = SECTIONS.includes('idle') ? await idleSection(d, sink, opened) : undefined;
 
-    // (c) connect latency, direct and through the proxy, interleaved.
-    const latDirect: number[] = [];
-    const latSocks: number[] = [];
-    for (let i = 0; i < CONNECTS + 20; i++) {
-      checkStopping();
-      const a = await tcpConnect(sink, 5_000);
-      a.socket.destroy();
-      const b = await socks5Connect(d.socks, sink, 5_000);
-      b.socket.destroy();
-      if (i < 20) continue; // warm-up
-      latDirect.push(a.ms);
-      latSocks.push(b.ms);
+    // (c) connect latency: direct, a bare Node SOCKS5 server, linkmux, interleaved.
+    let latency: Latencies | undefined;
+    if (SECTIONS.includes('latency')) {
+      const ref = await spawnBareSocks5();
+      socksRef = ref;
+      const far = await spawnHoldServer();
+      holdRef = far;
+      const target = { host: '127.0.0.1', port: far.port };
+      // Connects with LATENCY_TUNNELS idle tunnels open through each proxy (per-connect work that grows with them
+      // shows); the tunnels end at the other hold server (this process's, idle while measuring).
+      for (let i = 0; i < LATENCY_TUNNELS; i += 50) {
+        checkStopping();
+        const n = Math.min(50, LATENCY_TUNNELS - i);
+        for (const proxy of [d.socks, { host: '127.0.0.1', port: ref.port }]) {
+          const batch = Array.from({ length: n }, () => socks5Connect(proxy, sink, 10_000));
+          for (const r of await Promise.all(batch)) opened.push(r.socket);
+        }
+      }
+      latency = await measureConnects(
+        { ...d.socks, pid: d.pid },
+        { host: '127.0.0.1', port: ref.port, pid: ref.pid },
+        target,
+        CONNECTS,
+      );
+      ref.child.kill('SIGKILL');
+      far.child.kill('SIGKILL');
+      for (const s of opened.splice(0)) s.destroy();
     }
 
     // (a) + (b) one connection: direct, through the reference relay, through linkmux,
@@ -309,7 +325,7 @@ export async function loopbackPart(): Promise<LoopbackResult> {
     const faultsPerGiB: number[] = [];
     const bareFaultsPerGiB: number[] = [];
     const perGiB = (x: number) => x / (LOOPBACK_BYTES / GiB);
-    for (let i = 0; i < ROUNDS; i++) {
+    for (let i = 0; i < (SECTIONS.includes('throughput') ? ROUNDS : 0); i++) {
       checkStopping();
       directBps.push((await fetchOnce(origin, [])).speed);
       const b = await fetchOnce(`http://127.0.0.1:${relay.port}`, [], relay.pid);
@@ -329,9 +345,8 @@ export async function loopbackPart(): Promise<LoopbackResult> {
       bareCpuPerGiB,
       faultsPerGiB,
       bareFaultsPerGiB,
-      latDirect,
-      latSocks,
-      idle: { n: IDLE, rssBefore, rssOpen, rssClosed, heap, fds, active },
+      latency,
+      idle,
     };
   } finally {
     await cleanup.run();
@@ -339,7 +354,6 @@ export async function loopbackPart(): Promise<LoopbackResult> {
 }
 
 export function printLoopback(r: LoopbackResult): void {
-  const ms = (x: number) => `${x.toFixed(3)} ms`;
   const MBps = (x: number) => `${(x / 1e6).toFixed(0)} MB/s`;
   const dT = median(r.directBps);
   const bT = median(r.bareBps);
@@ -355,37 +369,37 @@ export function printLoopback(r: LoopbackResult): void {
     '| measure | direct | bare Node relay | linkmux SOCKS5 | linkmux vs direct | linkmux vs bare relay |',
   );
   console.log('|---|---:|---:|---:|---:|---:|');
-  console.log(
-    `| one connection, ${LOOPBACK_BYTES / MiB} MiB, median of ${ROUNDS} (curl) | ${MBps(dT)} | ${MBps(bT)} | ${MBps(pT)} | ` +
-      `×${(pT / dT).toFixed(2)} | ×${(pT / bT).toFixed(2)} |`,
-  );
-  console.log(
-    `| relay CPU (user+sys) per GiB relayed, median of ${ROUNDS} | — | ${median(r.bareCpuPerGiB).toFixed(2)} s | ` +
-      `${median(r.cpuPerGiB).toFixed(2)} s | — | ×${(median(r.cpuPerGiB) / median(r.bareCpuPerGiB)).toFixed(2)} |`,
-  );
-  console.log(
-    `| relay minor page faults per GiB relayed, median of ${ROUNDS} | — | ${Math.round(median(r.bareFaultsPerGiB))} | ` +
-      `${Math.round(median(r.faultsPerGiB))} | — | — |`,
-  );
-  for (const p of [50, 99]) {
-    const a = percentile(r.latDirect, p);
-    const b = percentile(r.latSocks, p);
+  if (r.directBps.length > 0) {
     console.log(
-      `| connect latency p${p}, ${r.latSocks.length} sequential connects (added: +${ms(b - a)}) | ${ms(a)} | — | ${ms(b)} | — | — |`,
+      `| one connection, ${LOOPBACK_BYTES / MiB} MiB, median of ${ROUNDS} (curl) | ${MBps(dT)} | ${MBps(bT)} | ${MBps(pT)} | ` +
+        `×${(pT / dT).toFixed(2)} | ×${(pT / bT).toFixed(2)} |`,
+    );
+    console.log(
+      `| relay CPU (user+sys) per GiB relayed, median of ${ROUNDS} | — | ${median(r.bareCpuPerGiB).toFixed(2)} s | ` +
+        `${median(r.cpuPerGiB).toFixed(2)} s | — | ×${(median(r.cpuPerGiB) / median(r.bareCpuPerGiB)).toFixed(2)} |`,
+    );
+    console.log(
+      `| relay minor page faults per GiB relayed, median of ${ROUNDS} | — | ${Math.round(median(r.bareFaultsPerGiB))} | ` +
+        `${Math.round(median(r.faultsPerGiB))} | — | — |`,
     );
   }
-  const perConn = ((r.idle.rssOpen - r.idle.rssBefore) * 1024) / r.idle.n;
-  console.log(
-    `| daemon RSS per idle tunnelled connection (${r.idle.n} open) | — | — | ${(perConn / 1024).toFixed(1)} KiB | — | — |`,
-  );
+  if (r.latency) for (const row of latencyRows(r.latency)) console.log(row);
+  if (r.idle) {
+    const perConn = ((r.idle.rssOpen - r.idle.rssBefore) * 1024) / r.idle.n;
+    console.log(
+      `| daemon RSS per idle tunnelled connection (${r.idle.n} open) | — | — | ${(perConn / 1024).toFixed(1)} KiB | — | — |`,
+    );
+  }
   console.log(
     `\nRuns: direct ${r.directBps.map(MBps).join(', ')}; bare relay ${r.bareBps.map(MBps).join(', ')}; ` +
       `linkmux ${r.proxyBps.map(MBps).join(', ')}. CPU s/GiB per round: bare relay ` +
       `${r.bareCpuPerGiB.map((x) => x.toFixed(2)).join(', ')}; linkmux ${r.cpuPerGiB.map((x) => x.toFixed(2)).join(', ')}. Connect latency: from connect() to "connected" (direct) or ` +
-      `to the SOCKS5 success reply (linkmux: greeting, method, request, dial through lo, reply). ` +
-      `Idle test: daemon RSS ${r.idle.rssBefore} → ${r.idle.rssOpen} KiB with ${r.idle.active} tunnels open ` +
-      `(status connections.active) → ${r.idle.rssClosed} KiB after closing them; V8 heap used (no forced GC) ` +
-      `${r.idle.heap.map((h) => (h / MiB).toFixed(1)).join(' → ')} MiB; open fds ${r.idle.fds.join(' → ')}.`,
+      `to the SOCKS5 success reply (linkmux: greeting, method, request, dial through lo, reply); bare SOCKS5: the least Node SOCKS5 server, spawned beside the daemon, same client. ` +
+      (r.idle
+        ? `Idle test: daemon RSS ${r.idle.rssBefore} → ${r.idle.rssOpen} KiB with ${r.idle.active} tunnels open ` +
+          `(status connections.active) → ${r.idle.rssClosed} KiB after closing them; V8 heap used (no forced GC) ` +
+          `${r.idle.heap.map((h) => (h / MiB).toFixed(1)).join(' → ')} MiB; open fds ${r.idle.fds.join(' → ')}.`
+        : ''),
   );
 }
 

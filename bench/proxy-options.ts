@@ -14,11 +14,15 @@ export const TRIALS = env('BENCH_TRIALS', 10);
 export const T = env('BENCH_MAX_TIME', 4);
 export const K_MAX = env('BENCH_K_MAX', 6);
 export const LOOPBACK_BYTES = env('BENCH_LOOPBACK_MIB', 1024) * MiB;
-export const CONNECTS = env('BENCH_CONNECTS', 500);
+export const CONNECTS = env('BENCH_CONNECTS', 2000);
 export const IDLE = env('BENCH_IDLE', 1000);
+/** Idle tunnels held open through each proxy while connect latency is measured. */
+export const LATENCY_TUNNELS = env('BENCH_LATENCY_TUNNELS', 0);
 /** Rounds of the loopback throughput test (direct, bare relay, linkmux in each). */
 export const ROUNDS = 5;
 export const PARTS = (process.env.BENCH_PARTS ?? 'testbed,loopback').split(',');
+/** Sections of the loopback part to run. */
+export const SECTIONS = (process.env.BENCH_LOOPBACK ?? 'idle,latency,throughput').split(',');
 
 /** Counter window after the flows start: slow start and the tail are skipped, in both modes alike. */
 export const WINDOW_START_MS = 1_000;

@@ -20,8 +20,12 @@
  *    sequential connects), and the daemon's RSS per idle tunnelled connection.
  *
  * Options (env): BENCH_TRIALS (10), BENCH_MAX_TIME (4 s), BENCH_K_MAX (6),
- * BENCH_LOOPBACK_MIB (1024), BENCH_CONNECTS (500), BENCH_IDLE (1000),
- * BENCH_PARTS ("testbed,loopback").
+ * BENCH_LOOPBACK_MIB (1024), BENCH_CONNECTS (2000), BENCH_IDLE (1000), BENCH_LATENCY_TUNNELS
+ * (0: idle tunnels held open through each proxy while connect latency is measured),
+ * BENCH_DAEMON_NODE_ARGS (node's options for the loopback daemon alone, e.g.
+ * --cpu-prof), BENCH_PARTS ("testbed,loopback"), BENCH_LOOPBACK ("idle,latency,throughput": the
+ * loopback part's sections; `BENCH_PARTS=loopback BENCH_LOOPBACK=latency` measures
+ * connect latency alone).
  * Needs root (part 1 builds network namespaces). Traffic stays inside the
  * testbed's namespaces (198.18.0.0/15) or on loopback; everything started here
  * is stopped in `finally` and on SIGINT/SIGTERM.

@@ -39,6 +39,7 @@ import type { ListenAddress, RuntimeConfig } from '../config/runtime.js';
 import type { HostPort } from '../net/address.js';
 import { nodeHostGuard, proxyHostGuard } from '../proxy/own-host-guard.js';
 import { Protection } from './protection.js';
+import { startMallocTuning, type MallocTuning } from '../net/malloc-tuning.js';
 import type { RpcService, RpcServiceOptions } from '../rpc/rpc-service.js';
 import { jsonRpcRoute } from '../rpc/rpc-endpoint.js';
 
@@ -115,6 +116,8 @@ export class Daemon {
   /** Carries what the rules (or privateDirect) send past the uplinks. */
   private readonly direct = new DirectLink();
   readonly protection: Protection;
+  /** glibc arena cap and periodic malloc_trim (net/malloc-tuning.ts): RSS follows the tunnels down. */
+  private malloc: MallocTuning | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
     const cfg = opts.config;
@@ -273,6 +276,8 @@ export class Daemon {
       throw err;
     }
     this.protection.start();
+    this.malloc = startMallocTuning();
+    if (!this.malloc.active) logger.debug(`allocator left as it is: ${this.malloc.reason}`);
     this.pool.start();
     this.nodePool?.start();
     this.health.start();
@@ -319,6 +324,13 @@ export class Daemon {
     for (const n of this.nodeServers) n.closeAllConnections();
     await httpClosed;
     this.protection.stop();
+    if (this.malloc?.active) {
+      const m = this.malloc.stats();
+      this.opts.logger.debug(
+        `malloc_trim: ${m.trims} calls (${m.released} gave memory back), ${m.totalMs.toFixed(1)} ms in all, longest ${m.maxMs.toFixed(1)} ms`,
+      );
+    }
+    this.malloc?.stop();
     this.pool.stop();
     this.nodePool?.stop();
     await this.control?.close();

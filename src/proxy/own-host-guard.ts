@@ -25,8 +25,26 @@ export type GuardVerdict = { allowed: true } | { allowed: false; reason: string 
 
 const ALLOWED: GuardVerdict = { allowed: true };
 
+/**
+ * Answers by address text, remembered: the guard asks about the client's
+ * address on every connection, and parsing it costs more than the rest of the
+ * check. Bounded: cleared when full (a pure function of the text, so a miss is
+ * only slower).
+ */
+const seen = new Map<string, boolean>();
+const SEEN_MAX = 4096;
+
 /** True for 127.0.0.0/8, ::1, 0.0.0.0/8, :: and their other spellings (IPv4-mapped included). */
 export function isLoopbackOrUnspecified(ip: string): boolean {
+  let answer = seen.get(ip);
+  if (answer === undefined) {
+    if (seen.size >= SEEN_MAX) seen.clear();
+    seen.set(ip, (answer = classify(ip)));
+  }
+  return answer;
+}
+
+function classify(ip: string): boolean {
   const c = canonicalIp(ip);
   if (!c) return false;
   const kind = specialAddressKind(c);

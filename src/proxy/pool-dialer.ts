@@ -19,9 +19,10 @@
  * Connections are counted per link from the moment a connect starts until the
  * socket closes (`connectionsOn`, for status). What the policies see as a
  * link's `active` is its busy connections: those that moved bytes within the
- * last second or started within the last two. Idle keep-alive connections do
- * not repel new ones, and a burst of simultaneous connections spreads over the
- * links before any of them has shown a rate.
+ * last second or started within the last two (link-usage.ts, which keeps the
+ * per-dial cost flat however many tunnels are open). Idle keep-alive
+ * connections do not repel new ones, and a burst of simultaneous connections
+ * spreads over the links before any of them has shown a rate.
  */
 import type { Socket as UdpSocket } from 'node:dgram';
 import net from 'node:net';
@@ -41,6 +42,7 @@ import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
 import type { DialContext, Dialed, Dialer } from './dialer.js';
 import type { RuleSet } from './rules.js';
+import { LinkUsage, type Tracked } from './link-usage.js';
 
 export interface PoolDialerOptions {
   pool: LinkPool;
@@ -81,17 +83,6 @@ export interface PoolDialerOptions {
 /** A race loser unanswered this long (at least) is reported as a timeout to the passive health rule. */
 const LOSER_TIMEOUT_MS = 1_000;
 
-/** A connection is busy while it moves bytes, and during its first seconds. */
-const BUSY_WINDOW_MS = 1_000;
-const FRESH_MS = 2_000;
-
-interface Tracked {
-  socket: { bytesRead: number; bytesWritten: number } | undefined;
-  openedAt: number;
-  lastBytes: number;
-  lastMoved: number;
-}
-
 /** Where a connection goes: the name the client gave (if any), its address when known, the port. */
 interface Target {
   name?: string;
@@ -117,7 +108,7 @@ export interface DialerCounters {
 }
 
 export class PoolDialer implements Dialer {
-  private readonly inUse = new Map<string, Set<Tracked>>();
+  private readonly usage: LinkUsage;
   private readonly counters: DialerCounters = { active: 0, total: 0, failed: 0 };
   private readonly resolve: Resolver;
   private readonly clock: Clock;
@@ -129,26 +120,17 @@ export class PoolDialer implements Dialer {
     this.resolve = opts.resolve ?? systemResolver;
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? silentLogger;
+    this.usage = new LinkUsage(this.clock);
   }
 
   /** Open connections (and connects in progress) per link, as the policies should see them. */
   connectionsOn(link: string): number {
-    return this.inUse.get(link)?.size ?? 0;
+    return this.usage.connectionsOn(link);
   }
 
-  /** Connections on the link that moved bytes lately or are new (see the module comment). */
+  /** Connections on the link that moved bytes lately or are new (see link-usage.ts). */
   busyOn(link: string): number {
-    const now = this.clock.now();
-    let busy = 0;
-    for (const t of this.inUse.get(link) ?? []) {
-      const bytes = t.socket ? t.socket.bytesRead + t.socket.bytesWritten : 0;
-      if (bytes !== t.lastBytes) {
-        t.lastBytes = bytes;
-        t.lastMoved = now;
-      }
-      if (now - t.openedAt < FRESH_MS || now - t.lastMoved < BUSY_WINDOW_MS) busy++;
-    }
-    return busy;
+    return this.usage.busyOn(link);
   }
 
   stats(): DialerCounters {
@@ -332,16 +314,11 @@ export class PoolDialer implements Dialer {
   }
 
   private hold(id: string): Tracked {
-    const now = this.clock.now();
-    const t: Tracked = { socket: undefined, openedAt: now, lastBytes: 0, lastMoved: now };
-    let set = this.inUse.get(id);
-    if (!set) this.inUse.set(id, (set = new Set()));
-    set.add(t);
-    return t;
+    return this.usage.hold(id);
   }
 
   private drop(id: string, t: Tracked): void {
-    this.inUse.get(id)?.delete(t);
+    this.usage.drop(id, t);
   }
 
   /** The staggered race over candidate links (see the module comment). */
