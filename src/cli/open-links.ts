@@ -12,7 +12,6 @@ import { createLocalLinks, selectUplinks, splitLinkRequests } from '../links/sel
 import type { BindModeRequest } from '../links/local-link.js';
 import type { Link } from '../links/link.js';
 import type { NetInterface } from '../net/interfaces-types.js';
-import { Socks5Link } from '../links/socks5-link.js';
 import type { Socks5LinkOptions } from '../links/socks5-link.js';
 import { isSocks5LinkRequest, nodeLinkOptions, parseSocks5Link } from '../links/remote-links.js';
 import { decodeJoinToken } from '../links/join-token.js';
@@ -61,9 +60,14 @@ export async function openLinks(
   /** This machine's interfaces, when the caller has already listed them. */
   known?: NetInterface[],
 ): Promise<OpenedLinks> {
-  const remote: Link[] = [...requests.upstreams, ...requests.join.flatMap((t) => nodeLinkOptions(t))].map(
-    (o) => new Socks5Link(o),
-  );
+  const remoteOptions = [...requests.upstreams, ...requests.join.flatMap((t) => nodeLinkOptions(t))];
+  // The SOCKS5 client's modules load only when some link needs them (start-up of `linkmux get`).
+  const remote: Link[] =
+    remoteOptions.length === 0
+      ? []
+      : await import('../links/socks5-link.js').then(({ Socks5Link }) =>
+          remoteOptions.map((o) => new Socks5Link(o)),
+        );
   const interfaces = known ?? (await discoverInterfaces(new ExecRunner()));
   const local =
     requests.local.length === 0 && remote.length > 0
