@@ -2,16 +2,14 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parseChecksum } from '../download/checksum.js';
-import { nullProgress, type ProgressSink } from '../download/progress.js';
+import type { ProgressSink } from '../download/progress.js';
 import { parseHttpUrl } from '../download/http-request.js';
 import { LinkmuxError, isLinkmuxError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
 import { parseSize } from '../util/format.js';
-import { openLinks, parseLinkFlags } from './open-links.js';
 import type { Link } from '../links/link.js';
-import { openGetLinks } from './get-links.js';
+import type { NetInterface } from '../net/interfaces-types.js';
 import { choiceOption, collect, intOption, numberOption } from './options.js';
-import { jsonProgress, plainProgress } from './progress/plain-progress.js';
 
 interface GetFlags {
   output?: string;
@@ -109,9 +107,17 @@ Examples:
       const minPiece = flags.minPiece !== undefined ? parsePiece(flags.minPiece) : undefined;
       const ca = flags.ca ? await readCa(flags.ca) : undefined;
       if (flags.insecure) logger.warn('--insecure: TLS certificates are not verified');
+      // Every way of opening links lists the interfaces: started first, the `ip` commands run
+      // while the modules below compile. Those load here, not at the top, so that `--help`
+      // and usage errors do without them.
+      const interfaces = listInterfaces();
+      interfaces.catch(() => {}); // a failure surfaces where the links open, as before
+      const [{ openLinks, parseLinkFlags }, { openGetLinks }] = await Promise.all([
+        import('./open-links.js'),
+        import('./get-links.js'),
+      ]);
       const requests = parseLinkFlags(flags.link ?? [], flags.join ?? []);
-      // Loaded here, not at the top (`linkmux --help` and the other commands start faster), and
-      // while the links open: compiling it overlaps the `ip` commands (~35 ms of every download).
+      // Loaded while the links open (~35 ms of every download).
       const downloader = import('../download/downloader.js');
       downloader.catch(() => {}); // a failure surfaces at the await below
       let links: Link[];
@@ -120,13 +126,13 @@ Examples:
       let server: Awaited<ReturnType<typeof import('./server-client.js').openGetServer>>;
       if (flags.server !== undefined) {
         // Through a linkmux server: its MPTCP link carries everything (the local links are its subflows).
-        const opened = await openLinks(requests, flags.bind, logger);
+        const opened = await openLinks(requests, flags.bind, logger, {}, await interfaces);
         const { openGetServer } = await import('./server-client.js');
         server = await openGetServer(flags.server, opened, logger);
         links = server ? [server.link] : opened.links;
         subflowLinks = opened.links;
       } else {
-        links = await openGetLinks(urls, requests, flags.bind, logger);
+        links = await openGetLinks(urls, requests, flags.bind, logger, await interfaces);
       }
       const { download } = await downloader;
       const progress = await chooseProgress(flags);
@@ -161,9 +167,19 @@ Examples:
     });
 }
 
+/** This machine's interfaces (net/interfaces.ts), loaded on first use. */
+async function listInterfaces(): Promise<NetInterface[]> {
+  const [{ discoverInterfaces }, { ExecRunner }] = await Promise.all([
+    import('../net/interfaces.js'),
+    import('../util/runner.js'),
+  ]);
+  return discoverInterfaces(new ExecRunner());
+}
+
 async function chooseProgress(flags: GetFlags): Promise<ProgressSink> {
+  if (flags.quiet && !flags.json) return (await import('../download/progress.js')).nullProgress;
+  const { jsonProgress, plainProgress } = await import('./progress/plain-progress.js');
   if (flags.json) return jsonProgress();
-  if (flags.quiet) return nullProgress;
   if (!process.stderr.isTTY) return plainProgress();
   const { ttyProgress } = await import('./progress/tty-progress.js');
   return ttyProgress();

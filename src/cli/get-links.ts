@@ -10,6 +10,7 @@ import { DirectLink } from '../links/direct-link.js';
 import { discoverInterfaces } from '../net/interfaces.js';
 import { isDirectDestination } from '../net/direct-destination.js';
 import type { Logger } from '../util/logger.js';
+import type { NetInterface } from '../net/interfaces-types.js';
 import { ExecRunner } from '../util/runner.js';
 import { openLinks, type LinkRequests } from './open-links.js';
 
@@ -18,10 +19,12 @@ export async function openGetLinks(
   requests: LinkRequests,
   mode: BindModeRequest,
   logger: Logger,
+  /** This machine's interfaces, when the caller has already listed them. */
+  known?: NetInterface[],
 ): Promise<Link[]> {
+  const interfaces = known ?? (await discoverInterfaces(new ExecRunner()));
   const named = requests.local.length + requests.upstreams.length + requests.join.length > 0;
-  if (named) return (await openLinks(requests, mode, logger)).links;
-  const interfaces = await discoverInterfaces(new ExecRunner());
+  if (named) return (await openLinks(requests, mode, logger, {}, interfaces)).links;
   if (urls.length > 0 && urls.every((u) => isDirectDestination(u.hostname, interfaces))) {
     const hosts = [...new Set(urls.map((u) => u.host))].join(', ');
     logger.info(

@@ -10,7 +10,6 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { NetInterface } from '../net/interfaces-types.js';
 import { discoverInterfaces, uplinkProblem } from '../net/interfaces.js';
-import { bindDeviceSupport } from '../net/bind-device.js';
 import type { BindDeviceSupport } from '../net/bind-device.js';
 import type { Runner } from '../util/runner.js';
 import { ExecRunner } from '../util/runner.js';
@@ -57,9 +56,10 @@ export function registerLinks(program: Command, deps: LinksDeps = {}): void {
       }
       write(renderLinksTable(rows));
       const warnings = platform === 'linux' ? rpFilterWarnings(rows, deps.readRpFilter ?? readRpFilter) : [];
-      write(
-        linksFooter(rows, platform, (deps.bindSupport ?? (() => bindDeviceSupport(platform)))(), warnings),
-      );
+      const bind = deps.bindSupport
+        ? deps.bindSupport()
+        : (await import('../net/bind-device.js')).bindDeviceSupport(platform);
+      write(linksFooter(rows, platform, bind, warnings));
     });
 }
 

@@ -12,14 +12,14 @@ import { createLocalLinks, selectUplinks, splitLinkRequests } from '../links/sel
 import type { BindModeRequest } from '../links/local-link.js';
 import type { Link } from '../links/link.js';
 import type { NetInterface } from '../net/interfaces-types.js';
-import { Socks5Link } from '../links/socks5-link.js';
 import type { Socks5LinkOptions } from '../links/socks5-link.js';
 import { isSocks5LinkRequest, nodeLinkOptions, parseSocks5Link } from '../links/remote-links.js';
 import { decodeJoinToken } from '../links/join-token.js';
 import type { JoinToken } from '../links/join-token.js';
 import { ExecRunner } from '../util/runner.js';
 import { LinkmuxError } from '../util/errors.js';
-import { LinkResolver } from '../dns/resolver.js';
+import type { LinkResolver } from '../dns/resolver.js';
+import { ipLiteral, type Resolver } from '../net/resolve.js';
 import type { Logger } from '../util/logger.js';
 
 export interface LinkRequests {
@@ -49,8 +49,13 @@ export interface DnsSettings {
 
 export interface OpenedLinks {
   links: Link[];
-  /** Sends queries through these links (see src/dns/resolver.ts); shared by everything of this process. */
-  resolver: LinkResolver;
+  /**
+   * Sends queries through these links (see src/dns/resolver.ts); shared by everything of this
+   * process. `resolve` answers an IP literal itself, as the resolver would: the resolver's
+   * modules (~6 ms of CPU) load on the first name or `load()`, so a download from an
+   * IP-literal URL never loads them.
+   */
+  resolver: { resolve: Resolver; load: () => Promise<LinkResolver> };
 }
 
 export async function openLinks(
@@ -61,24 +66,36 @@ export async function openLinks(
   /** This machine's interfaces, when the caller has already listed them. */
   known?: NetInterface[],
 ): Promise<OpenedLinks> {
-  const remote: Link[] = [...requests.upstreams, ...requests.join.flatMap((t) => nodeLinkOptions(t))].map(
-    (o) => new Socks5Link(o),
-  );
+  const remoteOptions = [...requests.upstreams, ...requests.join.flatMap((t) => nodeLinkOptions(t))];
+  // The SOCKS5 client's modules load only when some link needs them (start-up of `linkmux get`).
+  const remote: Link[] =
+    remoteOptions.length === 0
+      ? []
+      : await import('../links/socks5-link.js').then(({ Socks5Link }) =>
+          remoteOptions.map((o) => new Socks5Link(o)),
+        );
   const interfaces = known ?? (await discoverInterfaces(new ExecRunner()));
   const local =
     requests.local.length === 0 && remote.length > 0
       ? interfaces.filter((i) => isUsableUplink(i, process.platform))
       : selectUplinks(interfaces, requests.local);
   const links: Link[] = [];
-  const resolver = new LinkResolver({
-    links: () => links,
-    logger,
-    ...(dns.servers ? { servers: dns.servers } : {}),
-    ...(dns.system !== undefined ? { useSystemServers: dns.system } : {}),
-    ...(dns.perTryMs !== undefined ? { perTryMs: dns.perTryMs } : {}),
-    ...(dns.totalMs !== undefined ? { totalMs: dns.totalMs } : {}),
-  });
-  links.push(...createLocalLinks(local, { mode, logger, resolve: resolver.resolve }), ...remote);
+  let loaded: Promise<LinkResolver> | undefined;
+  const load = () =>
+    (loaded ??= import('../dns/resolver.js').then(
+      ({ LinkResolver }) =>
+        new LinkResolver({
+          links: () => links,
+          logger,
+          ...(dns.servers ? { servers: dns.servers } : {}),
+          ...(dns.system !== undefined ? { useSystemServers: dns.system } : {}),
+          ...(dns.perTryMs !== undefined ? { perTryMs: dns.perTryMs } : {}),
+          ...(dns.totalMs !== undefined ? { totalMs: dns.totalMs } : {}),
+        }),
+    ));
+  const resolve: Resolver = async (host, families) =>
+    ipLiteral(host) ?? (await load()).resolve(host, families);
+  links.push(...createLocalLinks(local, { mode, logger, resolve }), ...remote);
   const seen = new Set<string>();
   for (const l of links) {
     if (seen.has(l.id)) {
@@ -90,5 +107,5 @@ export async function openLinks(
     }
     seen.add(l.id);
   }
-  return { links, resolver };
+  return { links, resolver: { resolve, load } };
 }

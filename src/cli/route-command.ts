@@ -8,9 +8,7 @@ import type { Command } from 'commander';
 import { LinkmuxError } from '../util/errors.js';
 import type { Runner } from '../util/runner.js';
 import { ExecRunner } from '../util/runner.js';
-import { discoverInterfaces } from '../net/interfaces.js';
 import { POLICY_SPAN, planPolicyRoutes, validatePolicyOptions } from '../net/policy-routing.js';
-import { selectUplinks } from '../links/select.js';
 import { collect, intOption } from './options.js';
 
 interface RouteSetupFlags {
@@ -96,6 +94,11 @@ Examples:
         return;
       }
 
+      // Loaded here, not at the top: `linkmux --help` needs none of the links' modules.
+      const [{ discoverInterfaces }, { selectUplinks }] = await Promise.all([
+        import('../net/interfaces.js'),
+        import('../links/select.js'),
+      ]);
       const uplinks = selectUplinks(await discoverInterfaces(runner, platform), flags.link ?? [], platform);
       const plan = planPolicyRoutes(uplinks, opts);
       if (plan.rules.length === 0) {

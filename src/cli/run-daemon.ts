@@ -22,12 +22,15 @@ export async function runDaemon(config: Config, source: string, command: 'up' | 
   const rt = toRuntime(config);
   const logger = createLogger(rt.log);
   logger.info(`config: ${source}`);
-  const { links, resolver } = await openLinks(
+  const opened = await openLinks(
     { local: rt.links, upstreams: rt.upstreams, join: rt.join },
     rt.bind,
     logger,
     rt.dns,
   );
+  const { links } = opened;
+  // The daemon resolves names from its first connection on: loaded now, not on the first name.
+  const resolver = await opened.resolver.load();
   let server: import('./server-client.js').ServerClient | undefined;
   if (rt.server.token) {
     const { openServerClient } = await import('./server-client.js');

@@ -5,7 +5,6 @@
  */
 import type { Command } from 'commander';
 import { collect, choiceOption } from './options.js';
-import { runDaemon } from './run-daemon.js';
 import { POLICY_NAMES } from '../scheduler/policies.js';
 
 interface UpFlags {
@@ -99,6 +98,8 @@ Examples:
         await cleanupServerClient(config);
         return;
       }
+      // Loaded here, not at the top: the daemon's modules are most of linkmux, and `--help` needs none.
+      const { runDaemon } = await import('./run-daemon.js');
       await runDaemon(config, loaded.source, 'up');
     });
 }

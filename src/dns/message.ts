@@ -11,7 +11,12 @@
  * a negative answer's TTL from the SOA in the authority section (RFC 2308),
  * else a default.
  */
-import packet from 'dns-packet';
+import { createRequire } from 'node:module';
+import type * as DnsPacket from 'dns-packet';
+
+// require(), not import: an ES import of a CommonJS package makes Node lex its source for
+// export names first; on the path of every `linkmux get` (see src/cli/main.ts).
+const packet = createRequire(import.meta.url)('dns-packet') as typeof DnsPacket;
 
 export type QueryType = 'A' | 'AAAA';
 
@@ -55,7 +60,7 @@ export function encodeTcpQuery(id: number, q: Question): Buffer {
 }
 
 export function interpret(buf: Buffer, id: number, q: Question): Interpretation {
-  let res: packet.DecodedPacket & { rcode?: string };
+  let res: DnsPacket.DecodedPacket & { rcode?: string };
   try {
     res = packet.decode(buf);
   } catch (err) {
@@ -72,11 +77,11 @@ export function interpret(buf: Buffer, id: number, q: Question): Interpretation 
   if (rcode === 'NXDOMAIN') return { kind: 'negative', nxdomain: true, ttl: negativeTtl(res) };
   if (rcode !== 'NOERROR') return { kind: 'server-failure', rcode };
   const hits = (res.answers ?? []).filter(
-    (a): a is packet.StringAnswer => a.type === q.type && typeof a.data === 'string',
+    (a): a is DnsPacket.StringAnswer => a.type === q.type && typeof a.data === 'string',
   );
   if (hits.length === 0) return { kind: 'negative', nxdomain: false, ttl: negativeTtl(res) };
   // The addresses are only as fresh as every CNAME that led to them.
-  const chain = (res.answers ?? []).filter((a): a is packet.StringAnswer => a.type === 'CNAME');
+  const chain = (res.answers ?? []).filter((a): a is DnsPacket.StringAnswer => a.type === 'CNAME');
   const ttl = Math.min(...[...hits, ...chain].map((a) => a.ttl ?? 0));
   return { kind: 'answer', addresses: [...new Set(hits.map((a) => a.data))], ttl };
 }
@@ -86,8 +91,8 @@ function sameName(a: string, b: string): boolean {
 }
 
 /** RFC 2308 §5: min(SOA TTL, SOA MINIMUM); without an SOA, the default. */
-function negativeTtl(res: packet.DecodedPacket): number {
-  const soa = (res.authorities ?? []).find((a): a is packet.SoaAnswer => a.type === 'SOA');
+function negativeTtl(res: DnsPacket.DecodedPacket): number {
+  const soa = (res.authorities ?? []).find((a): a is DnsPacket.SoaAnswer => a.type === 'SOA');
   if (!soa) return DEFAULT_NEGATIVE_TTL_S;
   return Math.min(soa.ttl ?? DEFAULT_NEGATIVE_TTL_S, soa.data.minimum ?? DEFAULT_NEGATIVE_TTL_S);
 }

@@ -19,7 +19,14 @@
  * - Canonical IPv6 text is RFC 5952 (lower case, longest zero run compressed),
  *   without zone or brackets.
  */
-import ipaddr from 'ipaddr.js';
+import { createRequire } from 'node:module';
+import type IpaddrJs from 'ipaddr.js';
+
+// require(), not import: an ES import of a CommonJS package makes Node lex its source for
+// export names first, which cost every `linkmux` run ~5 ms of CPU (see src/cli/main.ts).
+const ipaddr = createRequire(import.meta.url)('ipaddr.js') as typeof IpaddrJs;
+type IPv4 = IpaddrJs.IPv4;
+type IPv6 = IpaddrJs.IPv6;
 
 export type IpFamily = 4 | 6;
 
@@ -82,7 +89,7 @@ const IPV4_COMPATIBLE = /^::(\d+\.\d+\.\d+\.\d+)$/;
 const DOTTED_TAIL = /:(\d[\d.]*|0x.*)$/i;
 
 /** The parsed literal and its zone id, or undefined when `text` is not a strict IP literal. */
-function parseIp(text: string): { addr: ipaddr.IPv4 | ipaddr.IPv6; zone?: string } | undefined {
+function parseIp(text: string): { addr: IPv4 | IPv6; zone?: string } | undefined {
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) return { addr: ipaddr.IPv4.parse(text) };
   // The zone is an interface name, not address syntax: ipaddr.js only takes [0-9a-z] there.
   const pct = text.indexOf('%');
@@ -94,7 +101,7 @@ function parseIp(text: string): { addr: ipaddr.IPv4 | ipaddr.IPv6; zone?: string
   const compatible = IPV4_COMPATIBLE.exec(bare)?.[1];
   if (compatible !== undefined) {
     const v4 = ipaddr.IPv4.parse(compatible).toByteArray();
-    return { addr: ipaddr.fromByteArray([...new Array<number>(12).fill(0), ...v4]) as ipaddr.IPv6, zone };
+    return { addr: ipaddr.fromByteArray([...new Array<number>(12).fill(0), ...v4]) as IPv6, zone };
   }
   if (!ipaddr.IPv6.isValid(bare)) return undefined;
   return { addr: ipaddr.IPv6.parse(bare), zone };
@@ -106,9 +113,9 @@ export function ipFamily(text: string): 0 | IpFamily {
   return p === undefined ? 0 : p.addr.kind() === 'ipv4' ? 4 : 6;
 }
 
-function canonical(addr: ipaddr.IPv4 | ipaddr.IPv6): CanonicalIp {
+function canonical(addr: IPv4 | IPv6): CanonicalIp {
   if (addr.kind() === 'ipv4') return { ip: addr.toString(), family: 4 };
-  const v6 = addr as ipaddr.IPv6;
+  const v6 = addr as IPv6;
   if (v6.isIPv4MappedAddress()) return { ip: v6.toIPv4Address().toString(), family: 4 };
   return { ip: v6.toRFC5952String(), family: 6 };
 }
@@ -133,8 +140,8 @@ export function sameHost(a: string, b: string): boolean {
 /** "1.2.3.4" for an IPv4-mapped address in any spelling; any other text unchanged (socket addresses). */
 export function unmapIPv4(address: string): string {
   const p = parseIp(address);
-  return p?.addr.kind() === 'ipv6' && (p.addr as ipaddr.IPv6).isIPv4MappedAddress()
-    ? (p.addr as ipaddr.IPv6).toIPv4Address().toString()
+  return p?.addr.kind() === 'ipv6' && (p.addr as IPv6).isIPv4MappedAddress()
+    ? (p.addr as IPv6).toIPv4Address().toString()
     : address;
 }
 
@@ -151,7 +158,7 @@ export function ipToBytes(text: string): Buffer | undefined {
 export function ipFromBytes(buf: Uint8Array, offset: number, length: 4 | 16): string {
   const addr = ipaddr.fromByteArray(Array.from(buf.subarray(offset, offset + length)));
   if (addr.kind() === 'ipv4') return addr.toString();
-  const v6 = addr as ipaddr.IPv6;
+  const v6 = addr as IPv6;
   return v6.isIPv4MappedAddress() ? `::ffff:${v6.toIPv4Address().toString()}` : v6.toRFC5952String();
 }
 
@@ -180,7 +187,7 @@ export function networkAddress(address: string, prefix: number): string | undefi
       : ipaddr.IPv4.networkAddressFromCIDR(`${p.addr.toString()}/${prefix}`).toString();
   }
   if (prefix > 128) return undefined;
-  const net = ipaddr.IPv6.networkAddressFromCIDR(`${(p.addr as ipaddr.IPv6).toNormalizedString()}/${prefix}`);
+  const net = ipaddr.IPv6.networkAddressFromCIDR(`${(p.addr as IPv6).toNormalizedString()}/${prefix}`);
   return net.toRFC5952String();
 }
 

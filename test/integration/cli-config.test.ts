@@ -1,8 +1,7 @@
 /**
  * `linkmux config show` and `linkmux config init`, in-process through a
- * commander program holding only registerConfig (as main.ts will), plus the
- * same commands spawned through dist/src/cli/main.js once main.ts wires them in
- * (skipped, with the reason, until then). Everything happens in a temp dir.
+ * commander program holding only registerConfig, plus the same commands
+ * spawned through dist/src/cli/main.js. Everything happens in a temp dir.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -125,16 +124,6 @@ test('config init writes the example (owner-only), refuses to overwrite without 
   );
 });
 
-/** The spawned CLI, once main.ts registers the config command. */
-async function wired(): Promise<string | false> {
-  try {
-    const main = await readFile(cliPath(), 'utf8');
-    return main.includes('registerConfig') ? false : 'main.ts does not register the config command yet';
-  } catch {
-    return 'dist/src/cli/main.js is not built';
-  }
-}
-
 function cli(args: string[], cwd: string) {
   const child = spawn(process.execPath, [cliPath(), ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -144,7 +133,7 @@ function cli(args: string[], cwd: string) {
   return once(child, 'exit').then(([code]) => ({ code: code as number | null, stdout, stderr }));
 }
 
-test('spawned: linkmux config init, show, show --json and a bad file', { skip: await wired() }, async () => {
+test('spawned: linkmux config init, show, show --json and a bad file', async () => {
   const dir = await dirWith('spawned');
   const init = await cli(['config', 'init'], dir);
   assert.equal(init.code, 0, init.stderr);
