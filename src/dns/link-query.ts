@@ -106,7 +106,12 @@ async function udpExchange(
       });
     });
   } finally {
-    socket.close();
+    // The link may have closed it already (destroyAll when the job ends): a second close throws.
+    try {
+      socket.close();
+    } catch {
+      /* already closed */
+    }
   }
 }
 

@@ -96,7 +96,13 @@ export class LinkSockets {
     const shutdown = new LinkmuxError('LINKMUX_ERR_ABORTED', `link ${this.linkId} was shut down`);
     for (const stop of [...this.cancels]) stop(shutdown);
     for (const s of [...this.pending, ...this.open.keys()]) s.destroy();
-    for (const u of [...this.udp]) u.close();
+    for (const u of [...this.udp]) {
+      try {
+        u.close();
+      } catch {
+        // Its owner closed it in the same tick ('close' has not been emitted yet).
+      }
+    }
   }
 
   /** Keeps a UDP socket of the link until it closes, so destroyAll() closes it too. */

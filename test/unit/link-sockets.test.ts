@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LinkSockets, abortable } from '../../src/links/link-sockets.js';
+import { LinkSockets, abortable, bindUdp } from '../../src/links/link-sockets.js';
 import type { LinkStats } from '../../src/links/link.js';
 import { LinkmuxError, isLinkmuxError } from '../../src/util/errors.js';
 import type { ErrorCode } from '../../src/util/errors.js';
@@ -332,4 +332,13 @@ test('a socket error counts as lastError only once the socket is open', async ()
   await closed(open.client);
   assert.match(sockets.stats().lastError ?? '', /link t9: .*reset by peer/);
   assert.equal(sockets.stats().connectFailures, 0, 'a broken open socket is not a connect failure');
+});
+
+test('destroyAll in the same tick as the owner closed a UDP socket does not throw', async () => {
+  // `get` of a name that does not resolve: the job closes its links while a DNS query's socket closes.
+  const sockets = new LinkSockets('up0');
+  const udp = sockets.trackUdp(await bindUdp(4, '127.0.0.1'));
+  udp.close();
+  assert.doesNotThrow(() => sockets.destroyAll());
+  await once(udp, 'close');
 });
