@@ -137,8 +137,17 @@ health: { interval: 1, timeout: 0.5, targets: ["tcp://${probe.host}:${probe.port
   try {
     for (let i = 0; ; i++) {
       const m = /SOCKS5 on ([\d.]+:\d+), control on ([\d.]+:\d+)/.exec(log);
-      if (m?.[1] && m[2] && child.pid !== undefined)
-        return { child, pid: child.pid, socks: hostPort(m[1]), control: m[2], log: () => log, stop };
+      if (m?.[1] && m[2] && child.pid !== undefined) {
+        const control = m[2];
+        // Ready when its one link is online (the probe reached the local web server).
+        await waitFor(
+          'lo online',
+          10_000,
+          () => getStatus(control),
+          (st) => st.links[0]?.state === 'online',
+        );
+        return { child, pid: child.pid, socks: hostPort(m[1]), control, log: () => log, stop };
+      }
       if (child.exitCode !== null || i >= 100) throw new Error(`linkmux up did not start:\n${log}`);
       await sleep(100);
     }
@@ -255,12 +264,6 @@ export async function loopbackPart(): Promise<LoopbackResult> {
     const sink = await listen(hold.server);
     daemon = await spawnLoopbackDaemon(dir, web);
     const d = daemon;
-    await waitFor(
-      'lo online',
-      10_000,
-      () => getStatus(d.control),
-      (s) => s.links[0]?.state === 'online',
-    );
     progress(`loopback daemon pid ${d.pid}: SOCKS5 ${d.socks.host}:${d.socks.port}`);
 
     // (d) memory per idle tunnelled connection, first, while the heap holds little else.
