@@ -35,7 +35,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net, { type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { waitFor } from '../test/helpers/daemon.js';
 import { raiseFdLimit } from '../src/net/fd-limit.js';
 import {
   openFds,
@@ -54,6 +53,7 @@ import {
   getStatus,
   listen,
   spawnLoopbackDaemon,
+  closeTunnels,
   type LoopbackDaemon,
 } from './proxy-loopback.js';
 
@@ -293,13 +293,7 @@ async function main(): Promise<void> {
     }
     await bulkRunning;
     const churnEnd = elapsed();
-    for (const s of open.splice(0)) s.destroy();
-    await waitFor(
-      'tunnels closed',
-      30_000,
-      () => getStatus(d.control),
-      (s) => s.connections.active === 0,
-    );
+    await closeTunnels(d, open, 30_000);
     await sleep(10_000);
     samples.push(await sample(d, 'closed', churnEnd + 10));
   } finally {

@@ -99,6 +99,17 @@ export interface LoopbackDaemon {
   stop(): Promise<void>;
 }
 
+/** Destroys the client ends of `sockets` and waits until the daemon counts no connection. */
+export async function closeTunnels(d: LoopbackDaemon, sockets: Socket[], ms: number): Promise<void> {
+  for (const s of sockets.splice(0)) s.destroy();
+  await waitFor(
+    'tunnels closed',
+    ms,
+    () => getStatus(d.control),
+    (st) => st.connections.active === 0,
+  );
+}
+
 export async function spawnLoopbackDaemon(
   dir: string,
   probe: HostPort,
@@ -223,13 +234,7 @@ async function idleSection(d: LoopbackDaemon, sink: HostPort, opened: Socket[]):
   heap.push(await heapUsed(d.control));
   fds.push(await openFds(d.pid));
   const active = (await getStatus(d.control)).connections.active;
-  for (const s of opened.splice(0)) s.destroy();
-  await waitFor(
-    'idle connections closed',
-    10_000,
-    () => getStatus(d.control),
-    (s) => s.connections.active === 0,
-  );
+  await closeTunnels(d, opened, 10_000);
   await sleep(1_500);
   const rssClosed = await rssKiB(d.pid);
   heap.push(await heapUsed(d.control));

@@ -162,41 +162,28 @@ test('an interim 103 reply is skipped: the final reply is the one handed out', a
   }
 });
 
-test('a body that breaks off fails with LINKMUX_ERR_CONNECT after the bytes that came', async () => {
-  const { http: c, link } = client();
-  try {
-    const res = await get(c, '/cut');
-    let got = 0;
-    await assert.rejects(
-      (async () => {
-        for await (const chunk of res.body) got += chunk.length;
-      })(),
-      (err) => isLinkmuxError(err, 'LINKMUX_ERR_CONNECT'),
-    );
-    assert.equal(got, 500);
-  } finally {
-    c.close();
-    link.destroy();
-  }
-});
-
-test('a body that stalls fails with LINKMUX_ERR_TIMEOUT after the bytes that came', async () => {
-  const { http: c, link } = client();
-  try {
-    const res = await get(c, '/stall', undefined, { stallTimeoutMs: 200 });
-    let got = 0;
-    await assert.rejects(
-      (async () => {
-        for await (const chunk of res.body) got += chunk.length;
-      })(),
-      (err) => isLinkmuxError(err, 'LINKMUX_ERR_TIMEOUT'),
-    );
-    assert.equal(got, 500);
-  } finally {
-    c.close();
-    link.destroy();
-  }
-});
+for (const [path, code, opts] of [
+  ['/cut', 'LINKMUX_ERR_CONNECT', undefined],
+  ['/stall', 'LINKMUX_ERR_TIMEOUT', { stallTimeoutMs: 200 }],
+] as const) {
+  test(`a body that ${path === '/cut' ? 'breaks off' : 'stalls'} fails with ${code} after the bytes that came`, async () => {
+    const { http: c, link } = client();
+    try {
+      const res = await get(c, path, undefined, opts);
+      let got = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of res.body) got += chunk.length;
+        })(),
+        (err) => isLinkmuxError(err, code),
+      );
+      assert.equal(got, 500);
+    } finally {
+      c.close();
+      link.destroy();
+    }
+  });
+}
 
 test('a server that never answers fails with LINKMUX_ERR_TIMEOUT', async () => {
   const { http: c, link } = client();
