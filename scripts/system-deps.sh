@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system tools linkmux's demo, tests and benchmarks use, when they
 # are missing: iproute2 (ip, tc), nftables, conntrack, curl, aria2, openssl,
-# procps (sysctl), util-linux (prlimit) and chromium (the dashboard test). Used by the README's Quick start,
+# procps (sysctl), util-linux (prlimit), time (/usr/bin/time, bench:scale) and chromium (the dashboard test). Used by the README's Quick start,
 # by `npm test` (as root) and by .ci/run, so a fresh machine needs nothing else.
 #
 # On Debian/Ubuntu it runs apt-get: directly as root, through sudo otherwise.
@@ -9,7 +9,7 @@
 # exits 1. `--check` only reports (exit 1 when something is missing).
 set -euo pipefail
 
-pairs="ip:iproute2 tc:iproute2 nft:nftables conntrack:conntrack curl:curl aria2c:aria2 openssl:openssl sysctl:procps prlimit:util-linux chromium:chromium"
+pairs="ip:iproute2 tc:iproute2 /usr/bin/time:time nft:nftables conntrack:conntrack curl:curl aria2c:aria2 openssl:openssl sysctl:procps prlimit:util-linux chromium:chromium"
 need=()
 tools=()
 for pair in $pairs; do
