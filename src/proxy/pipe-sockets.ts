@@ -15,6 +15,7 @@
 import type { Duplex } from 'node:stream';
 import { ReadHold, coalesceFromEnv } from './read-coalescing.js';
 import type { CoalesceOptions } from './read-coalescing.js';
+import { readFeedOf } from '../net/read-feed.js';
 
 export interface PipeResult {
   /** Bytes from a to b and from b to a. */
@@ -41,6 +42,19 @@ function forward(src: Duplex, dst: Duplex, coalesce: Readonly<CoalesceOptions> |
     if (!dst.write(chunk)) src.pause();
     else hold?.afterRead(chunk.length);
   };
+  // A socket linkmux opened with a reused read buffer: its reads come here, not as 'data'
+  // (bytes it read before, still in its Readable side, come first as 'data' on resume).
+  const feed = readFeedOf(src);
+  feed?.setSink(
+    (chunk) => {
+      dir.bytes += chunk.length;
+      if (!dst.write(chunk)) return false;
+      hold?.afterRead(chunk.length);
+      return true;
+    },
+    // The write still holds the chunk until it is flushed: the next read must go elsewhere.
+    () => dst.writableLength > 0,
+  );
   const onDrain = () => src.resume();
   // allowHalfOpen sockets: the source's FIN becomes the destination's, the other way goes on.
   const onEnd = () => dst.end();
@@ -52,6 +66,7 @@ function forward(src: Duplex, dst: Duplex, coalesce: Readonly<CoalesceOptions> |
   else if (dst.writableNeedDrain) src.pause();
   else src.resume();
   function stop(): void {
+    feed?.setSink(undefined);
     hold?.cancel();
     src.off('data', onData);
     dst.off('drain', onDrain);
