@@ -11,20 +11,28 @@
  * node:http, TLS) sees an ordinary socket. A sink gets each read as a view of
  * the socket's own buffer, valid only during the call; the sink says when it
  * kept a reference (a write that did not complete at once), and the next read
- * then goes to a new buffer, so a queued write is never overwritten.
+ * then goes to a new buffer, so a queued write is never overwritten. A
+ * socket reads into the process-wide shared buffer (and the relay gets a copy)
+ * until a read is large: quiet tunnels keep no buffer of their own.
  *
  * Guarantees: bytes are delivered once and in order; back-pressure works both
  * ways (push returning false, or the sink returning false, stops reading until
  * the socket is resumed); no buffer a pending write holds is ever read into;
- * the process-wide first buffer is never lent to a sink (its first read is copied).
+ * the process-wide shared buffer is never lent to a sink (reads into it are copied).
  */
 import type { Socket } from 'node:net';
 
 /** Node reads 64 KiB at most per read: the same size here. */
 const READ_BYTES = 64 * 1024;
 
-/** Where every feed's socket reads until it has a sink: its reads are copied out at once, so one buffer serves all. */
+/** Where every feed's socket reads until it has a sink and a large read: reads are copied out at once, so one buffer serves all. */
 const shared = Buffer.allocUnsafeSlow(READ_BYTES);
+
+/**
+ * A socket gets a buffer of its own after a read this large; smaller reads are copied out of
+ * the shared one (as Node would allocate them), so thousands of quiet tunnels hold no 64 KiB each.
+ */
+const OWN_BUFFER_FROM = 16 * 1024;
 
 /** Takes one read (valid only during the call); false pauses the socket until it is resumed. */
 export type ReadSink = (chunk: Buffer) => boolean;
@@ -42,6 +50,8 @@ export class ReadFeed {
   private sink: ReadSink | undefined;
   private kept: (() => boolean) | undefined;
   private lent = false;
+  /** The last read copied out of the shared buffer was large: this socket gets its own. */
+  private bulk = false;
   /** Node asked for the first buffer: the socket was made with `onread`. */
   private started = false;
 
@@ -80,7 +90,8 @@ export class ReadFeed {
       return this.socket ? this.socket.push(Buffer.from(view)) : false;
     }
     if (view.buffer === shared.buffer) {
-      // The shared buffer must never be held by a write: this one read is copied.
+      // The shared buffer must never be held by a write: this read is copied.
+      this.bulk = n >= OWN_BUFFER_FROM;
       return this.sink(Buffer.from(view));
     }
     const more = this.sink(view);
@@ -91,7 +102,7 @@ export class ReadFeed {
   /** Node asks after every read (and once at the start) where the next read goes. */
   private next(): Buffer {
     this.started = true;
-    if (this.sink && (this.current === shared || this.lent)) {
+    if (this.sink && (this.current === shared ? this.bulk : this.lent)) {
       this.current = Buffer.allocUnsafeSlow(READ_BYTES);
       this.lent = false;
     } else if (!this.sink && this.lent) {
