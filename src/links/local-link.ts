@@ -20,7 +20,7 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
@@ -32,6 +32,7 @@ import { connectThroughDevice, createBoundUdpSocket, probeBindToDevice } from '.
 import type { ResolvedAddress, Resolver } from '../net/resolve.js';
 import { systemResolver } from '../net/resolve.js';
 import { formatHostPort, stripBrackets } from '../net/address.js';
+import { ReadFeed } from '../net/read-feed.js';
 
 export type BindMode = 'device' | 'address';
 export type BindModeRequest = BindMode | 'auto';
@@ -45,7 +46,7 @@ export interface LocalLinkOptions {
   logger?: Logger;
   platform?: NodeJS.Platform;
   /** Opens a device-bound socket already connecting to ip:port (default: SO_BINDTODEVICE via koffi). */
-  dialDevice?: (device: string, ip: string, port: number) => Socket;
+  dialDevice?: (device: string, ip: string, port: number, onread?: OnReadOpts) => Socket;
   /** Why SO_BINDTODEVICE fails on a device (an errno name or 'UNAVAILABLE'), undefined when it works. */
   probeDevice?: (device: string) => string | undefined;
 }
@@ -133,7 +134,7 @@ export class LocalLink implements Link {
   private currentMode: BindMode;
   private readonly resolve: Resolver;
   private readonly logger: Logger;
-  private readonly dialDevice: (device: string, ip: string, port: number) => Socket;
+  private readonly dialDevice: (device: string, ip: string, port: number, onread?: OnReadOpts) => Socket;
   private readonly sockets: LinkSockets;
   private state: 'open' | 'closing' | 'destroyed' = 'open';
 
@@ -250,9 +251,11 @@ export class LocalLink implements Link {
           `use a link with IPv${target.family} or a host name with other records`,
       );
     }
+    // Reads into a reused buffer once a relay takes the socket (net/read-feed.ts).
+    const feed = new ReadFeed();
     if (this.currentMode === 'device') {
       try {
-        return this.track(this.dialDevice(this.id, target.address, port));
+        return this.track(feed.attach(this.dialDevice(this.id, target.address, port, feed.onread)));
       } catch (err) {
         if (!(err instanceof LinkmuxError && systemCode(err.cause) === 'EPERM')) throw err;
         this.currentMode = 'address';
@@ -260,13 +263,16 @@ export class LocalLink implements Link {
       }
     }
     return this.track(
-      net.connect({
-        host: target.address,
-        port,
-        localAddress: local.address,
-        family: target.family,
-        autoSelectFamily: false,
-      }),
+      feed.attach(
+        net.connect({
+          host: target.address,
+          port,
+          localAddress: local.address,
+          family: target.family,
+          autoSelectFamily: false,
+          onread: feed.onread,
+        }),
+      ),
     );
   }
 

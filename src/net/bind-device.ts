@@ -99,10 +99,10 @@ export function bindDeviceSupport(platform: NodeJS.Platform = process.platform):
  * in the same tick; prefer `connectThroughDevice`, which does.
  * Throws LINKMUX_ERR_UNSUPPORTED_PLATFORM or LINKMUX_ERR_BIND_FAILED.
  */
-export function createBoundSocket(device: string, family: 4 | 6): net.Socket {
+export function createBoundSocket(device: string, family: 4 | 6, onread?: net.OnReadOpts): net.Socket {
   const fd = openBoundFd(device, family);
   try {
-    return new net.Socket({ fd, readable: true, writable: true });
+    return new net.Socket({ fd, readable: true, writable: true, ...(onread ? { onread } : {}) });
   } catch (err) {
     closeFd(fd);
     throw new LinkmuxError(
@@ -115,8 +115,13 @@ export function createBoundSocket(device: string, family: 4 | 6): net.Socket {
   }
 }
 
-/** Opens a socket bound to `device` and starts connecting it to `ip:port` (an IP literal). */
-export function connectThroughDevice(device: string, ip: string, port: number): net.Socket {
+/** Opens a socket bound to `device` and starts connecting it to `ip:port` (an IP literal); `onread` as in net.Socket. */
+export function connectThroughDevice(
+  device: string,
+  ip: string,
+  port: number,
+  onread?: net.OnReadOpts,
+): net.Socket {
   const family = net.isIP(ip);
   if (family !== 4 && family !== 6) {
     throw new LinkmuxError(
@@ -124,7 +129,7 @@ export function connectThroughDevice(device: string, ip: string, port: number): 
       `connectThroughDevice needs an IP address, got "${ip}": resolve the name first (this is a bug in the caller)`,
     );
   }
-  const socket = createBoundSocket(device, family);
+  const socket = createBoundSocket(device, family, onread);
   socket.connect({ host: ip, port });
   return socket;
 }

@@ -13,8 +13,10 @@
  * after idle.
  */
 import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import { ReadHold, coalesceFromEnv } from './read-coalescing.js';
 import type { CoalesceOptions } from './read-coalescing.js';
+import { readFeedOf } from '../net/read-feed.js';
 
 export interface PipeResult {
   /** Bytes from a to b and from b to a. */
@@ -41,6 +43,22 @@ function forward(src: Duplex, dst: Duplex, coalesce: Readonly<CoalesceOptions> |
     if (!dst.write(chunk)) src.pause();
     else hold?.afterRead(chunk.length);
   };
+  // A socket linkmux opened with a reused read buffer: its reads come here, not as 'data'
+  // (bytes it read before, still in its Readable side, come first as 'data' on resume).
+  const feed = readFeedOf(src);
+  // Whether the last write still holds its chunk (then the next read must go to another buffer).
+  // A TLS socket encrypts a chunk it is handed at once (or copies it), so only a chunk queued
+  // behind another write is held; a TCP socket holds the rest of a chunk the kernel did not take.
+  const tlsDst = dst instanceof TLSSocket;
+  let queuedBefore = false;
+  const kept = tlsDst ? () => queuedBefore : () => dst.writableLength > 0;
+  feed?.setSink((chunk) => {
+    dir.bytes += chunk.length;
+    if (tlsDst) queuedBefore = dst.writableLength > 0 || dst.writableCorked > 0;
+    if (!dst.write(chunk)) return false;
+    hold?.afterRead(chunk.length);
+    return true;
+  }, kept);
   const onDrain = () => src.resume();
   // allowHalfOpen sockets: the source's FIN becomes the destination's, the other way goes on.
   const onEnd = () => dst.end();
@@ -52,6 +70,7 @@ function forward(src: Duplex, dst: Duplex, coalesce: Readonly<CoalesceOptions> |
   else if (dst.writableNeedDrain) src.pause();
   else src.resume();
   function stop(): void {
+    feed?.setSink(undefined);
     hold?.cancel();
     src.off('data', onData);
     dst.off('drain', onDrain);
