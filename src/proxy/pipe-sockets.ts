@@ -81,6 +81,19 @@ function forward(src: Duplex, dst: Duplex, coalesce: Readonly<CoalesceOptions> |
 
 const envCoalesce = coalesceFromEnv();
 
+/** How long the bytes queued for a side may take to drain after the other side closed cleanly. */
+export const FLUSH_MS = 30_000;
+
+/** Ends `s` once its queued bytes are written (nothing more is read from it), destroys it then or after FLUSH_MS. */
+function flushThenDestroy(s: Duplex): void {
+  s.pause();
+  const timer = setTimeout(() => s.destroy(), FLUSH_MS);
+  timer.unref();
+  s.once('finish', () => s.destroy());
+  s.once('close', () => clearTimeout(timer));
+  s.end();
+}
+
 export function pipeSockets(a: Duplex, b: Duplex, opts: PipeOptions = {}): Promise<PipeResult> {
   const coalesce = opts.coalesce ?? envCoalesce;
   return new Promise((resolve) => {
@@ -93,10 +106,13 @@ export function pipeSockets(a: Duplex, b: Duplex, opts: PipeOptions = {}): Promi
       a.destroy();
       b.destroy();
     };
-    const onClose = () => {
-      // One side is gone: the other cannot carry anything useful any more.
-      a.destroy();
-      b.destroy();
+    const onClose = (gone: Duplex, other: Duplex) => () => {
+      // One side is gone: the other cannot carry anything useful any more, except the bytes still
+      // queued for it when the close was clean (a target that sent its last bytes and closed, to a
+      // slow client): those are flushed first, within FLUSH_MS, then it is destroyed too.
+      gone.destroy();
+      if (!firstError && !other.destroyed && other.writableLength > 0) flushThenDestroy(other);
+      else other.destroy();
       if (++closed === 2) {
         aToB.stop();
         bToA.stop();
@@ -109,7 +125,7 @@ export function pipeSockets(a: Duplex, b: Duplex, opts: PipeOptions = {}): Promi
     };
     a.on('error', fail);
     b.on('error', fail);
-    a.once('close', onClose);
-    b.once('close', onClose);
+    a.once('close', onClose(a, b));
+    b.once('close', onClose(b, a));
   });
 }

@@ -130,3 +130,39 @@ test('a small message after a bulk phase is relayed (the raised mark is lowered 
   assert.equal(all.subarray(all.length - 4).toString(), 'ping');
   assert.equal(sha(all.subarray(5, 5 + bulk.length)), sha(bulk));
 });
+
+test('a target that sends its last bytes and closes loses none of them to a slow client', async (t) => {
+  // The tail can wait in the client side's write queue when the target's close arrives; destroying
+  // the client side then cut the download short (seen once in 39 × 64 MiB through the daemon).
+  const body = randomBytes(8 * 1024 * 1024);
+  const target = net.createServer((s) => s.end(body));
+  target.listen(0, '127.0.0.1');
+  await once(target, 'listening');
+  let result: Promise<PipeResult> | undefined;
+  // A deep write queue on the client side (4 MiB), so the tail is still queued when the target closes.
+  const relay = net.createServer({ allowHalfOpen: true, highWaterMark: 4 * 1024 * 1024 }, (a) => {
+    // A link socket: no allowHalfOpen, so the target's FIN ends it both ways and it closes.
+    const b = net.connect({ port: (target.address() as net.AddressInfo).port, host: '127.0.0.1' });
+    result = pipeSockets(a, b);
+  });
+  relay.listen(0, '127.0.0.1');
+  await once(relay, 'listening');
+  const client = net.connect({ port: (relay.address() as net.AddressInfo).port, host: '127.0.0.1' });
+  t.after(() => {
+    client.destroy();
+    relay.close();
+    target.close();
+  });
+  client.pause();
+  await sleep(300);
+  const parts: Buffer[] = [];
+  client.on('data', (d: Buffer) => parts.push(d));
+  const closed = once(client, 'close');
+  client.resume();
+  await closed;
+  const got = Buffer.concat(parts);
+  assert.equal(got.length, body.length, 'every byte the target sent reached the client');
+  assert.equal(sha(got), sha(body));
+  const r = await result!;
+  assert.equal(r.bToA, body.length);
+});
