@@ -82,7 +82,7 @@ function forward(src: Duplex, dst: Duplex, coalesce: Readonly<CoalesceOptions> |
 const envCoalesce = coalesceFromEnv();
 
 /** How long the bytes queued for a side may take to drain after the other side closed cleanly. */
-export const FLUSH_MS = 30_000;
+const FLUSH_MS = 30_000;
 
 /** Ends `s` once its queued bytes are written (nothing more is read from it), destroys it then or after FLUSH_MS. */
 function flushThenDestroy(s: Duplex): void {

@@ -143,7 +143,8 @@ export class ReadHold {
       return;
     }
     if (!this.raised) {
-      this.fd ??= descriptorOf(this.src);
+      // Looked up once: a source without a descriptor (undefined) is not asked again per read.
+      if (this.fd === null) this.fd = descriptorOf(this.src);
       if (this.fd === undefined || this.src.destroyed) return;
       if (!this.setLowWater(this.fd, this.opts.targetBytes)) return;
       this.raised = true;
