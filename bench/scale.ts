@@ -36,7 +36,8 @@
  * Needs root (network namespaces), curl and /usr/bin/time; traffic stays in the testbed.
  * The CPU figures are this machine's; ratios are noisy on a loaded machine (see loadBefore/After).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import { createTestbed, removeLeftovers, type Testbed } from '../src/testbed/testbed.js';
 import { missingToolMessage } from '../src/util/runner.js';
@@ -46,6 +47,8 @@ import { registerCleanup } from './proxy-cleanup.js';
 import { GiB, MiB, cli, progress, readOptions, type ScaleOptions } from './scale-options.js';
 import { appendRecord, environment, printRate, printSummary, type RateResult } from './scale-report.js';
 import { FILE, get, oneLink, overNodes, practicalLimit, up, type RateContext } from './scale-scenarios.js';
+
+const execFileAsync = promisify(execFile);
 
 function preflight(): void {
   if (process.getuid?.() !== 0) throw new Error('bench:scale needs root (it builds network namespaces)');
@@ -106,6 +109,9 @@ async function measureRate(
     const server = await fileServerPid(tb);
     const step = async <T>(name: string, fn: () => Promise<T>): Promise<T | undefined> => {
       progress(`3 × ${rate} Mbit/s: ${name}`);
+      // Each step starts with no dirty pages of the last one: their writeback would
+      // otherwise run during this step and land in its CPU (get fsyncs its own data).
+      await execFileAsync('sync');
       const cpu0 = (await procCounters(server)).cpu;
       const t0 = performance.now();
       try {

@@ -12,12 +12,19 @@
  * ends every hold pending in the process, so held streams are read in the
  * same loop turn.
  *
+ * A stream that has been bulk for `sustainedMs` without a pause is a transfer
+ * (a download, a stream of video segments): its hold waits for
+ * `sustainedTargetBytes`, up to `sustainedHoldMs`. On a slow link that halves
+ * the reads again (a flow at 0.5 MB/s: one read per ~100 ms instead of 20 ms),
+ * and the delay falls only on a flow that has moved bulk data for a second;
+ * a full read leaves the mark up (it is working), so reads stay large.
+ *
  * Guarantees: a stream is held only while it moves bulk data (at least
  * `bulkBytesPerSecond` over the last whole window of 100 ms, and too slowly
  * to fill `targetBytes` within 5 ms, beyond which reads are large anyway), so the first
  * bytes after idle, a request, an answer, a keystroke or a slow feed of small
  * messages (a game's 20 Hz updates) are never held; no byte waits longer than `maxHoldMs`
- * for being held; FIN and errors are reported at once whatever the mark; bytes
+ * for being held (`sustainedHoldMs` on a transfer); FIN and errors are reported at once whatever the mark; bytes
  * are never reordered or copied (the socket is simply read later). Where the
  * mark cannot be set (not Linux, no koffi, a stream without a descriptor)
  * nothing is held.
@@ -35,6 +42,12 @@ export interface CoalesceOptions {
   maxHoldMs: number;
   /** A stream is bulk while its last 100 ms window averaged at least this rate. */
   bulkBytesPerSecond: number;
+  /** A stream bulk for this long without a pause is a transfer: it gets the longer hold below. */
+  sustainedMs: number;
+  /** The read size a transfer's hold waits for, in bytes. */
+  sustainedTargetBytes: number;
+  /** A transfer's longest hold, in milliseconds. */
+  sustainedHoldMs: number;
 }
 
 /**
@@ -45,11 +58,15 @@ export const DEFAULT_COALESCE: Readonly<CoalesceOptions> = Object.freeze({
   targetBytes: 32 * 1024,
   maxHoldMs: 20,
   bulkBytesPerSecond: 160_000,
+  sustainedMs: 1_000,
+  sustainedTargetBytes: 48 * 1024,
+  sustainedHoldMs: 100,
 });
 
 /**
  * LINKMUX_RELAY_COALESCE: "0" turns coalescing off, a number of ms sets the
- * longest hold (for benchmarks and as an escape hatch); read once at start.
+ * longest hold (a transfer's; a fresh stream's is the smaller of it and the
+ * default), for benchmarks and as an escape hatch; read once at start.
  */
 export function coalesceFromEnv(
   value = process.env.LINKMUX_RELAY_COALESCE,
@@ -60,7 +77,8 @@ export function coalesceFromEnv(
   if (ms === 0) return false;
   return Object.freeze({
     ...DEFAULT_COALESCE,
-    maxHoldMs: ms,
+    maxHoldMs: Math.min(ms, DEFAULT_COALESCE.maxHoldMs),
+    sustainedHoldMs: ms,
   });
 }
 
@@ -71,18 +89,20 @@ function descriptorOf(src: Duplex): number | undefined {
 }
 
 /**
- * One timer for every hold in the process: a wakeup costs about as much as a
- * read, so holds pending at the same time end together and their streams are
- * read in one loop turn.
+ * One timer for every hold of the same length in the process: a wakeup costs
+ * about as much as a read, so holds pending at the same time end together and
+ * their streams are read in one loop turn.
  */
 class ReleaseBatch {
   private holds: ReadHold[] = [];
   private timer: NodeJS.Timeout | undefined;
 
-  /** Ends `hold` with the pending batch (due within its maxHoldMs), or in maxHoldMs. */
-  join(hold: ReadHold, maxHoldMs: number): void {
+  constructor(private readonly ms: number) {}
+
+  /** Ends `hold` with the pending batch (due within ms), or in ms. */
+  join(hold: ReadHold): void {
     this.holds.push(hold);
-    if (!this.timer) this.timer = setTimeout(this.fire, maxHoldMs).unref();
+    if (!this.timer) this.timer = setTimeout(this.fire, this.ms).unref();
   }
 
   private readonly fire = (): void => {
@@ -93,7 +113,13 @@ class ReleaseBatch {
   };
 }
 
-const batch = new ReleaseBatch();
+const batches = new Map<number, ReleaseBatch>();
+function batchOf(ms: number): ReleaseBatch {
+  let b = batches.get(ms);
+  if (!b) batches.set(ms, (b = new ReleaseBatch(ms)));
+  return b;
+}
+
 /** The window over which a stream's rate decides whether it is bulk, in ms. */
 const WINDOW_MS = 100;
 /** A stream that fills targetBytes faster than this (ms) is not held: ~52 Mbit/s at 32 KiB. */
@@ -104,10 +130,12 @@ export class ReadHold {
   private windowAt = Number.NEGATIVE_INFINITY;
   private windowBytes = 0;
   private bulk = false;
-  /** In the pending batch. */
+  /** When the stream last turned bulk (bulk since then without a pause). */
+  private bulkSince = 0;
+  /** In a pending batch. */
   private held = false;
-  /** The source's low-water mark is targetBytes (else 1, the default). */
-  private raised = false;
+  /** The source's low-water mark (1, the default, when not raised). */
+  private mark = 1;
   private fd: number | undefined | null = null;
 
   constructor(
@@ -122,6 +150,11 @@ export class ReadHold {
     return this.held;
   }
 
+  /** The source's current low-water mark (for tests). */
+  get lowWater(): number {
+    return this.mark;
+  }
+
   /** After a read of n bytes was passed on (and the destination took it without back-pressure). */
   afterRead(n: number): void {
     if (!this.setLowWater) return;
@@ -132,44 +165,53 @@ export class ReadHold {
       // A stream that fills targetBytes within FAST_FILL_MS reads in large pieces anyway (the
       // loop is slower than it); marks would only add system calls and cut those reads short.
       const perMs = this.windowBytes / span;
-      this.bulk =
+      const bulk =
         perMs * 1000 >= this.opts.bulkBytesPerSecond && perMs * FAST_FILL_MS < this.opts.targetBytes;
+      if (bulk && !this.bulk) this.bulkSince = now;
+      this.bulk = bulk;
       this.windowAt = now;
       this.windowBytes = 0;
     }
     this.windowBytes += n;
-    if (!this.bulk || n >= this.opts.targetBytes) {
-      if (this.raised) this.lower();
+    if (!this.bulk) {
+      if (this.mark > 1) this.lower();
       return;
     }
-    if (!this.raised) {
+    // A transfer (bulk for sustainedMs without a pause) waits longer for larger reads.
+    const sustained = now - this.bulkSince >= this.opts.sustainedMs;
+    const target = sustained ? this.opts.sustainedTargetBytes : this.opts.targetBytes;
+    // A full read under a raised mark is the mark working: it stays up (lowering it here
+    // made the next segment wake us for a small read). A bulk stream that reads large
+    // pieces unaided needs no mark.
+    if (n >= target && this.mark === 1) return;
+    if (this.mark !== target) {
       // Looked up once: a source without a descriptor (undefined) is not asked again per read.
       if (this.fd === null) this.fd = descriptorOf(this.src);
       if (this.fd === undefined || this.src.destroyed) return;
-      if (!this.setLowWater(this.fd, this.opts.targetBytes)) return;
-      this.raised = true;
+      if (!this.setLowWater(this.fd, target)) return;
+      this.mark = target;
     }
     if (!this.held) {
       this.held = true;
-      batch.join(this, this.opts.maxHoldMs);
+      batchOf(sustained ? this.opts.sustainedHoldMs : this.opts.maxHoldMs).join(this);
     }
   }
 
   /** Forgets a pending hold (the pair is being torn down; its descriptor may already be closed). */
   cancel(): void {
     this.held = false;
-    this.raised = false;
+    this.mark = 1;
   }
 
   /** Ends the hold: the mark goes back to 1, which wakes the loop if anything is queued. */
   release(): void {
     if (!this.held) return;
     this.held = false;
-    if (this.raised) this.lower();
+    if (this.mark > 1) this.lower();
   }
 
   private lower(): void {
-    this.raised = false;
+    this.mark = 1;
     if (this.fd !== undefined && this.fd !== null && !this.src.destroyed) this.setLowWater?.(this.fd, 1);
   }
 }

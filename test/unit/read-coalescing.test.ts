@@ -59,14 +59,38 @@ test('a slow feed of small messages (20 Hz game updates) is never held', () => {
   assert.deepEqual(marks, []);
 });
 
-test('a large read lowers the mark at once; a pause ends bulk, so the next read is not held', () => {
+test('a full read keeps the mark up (it is working); after a pause the first read lowers it and is not held', () => {
   const { marks, hold, feed, clock } = setup();
   feed(1448, 1, 150);
   hold.afterRead(DEFAULT_COALESCE.targetBytes);
-  assert.deepEqual(marks, [DEFAULT_COALESCE.targetBytes, 1]);
+  assert.deepEqual(marks, [DEFAULT_COALESCE.targetBytes], 'a read that filled the mark leaves it up');
   clock.advance(2_000);
   hold.afterRead(100);
-  assert.deepEqual(marks, [DEFAULT_COALESCE.targetBytes, 1], 'first read after the pause passes at once');
+  assert.deepEqual(marks, [DEFAULT_COALESCE.targetBytes, 1], 'the first read after the pause lowers it');
+  assert.equal(hold.lowWater, 1);
+});
+
+test('a stream bulk for sustainedMs (a transfer) waits for larger reads, for longer; a pause makes it fresh again', async () => {
+  const opts = { ...DEFAULT_COALESCE, maxHoldMs: 5, sustainedHoldMs: 40 };
+  const { marks, hold, feed, clock } = setup(opts);
+  feed(1448, 1, 150);
+  assert.equal(hold.lowWater, opts.targetBytes, 'a fresh bulk stream: the short target');
+  feed(1448, 1, opts.sustainedMs);
+  assert.equal(hold.lowWater, opts.sustainedTargetBytes, 'after sustainedMs: the transfer target');
+  assert.deepEqual(marks, [opts.targetBytes, opts.sustainedTargetBytes]);
+  // The short batch (5 ms) releases the hold it joined first; the next hold joins the long batch.
+  await sleep(20);
+  assert.equal(hold.lowWater, 1, 'released by the short timer');
+  feed(1448, 1, 10);
+  assert.equal(hold.holding, true);
+  await sleep(15);
+  assert.equal(hold.holding, true, 'a transfer is still held after the short hold');
+  await sleep(60);
+  assert.equal(hold.holding, false, 'released within sustainedHoldMs');
+  clock.advance(2_000);
+  hold.afterRead(100);
+  feed(1448, 1, 150);
+  assert.equal(hold.lowWater, opts.targetBytes, 'after a pause the stream starts fresh');
 });
 
 test('a fast stream of small reads (TLS records at 16 MB/s) is not held: it fills the target within ms', () => {
@@ -108,6 +132,12 @@ test('LINKMUX_RELAY_COALESCE: 0 turns it off, a number sets the longest hold, ju
   assert.equal(coalesceFromEnv(undefined), DEFAULT_COALESCE);
   assert.equal(coalesceFromEnv('abc'), DEFAULT_COALESCE);
   const c = coalesceFromEnv('7');
+  assert.ok(
+    c && c.sustainedHoldMs === 7 && c.maxHoldMs === 7,
+    'a hold shorter than the default shortens both',
+  );
+  const long = coalesceFromEnv('300');
+  assert.ok(long && long.sustainedHoldMs === 300 && long.maxHoldMs === DEFAULT_COALESCE.maxHoldMs);
   assert.ok(c);
   assert.equal(c.maxHoldMs, 7);
   assert.equal(c.targetBytes, DEFAULT_COALESCE.targetBytes);
