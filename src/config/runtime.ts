@@ -98,6 +98,8 @@ export interface RuntimeLimits {
   maxPerClient: number;
   fdReserve: number;
   loginLogIntervalMs: number;
+  /** The longest hold of a relayed transfer's reads (proxy/read-coalescing.ts); 0 = none. */
+  relayHoldMs: number;
 }
 
 /** The aria2 JSON-RPC as the daemon takes it; undefined when disabled. */
@@ -182,6 +184,7 @@ export function toRuntime(config: Config): RuntimeConfig {
       maxPerClient: config.limits.maxConnectionsPerClient,
       fdReserve: config.limits.fdReserve,
       loginLogIntervalMs: ms(config.limits.loginLogInterval),
+      relayHoldMs: ms(config.limits.relayHold),
     },
     log: config.log,
     rpc: config.rpc.enabled

@@ -38,6 +38,7 @@ import type { LinkState } from '../health/state-machine.js';
 import type { ListenAddress, RuntimeConfig } from '../config/runtime.js';
 import type { HostPort } from '../net/address.js';
 import { nodeHostGuard, proxyHostGuard } from '../proxy/own-host-guard.js';
+import { setRelayHold } from '../proxy/pipe-sockets.js';
 import { Protection } from './protection.js';
 import { startMallocTuning, type MallocTuning } from '../net/malloc-tuning.js';
 import type { RpcService, RpcServiceOptions } from '../rpc/rpc-service.js';
@@ -204,6 +205,7 @@ export class Daemon {
     const { listen, auth, limits: lim } = this.opts.config;
     const p = this.protection;
     const dialer = p.watchDialer(this.dialer);
+    setRelayHold(lim.relayHoldMs);
     try {
       if (listen.socks) {
         this.socks = createSocks5Server({

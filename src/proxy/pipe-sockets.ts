@@ -14,7 +14,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
-import { ReadHold, coalesceFromEnv } from './read-coalescing.js';
+import { DEFAULT_COALESCE, ReadHold, coalesceFor, coalesceFromEnv } from './read-coalescing.js';
 import type { CoalesceOptions } from './read-coalescing.js';
 import { readFeedOf } from '../net/read-feed.js';
 
@@ -26,7 +26,7 @@ export interface PipeResult {
 }
 
 export interface PipeOptions {
-  /** Coalescing of small reads on bulk streams; false relays every read at once. Default DEFAULT_COALESCE (or LINKMUX_RELAY_COALESCE). */
+  /** Coalescing of small reads on bulk streams; false relays every read at once. Default: the process's (setRelayHold, LINKMUX_RELAY_COALESCE). */
   coalesce?: Readonly<CoalesceOptions> | false;
 }
 
@@ -79,7 +79,14 @@ function forward(src: Duplex, dst: Duplex, coalesce: Readonly<CoalesceOptions> |
   return dir;
 }
 
+/** LINKMUX_RELAY_COALESCE, read once: it overrides the config (benchmarks). */
 const envCoalesce = coalesceFromEnv();
+let processCoalesce: Readonly<CoalesceOptions> | false = envCoalesce ?? DEFAULT_COALESCE;
+
+/** The longest hold of every later relay in this process (config `limits.relayHold`, ms; 0 = off). */
+export function setRelayHold(ms: number): void {
+  processCoalesce = envCoalesce ?? coalesceFor(ms);
+}
 
 /** How long the bytes queued for a side may take to drain after the other side closed cleanly. */
 const FLUSH_MS = 30_000;
@@ -95,7 +102,7 @@ function flushThenDestroy(s: Duplex): void {
 }
 
 export function pipeSockets(a: Duplex, b: Duplex, opts: PipeOptions = {}): Promise<PipeResult> {
-  const coalesce = opts.coalesce ?? envCoalesce;
+  const coalesce = opts.coalesce ?? processCoalesce;
   return new Promise((resolve) => {
     let firstError: Error | undefined;
     let closed = 0;

@@ -64,22 +64,31 @@ export const DEFAULT_COALESCE: Readonly<CoalesceOptions> = Object.freeze({
 });
 
 /**
- * LINKMUX_RELAY_COALESCE: "0" turns coalescing off, a number of ms sets the
- * longest hold (a transfer's; a fresh stream's is the smaller of it and the
- * default), for benchmarks and as an escape hatch; read once at start.
+ * The options for a longest hold of `ms` (config `limits.relayHold`): a
+ * transfer's hold; a fresh stream's is the smaller of it and the default's.
+ * 0 turns coalescing off.
  */
-export function coalesceFromEnv(
-  value = process.env.LINKMUX_RELAY_COALESCE,
-): Readonly<CoalesceOptions> | false {
-  if (value === undefined || value.trim() === '') return DEFAULT_COALESCE;
-  const ms = Number(value);
-  if (!Number.isFinite(ms) || ms < 0) return DEFAULT_COALESCE;
-  if (ms === 0) return false;
+export function coalesceFor(ms: number): Readonly<CoalesceOptions> | false {
+  if (!(ms > 0)) return false;
+  if (ms === DEFAULT_COALESCE.sustainedHoldMs) return DEFAULT_COALESCE;
   return Object.freeze({
     ...DEFAULT_COALESCE,
     maxHoldMs: Math.min(ms, DEFAULT_COALESCE.maxHoldMs),
     sustainedHoldMs: ms,
   });
+}
+
+/**
+ * LINKMUX_RELAY_COALESCE, for benchmarks: "0" turns coalescing off, a number
+ * of ms sets the longest hold, over the config; undefined when unset or junk.
+ */
+export function coalesceFromEnv(
+  value = process.env.LINKMUX_RELAY_COALESCE,
+): Readonly<CoalesceOptions> | false | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const ms = Number(value);
+  if (!Number.isFinite(ms) || ms < 0) return undefined;
+  return coalesceFor(ms);
 }
 
 /** The descriptor under a net.Socket, or a tls.TLSSocket's TCP socket; undefined for other streams. */

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Duplex } from 'node:stream';
-import { ReadHold, coalesceFromEnv, DEFAULT_COALESCE } from '../../src/proxy/read-coalescing.js';
+import { ReadHold, coalesceFor, coalesceFromEnv, DEFAULT_COALESCE } from '../../src/proxy/read-coalescing.js';
 import { FakeClock } from '../../src/util/clock.js';
 
 const FD = 42;
@@ -127,18 +127,27 @@ test('nothing is held without a descriptor or without the setter', () => {
   assert.equal(a.holding || b.holding, false);
 });
 
-test('LINKMUX_RELAY_COALESCE: 0 turns it off, a number sets the longest hold, junk keeps the default', () => {
+test('limits.relayHold: 0 turns coalescing off, the default is DEFAULT_COALESCE, others set the longest hold', () => {
+  assert.equal(coalesceFor(0), false);
+  assert.equal(coalesceFor(100), DEFAULT_COALESCE);
+  const short = coalesceFor(7);
+  assert.ok(short);
+  assert.equal(short.sustainedHoldMs, 7);
+  assert.equal(short.maxHoldMs, 7, "a hold shorter than the fresh streams' default shortens both");
+  assert.equal(short.targetBytes, DEFAULT_COALESCE.targetBytes);
+  const long = coalesceFor(300);
+  assert.ok(long);
+  assert.equal(long.sustainedHoldMs, 300);
+  assert.equal(long.maxHoldMs, DEFAULT_COALESCE.maxHoldMs);
+});
+
+test('LINKMUX_RELAY_COALESCE overrides the config: 0 off, a number of ms, unset or junk leaves the config', () => {
   assert.equal(coalesceFromEnv('0'), false);
-  assert.equal(coalesceFromEnv(undefined), DEFAULT_COALESCE);
-  assert.equal(coalesceFromEnv('abc'), DEFAULT_COALESCE);
-  const c = coalesceFromEnv('7');
-  assert.ok(
-    c && c.sustainedHoldMs === 7 && c.maxHoldMs === 7,
-    'a hold shorter than the default shortens both',
-  );
-  const long = coalesceFromEnv('300');
-  assert.ok(long && long.sustainedHoldMs === 300 && long.maxHoldMs === DEFAULT_COALESCE.maxHoldMs);
+  assert.equal(coalesceFromEnv(undefined), undefined);
+  assert.equal(coalesceFromEnv(' '), undefined);
+  assert.equal(coalesceFromEnv('abc'), undefined);
+  assert.equal(coalesceFromEnv('-5'), undefined);
+  const c = coalesceFromEnv('50');
   assert.ok(c);
-  assert.equal(c.maxHoldMs, 7);
-  assert.equal(c.targetBytes, DEFAULT_COALESCE.targetBytes);
+  assert.equal(c.sustainedHoldMs, 50);
 });
