@@ -9,7 +9,7 @@
  * pipe and no second listener per chunk); back-pressure pauses the source
  * until the destination drains. Small reads of a bulk stream are coalesced
  * (read-coalescing.ts): fewer, larger reads and writes, and fewer TLS records
- * on a node, for a delay of at most 20 ms (100 ms on a transfer) that never touches the first bytes
+ * on a node, for a delay of at most 20 ms (`limits.relayHold` on a transfer) that never touches the first bytes
  * after idle.
  */
 import type { Duplex } from 'node:stream';

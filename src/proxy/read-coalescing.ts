@@ -14,10 +14,12 @@
  *
  * A stream that has been bulk for `sustainedMs` without a pause is a transfer
  * (a download, a stream of video segments): its hold waits for
- * `sustainedTargetBytes`, up to `sustainedHoldMs`. On a slow link that halves
- * the reads again (a flow at 0.5 MB/s: one read per ~100 ms instead of 20 ms),
- * and the delay falls only on a flow that has moved bulk data for a second;
- * a full read leaves the mark up (it is working), so reads stay large.
+ * `sustainedTargetBytes` (48 KiB: one read of Node's 64 KiB buffer, and a mark
+ * the kernel meets without clamping the window of a fresh socket), up to
+ * `sustainedHoldMs` (config `limits.relayHold`, 20 ms by default). A longer
+ * hold falls only on a flow that has moved bulk data for a second: at 100 ms a
+ * flow at 0.5 MB/s is read every ~100 ms instead of every 20 ms. A full read
+ * leaves the mark up (it is working), so reads stay large.
  *
  * Guarantees: a stream is held only while it moves bulk data (at least
  * `bulkBytesPerSecond` over the last whole window of 100 ms, and too slowly
@@ -52,7 +54,9 @@ export interface CoalesceOptions {
 
 /**
  * Measured on the testbed and on loopback (bench/relay-cost.ts,
- * bench/relay-loopback.ts): see docs/architecture.md, "Relay cost per byte".
+ * bench/relay-loopback.ts): see docs/architecture.md, "Relay cost per byte"
+ * (a 100 ms transfer hold read 3.5× less often on loopback but bought no
+ * CPU the daemon's measurement could tell apart at 8 Mbit/s, so it is not the default).
  */
 export const DEFAULT_COALESCE: Readonly<CoalesceOptions> = Object.freeze({
   targetBytes: 32 * 1024,
@@ -60,7 +64,7 @@ export const DEFAULT_COALESCE: Readonly<CoalesceOptions> = Object.freeze({
   bulkBytesPerSecond: 160_000,
   sustainedMs: 1_000,
   sustainedTargetBytes: 48 * 1024,
-  sustainedHoldMs: 100,
+  sustainedHoldMs: 20,
 });
 
 /**

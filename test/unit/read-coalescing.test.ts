@@ -129,7 +129,7 @@ test('nothing is held without a descriptor or without the setter', () => {
 
 test('limits.relayHold: 0 turns coalescing off, the default is DEFAULT_COALESCE, others set the longest hold', () => {
   assert.equal(coalesceFor(0), false);
-  assert.equal(coalesceFor(100), DEFAULT_COALESCE);
+  assert.equal(coalesceFor(20), DEFAULT_COALESCE);
   const short = coalesceFor(7);
   assert.ok(short);
   assert.equal(short.sustainedHoldMs, 7);

@@ -32,11 +32,10 @@ export const limitsSchema = z
     /**
      * Seconds a relayed download or other bulk transfer may wait in the kernel before
      * it is read, so that a slow link's trickle is read and sent in fewer, larger
-     * pieces (a third of the CPU per byte at 8 Mbit/s). Only a stream that has moved
-     * bulk data for a second waits this long (a fresh one at most 0.02 s); requests,
-     * answers, keystrokes and the first bytes after a pause never wait. Lower it for
-     * real-time traffic over TCP; 0 turns coalescing off. Default 0.1.
+     * pieces (fewer wake-ups per byte). Only a stream that has moved bulk data for a
+     * second waits longer than 0.02 s; requests, answers, keystrokes and the first
+     * bytes after a pause never wait. 0 turns coalescing off. Default 0.02.
      */
-    relayHold: duration(0, 1).default(0.1),
+    relayHold: duration(0, 1).default(0.02),
   })
   .prefault({});
