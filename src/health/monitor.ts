@@ -244,6 +244,11 @@ export class HealthMonitor {
     entry.connectFailStreak = 0;
     entry.lastConnectOkAt = this.clock.now();
     if (!dst) return;
+    // Most connects go where the last one went, through the same link: nothing to reorder (and
+    // no strings to build on every connect).
+    const newest = this.learned[0];
+    if (newest?.link === entry.link.id && newest.target.host === dst.host && newest.target.port === dst.port)
+      return;
     const target = { kind: 'tcp' as const, host: dst.host, port: dst.port };
     const key = formatProbeTarget(target);
     this.learned = [
