@@ -25,6 +25,7 @@ import { describe } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { GatewayKernel } from './kernel.js';
 import { planGateway } from './plan.js';
+import { interfaceRxBytes, sysfsIfindex } from '../net/interface-bytes.js';
 import type { GatewayNumbers, GatewayPlan, GatewayRule, UplinkDecl } from './plan.js';
 
 export interface GatewayDaemonOptions {
@@ -40,6 +41,8 @@ export interface GatewayDaemonOptions {
   control?: string | undefined;
   logger: Logger;
   clock?: Clock;
+  /** An uplink device's received bytes (default: sysfs, once it matches this namespace). */
+  rxBytes?: (dev: string) => number | undefined;
 }
 
 interface Sample {
@@ -83,6 +86,8 @@ export class GatewayDaemon {
   private control: ControlServer | undefined;
   private readonly startedAt = new Date();
   private stopped = false;
+  /** sysfs shows this namespace's uplinks (same ifindex as netlink): its counters may be read. */
+  private sysfsTrusted = false;
 
   constructor(private readonly opts: GatewayDaemonOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -91,8 +96,13 @@ export class GatewayDaemon {
       config: opts.health,
       clock: this.clock,
       logger: opts.logger,
-      // Forwarded traffic never passes through these links' sockets: only probes count.
-      trafficCountsAsAlive: false,
+      // Forwarded traffic never passes through these links' sockets: the interface's counter
+      // tells a busy uplink (probes queued behind the LAN's downloads) from a dead one.
+      trafficCountsAsAlive: true,
+      traffic: {
+        bytesIn: (link) => (this.sysfsTrusted ? (opts.rxBytes ?? interfaceRxBytes)(link.id) : undefined),
+        min: (roundMs) => (MIN_MEASURED_RATE * roundMs) / 1000,
+      },
       onEvent: (e) => {
         const wasOffline = e.to === 'offline';
         const uplink = opts.uplinks.find((u) => u.dev === e.link);
@@ -108,6 +118,7 @@ export class GatewayDaemon {
   /** Applies the first plan (every uplink assumed online until probed), then starts probing and measuring. */
   async start(): Promise<void> {
     await this.sample();
+    this.sysfsTrusted = await this.sysfsMatches();
     this.plan = this.compute();
     await this.opts.kernel.apply(this.plan);
     try {
@@ -134,6 +145,25 @@ export class GatewayDaemon {
       `gateway: LAN ${this.opts.lan.join(', ')} over ${ups.join(', ')}` +
         (this.control ? `; control on ${this.control.address}` : ''),
     );
+  }
+
+  /**
+   * Whether sysfs belongs to this network namespace: every uplink's ifindex there
+   * equals netlink's. An injected `rxBytes` is trusted as it is.
+   */
+  private async sysfsMatches(): Promise<boolean> {
+    if (this.opts.rxBytes) return true;
+    const counters = await this.opts.kernel.counters();
+    const same = this.opts.uplinks.every((u) => {
+      const ifindex = counters.get(u.dev)?.ifindex;
+      return ifindex !== undefined && ifindex === sysfsIfindex(u.dev);
+    });
+    if (!same) {
+      this.opts.logger.debug(
+        'gateway: /sys/class/net shows another network namespace: a busy uplink\'s failed probes count as failures',
+      );
+    }
+    return same;
   }
 
   /** Stops probing and removes every rule, route and table linkmux added. */

@@ -32,6 +32,7 @@ import type { RoutingState } from '../routing/spec.js';
 export interface UplinkCounters {
   rxBytes: number;
   txBytes: number;
+  ifindex?: number;
 }
 
 export class GatewayKernel {
@@ -219,11 +220,19 @@ export class GatewayKernel {
   /** Kernel byte counters of each device (`ip -s`). */
   async counters(): Promise<Map<string, UplinkCounters>> {
     const json = JSON.parse((await this.runner.run('ip', ['-j', '-s', 'link', 'show'])).stdout) as Array<{
+      ifindex?: number;
       ifname: string;
       stats64?: { rx?: { bytes?: number }; tx?: { bytes?: number } };
     }>;
     return new Map(
-      json.map((l) => [l.ifname, { rxBytes: l.stats64?.rx?.bytes ?? 0, txBytes: l.stats64?.tx?.bytes ?? 0 }]),
+      json.map((l) => [
+        l.ifname,
+        {
+          rxBytes: l.stats64?.rx?.bytes ?? 0,
+          txBytes: l.stats64?.tx?.bytes ?? 0,
+          ...(typeof l.ifindex === 'number' ? { ifindex: l.ifindex } : {}),
+        },
+      ]),
     );
   }
 

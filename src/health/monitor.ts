@@ -22,7 +22,10 @@
  * probe most likely queued behind the link's own downloads (bufferbloat), and
  * a blackholed link receives nothing. Such a round is not counted and the next
  * comes after the normal interval. It can only delay detection by the time
- * packets already queued when the link broke take to arrive.
+ * packets already queued when the link broke take to arrive. The bytes are the
+ * link's own sockets' by default; the gateway, which forwards rather than
+ * relays, counts the interface's (`traffic`), above a floor that ARP and
+ * broadcast chatter on a dead uplink's segment stay under.
  *
  * Re-admission is not hurried: rounds on an offline link stay I apart, so the
  * R successes that bring it back span (R − 1) × I of good behaviour.
@@ -77,6 +80,12 @@ export interface HealthMonitorOptions {
   probe?: Prober;
   /** A failed round during which the link received bytes is not counted. Default true. */
   trafficCountsAsAlive?: boolean;
+  /**
+   * The received bytes that count as traffic for `trafficCountsAsAlive`, and
+   * how many must arrive during a failed round for it not to count (`min`,
+   * default 1). Default: the link's own sockets (`link.stats().bytesIn`).
+   */
+  traffic?: { bytesIn: (link: Link) => number | undefined; min?: (roundMs: number) => number };
   /** State of a link before any evidence. Default 'online' (see LinkHealthOptions.initial). */
   initial?: LinkState;
   /** The passive rule's thresholds (default: 3 connects, 30 s window). */
@@ -341,7 +350,7 @@ export class HealthMonitor {
     entry.round = round;
     const start = this.clock.now();
     entry.lastRoundStart = start;
-    const bytesBefore = this.trafficCountsAsAlive ? bytesIn(entry.link) : undefined;
+    const bytesBefore = this.trafficCountsAsAlive ? this.bytesIn(entry.link) : undefined;
     let result: RoundResult;
     const targets = this.targetsFor(entry);
     if (targets.length === 0) {
@@ -387,8 +396,9 @@ export class HealthMonitor {
       this.schedule(entry, start + intervalMs - this.clock.now());
       return;
     }
-    const bytesAfter = bytesBefore === undefined ? undefined : bytesIn(entry.link);
-    if (bytesBefore !== undefined && bytesAfter !== undefined && bytesAfter > bytesBefore) {
+    const bytesAfter = bytesBefore === undefined ? undefined : this.bytesIn(entry.link);
+    const enough = Math.max(1, this.opts.traffic?.min?.(this.clock.now() - start) ?? 1);
+    if (bytesBefore !== undefined && bytesAfter !== undefined && bytesAfter - bytesBefore >= enough) {
       this.logger.debug(
         `link ${entry.link.id}: probe failed (${result.reason}) but ${bytesAfter - bytesBefore} bytes ` +
           'arrived meanwhile: not counted',
@@ -435,6 +445,15 @@ export class HealthMonitor {
     );
   }
 
+  private bytesIn(link: Link): number | undefined {
+    const read = this.opts.traffic?.bytesIn ?? socketBytesIn;
+    try {
+      return read(link);
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Active probes run only while started and with at least one target. */
   private probing(): boolean {
     return this.running && this.config.targets.length > 0;
@@ -450,7 +469,7 @@ export class HealthMonitor {
 }
 
 /** The link's received-byte counter, or undefined when reading it fails (a link being torn down). */
-function bytesIn(link: Link): number | undefined {
+function socketBytesIn(link: Link): number | undefined {
   try {
     return link.stats().bytesIn;
   } catch {

@@ -250,6 +250,43 @@ test('a failed round during which bytes arrived is not counted (busy link), unle
   }
 });
 
+test('a given traffic counter with a floor: a busy uplink stays online, chatter under the floor does not hide a dead one', async () => {
+  // The gateway's case: the interface's counter, and 32 kB/s during the round as the floor.
+  for (const [perTick, expected] of [
+    [4_000, 'online'], // 40 kB/s: the LAN's downloads
+    [500, 'offline'], // 5 kB/s: ARP and broadcast on a dead uplink's segment
+  ] as const) {
+    let rx = 0;
+    const { timers, script, monitor } = setup({
+      traffic: { bytesIn: () => rx, min: (roundMs) => (32_000 * roundMs) / 1000 },
+    });
+    script.set('up1', SILENT);
+    monitor.start();
+    for (let t = 0; t < 5_000; t += 100) {
+      rx += perTick;
+      await timers.advance(100);
+    }
+    assert.equal(monitor.state('up1'), expected, `${perTick} bytes per 100 ms`);
+    monitor.stop();
+  }
+});
+
+test('a traffic counter that throws or has no value leaves the round counted', async () => {
+  for (const bytesIn of [
+    () => undefined,
+    () => {
+      throw new Error('device gone');
+    },
+  ]) {
+    const { timers, script, monitor } = setup({ traffic: { bytesIn } });
+    script.set('up1', SILENT);
+    monitor.start();
+    await timers.advance(5_000);
+    assert.equal(monitor.state('up1'), 'offline');
+    monitor.stop();
+  }
+});
+
 test('stop() clears every timer, aborts probes in flight, is idempotent; start() resumes', async () => {
   const { timers, script, events, monitor } = setup({ links: ['up1', 'up2'] });
   script.set('up1', SILENT);
