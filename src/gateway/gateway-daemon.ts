@@ -160,7 +160,7 @@ export class GatewayDaemon {
     });
     if (!same) {
       this.opts.logger.debug(
-        'gateway: /sys/class/net shows another network namespace: a busy uplink\'s failed probes count as failures',
+        "gateway: /sys/class/net shows another network namespace: a busy uplink's failed probes count as failures",
       );
     }
     return same;

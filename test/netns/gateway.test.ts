@@ -238,9 +238,17 @@ test(
       }
       const rx = delta(before, await uplinkRx());
       assert.ok((rx.up1 ?? 0) > MiB, `up1 carried only ${rx.up1} bytes`);
-      assert.ok(!seen.has('offline'), `up1 went offline while busy: states ${[...seen].join(', ')}\n${gw?.log()}`);
+      assert.ok(
+        !seen.has('offline'),
+        `up1 went offline while busy: states ${[...seen].join(', ')}\n${gw?.log()}`,
+      );
       // Idle now: the failed probes count, and up1 leaves within the detection bound (+ slack).
-      const ms = await waitFor('up1 offline once idle', 6_000, () => state('up1'), (st) => st === 'offline');
+      const ms = await waitFor(
+        'up1 offline once idle',
+        6_000,
+        () => state('up1'),
+        (st) => st === 'offline',
+      );
       assert.ok(ms <= 4_000, `up1 offline ${ms} ms after the downloads ended`);
     } finally {
       await bed.exec(bed.clientNs, 'nft', ['delete', 'table', 'inet', table]).catch(() => {});

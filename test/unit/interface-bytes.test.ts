@@ -7,12 +7,16 @@ import { interfaceRxBytes, sysfsIfindex } from '../../src/net/interface-bytes.js
 
 const sysfs = existsSync('/sys/class/net/lo/statistics/rx_bytes');
 
-test('loopback: a received-byte counter and ifindex 1 from sysfs', { skip: sysfs ? false : 'no sysfs here' }, () => {
-  const rx = interfaceRxBytes('lo');
-  assert.equal(typeof rx, 'number');
-  assert.ok((rx ?? -1) >= 0);
-  assert.equal(sysfsIfindex('lo'), 1);
-});
+test(
+  'loopback: a received-byte counter and ifindex 1 from sysfs',
+  { skip: sysfs ? false : 'no sysfs here' },
+  () => {
+    const rx = interfaceRxBytes('lo');
+    assert.equal(typeof rx, 'number');
+    assert.ok((rx ?? -1) >= 0);
+    assert.equal(sysfsIfindex('lo'), 1);
+  },
+);
 
 test('a missing device, and names that are not interface names, give undefined without throwing', () => {
   for (const dev of ['no-such-dev0', '', '.', '..', '../lo', 'lo/../lo', 'a'.repeat(16), 'sp ace']) {
