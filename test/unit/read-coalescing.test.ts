@@ -93,6 +93,20 @@ test('a stream bulk for sustainedMs (a transfer) waits for larger reads, for lon
   assert.equal(hold.lowWater, opts.targetBytes, 'after a pause the stream starts fresh');
 });
 
+test('a read that fills the mark during a hold restarts the hold: no second, small read when it ends', async () => {
+  const opts = { ...DEFAULT_COALESCE, maxHoldMs: 15 };
+  const { marks, hold, feed } = setup(opts);
+  feed(1448, 1, 150);
+  assert.equal(hold.holding, true);
+  hold.afterRead(opts.targetBytes); // the mark was met before the hold ended
+  await sleep(20); // the hold's batch has fired
+  assert.deepEqual(marks, [opts.targetBytes], 'the mark stays up past the first batch');
+  assert.equal(hold.holding, true, 'held for one more hold, from the full read');
+  await sleep(40);
+  assert.deepEqual(marks, [opts.targetBytes, 1], 'lowered when the restarted hold ends');
+  assert.equal(hold.holding, false);
+});
+
 test('a fast stream of small reads (TLS records at 16 MB/s) is not held: it fills the target within ms', () => {
   const { marks, feed } = setup();
   feed(16 * 1024, 1, 1_000);
