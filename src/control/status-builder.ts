@@ -5,7 +5,7 @@
  * and its figures. Each daemon supplies what only it knows (a link's figures,
  * its description, the extra sections). Pure: the times are passed in.
  */
-import type { LinkHealthStatus } from '../health/monitor.js';
+import type { LinkHealthStatus } from '../health/link-health-status.js';
 import type { LinkState } from '../links/link-state.js';
 import { VERSION } from '../version.js';
 import type { DaemonStatus, LinkStatus } from './status-types.js';

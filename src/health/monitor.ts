@@ -17,11 +17,13 @@
  * succeeded; then F rounds time out back to back). With I = 1 s, T = 500 ms,
  * F = 3: 1 s + 3 × 0.5 s = 2.5 s. `detectionBoundMs` computes it.
  *
- * Busy links: when a round fails but bytes arrived through the link while it
- * ran (`trafficCountsAsAlive`, on by default), the round proves nothing — the
- * probe most likely queued behind the link's own downloads (bufferbloat), and
- * a blackholed link receives nothing. Such a round is not counted and the next
- * comes after the normal interval. It can only delay detection by the time
+ * Busy links (`trafficCountsAsAlive`, on by default): an online link that
+ * received bytes since the last look (every I/2) is working, and no round is
+ * due while that goes on (traffic-evidence.ts; the detection bound stays).
+ * When a round fails but bytes arrived through the link while it ran, the
+ * round proves nothing — the probe most likely queued behind the link's own
+ * downloads (bufferbloat), and a blackholed link receives nothing. Such a
+ * round is not counted and the next comes after the normal interval. It can only delay detection by the time
  * packets already queued when the link broke take to arrive. The bytes are the
  * link's own sockets' by default; the gateway, which forwards rather than
  * relays, counts the interface's (`traffic`), above a floor that ARP and
@@ -67,6 +69,9 @@ import type { HealthInput, LinkState, StateChangedEvent } from './state-machine.
 import { LinkHealth } from './state-machine.js';
 import type { TimerHandle, Timers } from './timers.js';
 import { systemTimers } from './timers.js';
+import type { LinkHealthStatus } from './link-health-status.js';
+import { enoughBytes, grew, lookAt, readBytesIn, socketTraffic } from './traffic-evidence.js';
+import type { TrafficSource } from './traffic-evidence.js';
 
 export interface HealthMonitorOptions {
   links: readonly Link[];
@@ -82,10 +87,10 @@ export interface HealthMonitorOptions {
   trafficCountsAsAlive?: boolean;
   /**
    * The received bytes that count as traffic for `trafficCountsAsAlive`, and
-   * how many must arrive during a failed round for it not to count (`min`,
-   * default 1). Default: the link's own sockets (`link.stats().bytesIn`).
+   * how many make traffic in a window (`min`, default 1). Default: the link's
+   * own sockets (`link.stats().bytesIn`).
    */
-  traffic?: { bytesIn: (link: Link) => number | undefined; min?: (roundMs: number) => number };
+  traffic?: TrafficSource;
   /** State of a link before any evidence. Default 'online' (see LinkHealthOptions.initial). */
   initial?: LinkState;
   /** The passive rule's thresholds (default: 3 connects, 30 s window). */
@@ -94,24 +99,6 @@ export interface HealthMonitorOptions {
 
 /** How many learned destinations are kept and probed. */
 const LEARNED_TARGETS = 4;
-
-/** What the control API and `linkmux status` show for one link. */
-export interface LinkHealthStatus {
-  link: string;
-  state: LinkState;
-  /** When the link entered its state, in clock ms (monotonic, not wall time). */
-  since: number;
-  /** RTT of the last successful probe round, ms. */
-  lastRttMs?: number;
-  /** The most recent failure, active or passive. */
-  lastFailure?: { reason: string; at: number };
-  /** Consecutive failed probe rounds. */
-  failStreak: number;
-  /** Consecutive successful probe rounds. */
-  successStreak: number;
-  /** Why the link is in its state (the reason of the last state change); absent until one happened. */
-  reason?: string;
-}
 
 interface Entry {
   link: Link;
@@ -128,6 +115,9 @@ interface Entry {
   probed: boolean;
   /** Consecutive connects that timed out or found no route (passive rule). */
   connectFailStreak: number;
+  /** Between rounds of an online link: when it last proved to work, and its counter at the last look. */
+  provenAt?: number;
+  lookBytes?: number | undefined;
   lastConnectOkAt?: number;
 }
 
@@ -146,6 +136,7 @@ export class HealthMonitor {
   private readonly logger: Logger;
   private readonly prober: Prober;
   private readonly trafficCountsAsAlive: boolean;
+  private readonly traffic: TrafficSource;
   private readonly passive: PassiveRuleOptions;
   private running = false;
   /** An episode of suspect targets is going on (its warning was logged). */
@@ -162,6 +153,7 @@ export class HealthMonitor {
     this.logger = opts.logger ?? silentLogger;
     this.prober = opts.probe ?? defaultProber;
     this.trafficCountsAsAlive = opts.trafficCountsAsAlive ?? true;
+    this.traffic = opts.traffic ?? socketTraffic;
     this.passive = { ...DEFAULT_PASSIVE_RULE, ...opts.passive };
     for (const link of opts.links) this.add(link);
   }
@@ -350,7 +342,7 @@ export class HealthMonitor {
     entry.round = round;
     const start = this.clock.now();
     entry.lastRoundStart = start;
-    const bytesBefore = this.trafficCountsAsAlive ? this.bytesIn(entry.link) : undefined;
+    const bytesBefore = this.trafficCountsAsAlive ? readBytesIn(this.traffic, entry.link) : undefined;
     let result: RoundResult;
     const targets = this.targetsFor(entry);
     if (targets.length === 0) {
@@ -387,7 +379,7 @@ export class HealthMonitor {
       this.logger.debug(
         `link ${entry.link.id}: probe ok via ${result.target} in ${Math.round(result.rttMs)} ms`,
       );
-      this.schedule(entry, start + intervalMs - this.clock.now());
+      this.scheduleLook(entry, start);
       return;
     }
     if (result.local) {
@@ -396,14 +388,13 @@ export class HealthMonitor {
       this.schedule(entry, start + intervalMs - this.clock.now());
       return;
     }
-    const bytesAfter = bytesBefore === undefined ? undefined : this.bytesIn(entry.link);
-    const enough = Math.max(1, this.opts.traffic?.min?.(this.clock.now() - start) ?? 1);
-    if (bytesBefore !== undefined && bytesAfter !== undefined && bytesAfter - bytesBefore >= enough) {
+    const bytesAfter = bytesBefore === undefined ? undefined : readBytesIn(this.traffic, entry.link);
+    if (grew(bytesBefore, bytesAfter, enoughBytes(this.traffic, this.clock.now() - start))) {
       this.logger.debug(
-        `link ${entry.link.id}: probe failed (${result.reason}) but ${bytesAfter - bytesBefore} bytes ` +
+        `link ${entry.link.id}: probe failed (${result.reason}) but ${(bytesAfter ?? 0) - (bytesBefore ?? 0)} bytes ` +
           'arrived meanwhile: not counted',
       );
-      this.schedule(entry, start + intervalMs - this.clock.now());
+      this.scheduleLook(entry, start);
       return;
     }
     entry.probed = true;
@@ -445,13 +436,45 @@ export class HealthMonitor {
     );
   }
 
-  private bytesIn(link: Link): number | undefined {
-    const read = this.opts.traffic?.bytesIn ?? socketBytesIn;
-    try {
-      return read(link);
-    } catch {
-      return undefined;
-    }
+  /**
+   * After a round that proved the link (at `provenAt`): looks every half
+   * interval, and the next round only once no traffic came for an interval
+   * (traffic-evidence.ts). Without `trafficCountsAsAlive`, the round one interval on.
+   */
+  private scheduleLook(entry: Entry, provenAt: number): void {
+    const now = this.clock.now();
+    if (!this.trafficCountsAsAlive) return this.schedule(entry, provenAt + this.config.intervalMs - now);
+    entry.provenAt = provenAt;
+    entry.lookBytes = readBytesIn(this.traffic, entry.link);
+    this.armLook(entry, provenAt + this.config.intervalMs / 2 - now);
+  }
+
+  private armLook(entry: Entry, delayMs: number): void {
+    if (entry.timer) this.timers.clearTimeout(entry.timer);
+    // No dueAt: a passive failure (pullForward) replaces a look with a round at once.
+    entry.dueAt = undefined;
+    entry.timer = this.timers.setTimeout(
+      () => {
+        entry.timer = undefined;
+        this.look(entry);
+      },
+      Math.max(0, delayMs),
+    );
+  }
+
+  private look(entry: Entry): void {
+    if (!this.running || this.entries.get(entry.link.id) !== entry) return;
+    const now = this.clock.now();
+    const { intervalMs } = this.config;
+    const bytes = readBytesIn(this.traffic, entry.link);
+    const traffic =
+      entry.health.state === 'online' &&
+      grew(entry.lookBytes, bytes, enoughBytes(this.traffic, intervalMs / 2));
+    entry.lookBytes = bytes;
+    const next = lookAt({ now, intervalMs, provenAt: entry.provenAt ?? now, traffic });
+    entry.provenAt = next.provenAt;
+    if (next.roundNow) void this.runRound(entry);
+    else this.armLook(entry, next.nextAt - now);
   }
 
   /** Active probes run only while started and with at least one target. */
@@ -465,14 +488,5 @@ export class HealthMonitor {
     entry.dueAt = undefined;
     entry.round?.abort();
     entry.round = undefined;
-  }
-}
-
-/** The link's received-byte counter, or undefined when reading it fails (a link being torn down). */
-function socketBytesIn(link: Link): number | undefined {
-  try {
-    return link.stats().bytesIn;
-  } catch {
-    return undefined;
   }
 }
