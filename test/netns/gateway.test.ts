@@ -110,6 +110,14 @@ async function flows(k: number, file: string, maxTime = 30): Promise<void> {
   );
 }
 
+const everyUplinkOnline = () =>
+  waitFor(
+    'every uplink online',
+    15_000,
+    () => (gw as RunningDaemon).status(),
+    (s) => s.links.length === 3 && s.links.every((l) => l.state === 'online'),
+  );
+
 async function state(dev: string): Promise<string | undefined> {
   return (await (gw as RunningDaemon).status()).links.find((l) => l.id === dev)?.state;
 }
@@ -124,12 +132,7 @@ for (const [k, file] of [
     async () => {
       for (let trial = 0; trial < 2; trial++) {
         // The test is about spreading over online uplinks: start from every uplink online.
-        await waitFor(
-          'every uplink online',
-          15_000,
-          () => (gw as RunningDaemon).status(),
-          (s) => s.links.length === 3 && s.links.every((l) => l.state === 'online'),
-        );
+        await everyUplinkOnline();
         const before = await uplinkRx();
         await flows(k, file);
         const rx = delta(before, await uplinkRx());
@@ -209,12 +212,7 @@ test(
   { skip: skipReason(['conntrack', 'sysctl']) },
   async () => {
     const bed = tb as Testbed;
-    await waitFor(
-      'every uplink online',
-      15_000,
-      () => (gw as RunningDaemon).status(),
-      (s) => s.links.length === 3 && s.links.every((l) => l.state === 'online'),
-    );
+    await everyUplinkOnline();
     // The gateway's own probes through up1 are dropped (output hook); forwarded LAN traffic is not:
     // the bufferbloat case, where probes queue behind the downloads and time out.
     const table = `${bed.prefix.replace(/[^a-z0-9]/gi, '')}probes`;
