@@ -23,7 +23,9 @@ export interface TrafficSource {
 }
 
 /** The link's own sockets' received bytes. */
-export const socketTraffic: TrafficSource = { bytesIn: (link) => link.stats().bytesIn };
+export const socketTraffic: TrafficSource = {
+  bytesIn: (link) => link.receivedBytes?.() ?? link.stats().bytesIn,
+};
 
 /** The counter, or undefined when reading it fails (a link being torn down, a device gone). */
 export function readBytesIn(source: TrafficSource, link: Link): number | undefined {

@@ -74,6 +74,10 @@ export class DirectLink implements Link {
     return this.sockets.stats();
   }
 
+  receivedBytes(): number {
+    return this.sockets.bytesIn();
+  }
+
   close(): Promise<void> {
     if (this.state === 'open') this.state = 'closing';
     return this.sockets.drain();

@@ -70,6 +70,13 @@ export class LinkSockets {
     this.lastError = err.message;
   }
 
+  /** The received total alone: no write-queue walk per socket (Node's `bytesWritten` getter does one). */
+  bytesIn(): number {
+    let bytesIn = this.closedBytesIn;
+    for (const [s, base] of this.open) bytesIn += s.bytesRead - base.read;
+    return bytesIn;
+  }
+
   stats(): LinkStats {
     let bytesIn = this.closedBytesIn;
     let bytesOut = this.closedBytesOut;

@@ -224,6 +224,10 @@ export class LocalLink implements Link {
     return this.sockets.stats();
   }
 
+  receivedBytes(): number {
+    return this.sockets.bytesIn();
+  }
+
   close(): Promise<void> {
     if (this.state === 'open') this.state = 'closing';
     return this.sockets.drain();

@@ -7,7 +7,7 @@ import { A, FakeLink, OK, SILENT, scriptedProber } from '../helpers/health-fakes
 import { HealthMonitor, detectionBoundMs } from '../../src/health/monitor.js';
 import type { HealthMonitorOptions } from '../../src/health/monitor.js';
 import { DEFAULT_HEALTH_CONFIG, withHealthDefaults } from '../../src/health/config.js';
-import { lookAt } from '../../src/health/traffic-evidence.js';
+import { lookAt, socketTraffic } from '../../src/health/traffic-evidence.js';
 import { FakeTimers } from '../../src/health/timers.js';
 import { FakeClock } from '../../src/util/clock.js';
 
@@ -120,4 +120,17 @@ test('a passive failure on a busy link forces a round; bytes under the floor are
     assert.ok(script.starts.length >= 5, `${script.starts.length} rounds`);
     monitor.stop();
   }
+});
+
+test("the sockets' counter: a link's receivedBytes() when it has one (no stats() walk), else stats().bytesIn", () => {
+  const plain = new FakeLink('up1');
+  plain.bytesIn = 42;
+  assert.equal(socketTraffic.bytesIn(plain), 42);
+  const cheap = Object.assign(new FakeLink('up2'), {
+    receivedBytes: () => 7,
+    stats: () => {
+      throw new Error('stats() walked');
+    },
+  });
+  assert.equal(socketTraffic.bytesIn(cheap), 7);
 });

@@ -111,12 +111,14 @@ test('bytes before opened() (a handshake) are not counted; bytes after are, both
   peer.write('x'.repeat(11));
   await eventually(() => received() === 14, 'payload read');
   assert.deepEqual(bytes(sockets.stats()), [11, 7]);
+  assert.equal(sockets.bytesIn(), 11, 'bytesIn() alone agrees with stats()');
 
   // Closed: the bytes stay in the totals, the connection leaves the count.
   client.destroy();
   await once(client, 'close');
   const s = sockets.stats();
   assert.deepEqual(bytes(s), [11, 7]);
+  assert.equal(sockets.bytesIn(), 11, 'closed sockets count in bytesIn() too');
   assert.equal(s.activeConnections, 0);
   assert.equal(s.connectFailures, 0);
 });
