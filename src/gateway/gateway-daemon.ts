@@ -23,7 +23,7 @@ import { clockToIso, linkStatusRow, statusHeader } from '../control/status-build
 import { systemClock, type Clock } from '../util/clock.js';
 import { describe } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import type { GatewayKernel } from './kernel.js';
+import type { GatewayKernel, UplinkCounters } from './kernel.js';
 import { planGateway } from './plan.js';
 import { interfaceRxBytes, sysfsIfindex } from '../net/interface-bytes.js';
 import type { GatewayNumbers, GatewayPlan, GatewayRule, UplinkDecl } from './plan.js';
@@ -88,6 +88,8 @@ export class GatewayDaemon {
   private stopped = false;
   /** sysfs shows this namespace's uplinks (same ifindex as netlink): its counters may be read. */
   private sysfsTrusted = false;
+  /** The kernel's counters as of the latest sample. */
+  private lastCounters = new Map<string, UplinkCounters>();
 
   constructor(private readonly opts: GatewayDaemonOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -118,7 +120,7 @@ export class GatewayDaemon {
   /** Applies the first plan (every uplink assumed online until probed), then starts probing and measuring. */
   async start(): Promise<void> {
     await this.sample();
-    this.sysfsTrusted = await this.sysfsMatches();
+    this.sysfsTrusted = this.sysfsMatches();
     this.plan = this.compute();
     await this.opts.kernel.apply(this.plan);
     try {
@@ -151,11 +153,10 @@ export class GatewayDaemon {
    * Whether sysfs belongs to this network namespace: every uplink's ifindex there
    * equals netlink's. An injected `rxBytes` is trusted as it is.
    */
-  private async sysfsMatches(): Promise<boolean> {
+  private sysfsMatches(): boolean {
     if (this.opts.rxBytes) return true;
-    const counters = await this.opts.kernel.counters();
     const same = this.opts.uplinks.every((u) => {
-      const ifindex = counters.get(u.dev)?.ifindex;
+      const ifindex = this.lastCounters.get(u.dev)?.ifindex;
       return ifindex !== undefined && ifindex === sysfsIfindex(u.dev);
     });
     if (!same) {
@@ -268,6 +269,7 @@ export class GatewayDaemon {
   private async sample(): Promise<void> {
     const now = this.clock.now();
     const counters = await this.opts.kernel.counters();
+    this.lastCounters = counters;
     for (const u of this.opts.uplinks) {
       const c = counters.get(u.dev);
       if (!c) continue;

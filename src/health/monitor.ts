@@ -23,11 +23,11 @@
  * When a round fails but bytes arrived through the link while it ran, the
  * round proves nothing — the probe most likely queued behind the link's own
  * downloads (bufferbloat), and a blackholed link receives nothing. Such a
- * round is not counted and the next comes after the normal interval. It can only delay detection by the time
- * packets already queued when the link broke take to arrive. The bytes are the
- * link's own sockets' by default; the gateway, which forwards rather than
- * relays, counts the interface's (`traffic`), above a floor that ARP and
- * broadcast chatter on a dead uplink's segment stay under.
+ * round is not counted, and the looks go on from its start. It can only delay
+ * detection by the time packets already queued when the link broke take to
+ * arrive. The bytes are the link's own sockets' by default; the gateway,
+ * which forwards rather than relays, counts the interface's (`traffic`), above
+ * a floor that ARP and broadcast chatter on a dead uplink's segment stay under.
  *
  * Re-admission is not hurried: rounds on an offline link stay I apart, so the
  * R successes that bring it back span (R − 1) × I of good behaviour.
@@ -88,7 +88,7 @@ export interface HealthMonitorOptions {
   /**
    * The received bytes that count as traffic for `trafficCountsAsAlive`, and
    * how many make traffic in a window (`min`, default 1). Default: the link's
-   * own sockets (`link.stats().bytesIn`).
+   * own sockets (`socketTraffic`).
    */
   traffic?: TrafficSource;
   /** State of a link before any evidence. Default 'online' (see LinkHealthOptions.initial). */

@@ -59,8 +59,8 @@ export interface CoalesceOptions {
 /**
  * Measured on the testbed and on loopback (bench/relay-cost.ts,
  * bench/relay-loopback.ts): see docs/architecture.md, "Relay cost per byte"
- * (a 100 ms transfer hold read 3.5× less often on loopback but bought no
- * CPU the daemon's measurement could tell apart at 8 Mbit/s, so it is not the default).
+ * (a 100 ms transfer hold costs ~30 % less CPU at 3 × 8 Mbit/s, but it also
+ * delays interactive streams that happen to be bulk, so it is not the default).
  */
 export const DEFAULT_COALESCE: Readonly<CoalesceOptions> = Object.freeze({
   targetBytes: 32 * 1024,
