@@ -21,8 +21,10 @@ const SECONDS = env('BENCH_SECONDS', 5);
 const ROUNDS = env('BENCH_ROUNDS', 2);
 const GiB = 1024 ** 3;
 const HOLD_MS = env('BENCH_HOLD_MS', DEFAULT_COALESCE.maxHoldMs);
-/** A transfer's longest hold (limits.relayHold). */
+/** A two-way transfer's longest hold. */
 const TRANSFER_HOLD_MS = env('BENCH_TRANSFER_HOLD_MS', DEFAULT_COALESCE.sustainedHoldMs);
+/** A one-way transfer's longest hold (limits.relayHold): the paced flows here are one-way. */
+const ONE_WAY_HOLD_MS = env('BENCH_ONE_WAY_HOLD_MS', DEFAULT_COALESCE.oneWayHoldMs);
 
 async function child(): Promise<void> {
   // Source: paced writes for SECONDS on every connection, then FIN.
@@ -72,7 +74,12 @@ async function round(kid: ReturnType<typeof fork>, sourcePort: number, coalesce:
     target.on('data', () => relayReads++);
     void pipeSockets(client, target, {
       coalesce: coalesce
-        ? { ...DEFAULT_COALESCE, maxHoldMs: HOLD_MS, sustainedHoldMs: TRANSFER_HOLD_MS }
+        ? {
+            ...DEFAULT_COALESCE,
+            maxHoldMs: HOLD_MS,
+            sustainedHoldMs: TRANSFER_HOLD_MS,
+            oneWayHoldMs: ONE_WAY_HOLD_MS,
+          }
         : false,
     });
   });
@@ -85,7 +92,7 @@ async function round(kid: ReturnType<typeof fork>, sourcePort: number, coalesce:
   relay.close();
   const s = (cpu.user + cpu.system) / 1e6;
   return (
-    `coalesce ${coalesce ? `on (≤ ${HOLD_MS} ms, transfers ≤ ${TRANSFER_HOLD_MS} ms)` : 'off'}: ${(res.bytes / 1e6).toFixed(1)} MB, ${(s / (res.bytes / GiB)).toFixed(2)} CPU-s/GiB ` +
+    `coalesce ${coalesce ? `on (≤ ${HOLD_MS} ms, transfers ≤ ${TRANSFER_HOLD_MS} ms, one-way ≤ ${ONE_WAY_HOLD_MS} ms)` : 'off'}: ${(res.bytes / 1e6).toFixed(1)} MB, ${(s / (res.bytes / GiB)).toFixed(2)} CPU-s/GiB ` +
     `(user ${(cpu.user / 1e6).toFixed(2)} s, sys ${(cpu.system / 1e6).toFixed(2)} s), ` +
     `relay reads ${relayReads} (${(res.bytes / relayReads).toFixed(0)} B each), sink reads ${res.reads}`
   );

@@ -157,7 +157,7 @@ limits:
   maxConnectionsPerClient: 0 # from one address; 0 = half of maxConnections
   fdReserve: 0               # descriptors kept for control API and probes; 0 = limit / 8 (64-4096)
   loginLogInterval: 60       # seconds between log lines about one address's failed logins
-  relayHold: 0.02            # longest wait of a bulk transfer's bytes, read in larger pieces; 0 = off
+  relayHold: 0.1             # longest wait of a one-way transfer's bytes, read in larger pieces (other bulk streams: 0.02); 0 = off
 
 privateDirect: true          # loopback, LAN and link-local destinations go direct
 drainTimeout: 10             # seconds open connections get on SIGINT/SIGTERM

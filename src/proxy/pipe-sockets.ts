@@ -9,8 +9,9 @@
  * pipe and no second listener per chunk); back-pressure pauses the source
  * until the destination drains. Small reads of a bulk stream are coalesced
  * (read-coalescing.ts): fewer, larger reads and writes, and fewer TLS records
- * on a node, for a delay of at most 20 ms (`limits.relayHold` on a transfer) that never touches the first bytes
- * after idle.
+ * on a node, for a delay of at most 20 ms, or `limits.relayHold` (100 ms) on a
+ * one-way transfer, that never touches the first bytes after idle nor the
+ * answer to anything sent the other way.
  */
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
@@ -32,16 +33,19 @@ export interface PipeOptions {
 
 interface Direction {
   bytes: number;
+  hold: ReadHold | undefined;
   stop(): void;
 }
 
 function forward(src: Duplex, dst: Duplex, coalesce: Readonly<CoalesceOptions> | false): Direction {
   const hold = coalesce ? new ReadHold(src, coalesce) : undefined;
-  const dir = { bytes: 0, stop };
+  const dir = { bytes: 0, hold, stop };
   const onData = (chunk: Buffer) => {
     dir.bytes += chunk.length;
-    if (!dst.write(chunk)) src.pause();
-    else hold?.afterRead(chunk.length);
+    if (!dst.write(chunk)) {
+      src.pause();
+      hold?.sawRead();
+    } else hold?.afterRead(chunk.length);
   };
   // A socket linkmux opened with a reused read buffer: its reads come here, not as 'data'
   // (bytes it read before, still in its Readable side, come first as 'data' on resume).
@@ -55,7 +59,10 @@ function forward(src: Duplex, dst: Duplex, coalesce: Readonly<CoalesceOptions> |
   feed?.setSink((chunk) => {
     dir.bytes += chunk.length;
     if (tlsDst) queuedBefore = dst.writableLength > 0 || dst.writableCorked > 0;
-    if (!dst.write(chunk)) return false;
+    if (!dst.write(chunk)) {
+      hold?.sawRead();
+      return false;
+    }
     hold?.afterRead(chunk.length);
     return true;
   }, kept);
@@ -108,6 +115,7 @@ export function pipeSockets(a: Duplex, b: Duplex, opts: PipeOptions = {}): Promi
     let closed = 0;
     const aToB = forward(a, b, coalesce);
     const bToA = forward(b, a, coalesce);
+    if (aToB.hold && bToA.hold) aToB.hold.pairWith(bToA.hold);
     const fail = (err: Error) => {
       firstError ??= err;
       a.destroy();

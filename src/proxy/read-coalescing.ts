@@ -13,12 +13,20 @@
  * same loop turn.
  *
  * A stream that has been bulk for `sustainedMs` without a pause is a transfer
- * (a download, a stream of video segments): its hold waits for
+ * (a download, a stream of video segments; a dip below the bulk rate of up to
+ * 500 ms, as when two flows share a shaped uplink, is not a pause, though
+ * nothing is held during it): its hold waits for
  * `sustainedTargetBytes` (48 KiB: one read of Node's 64 KiB buffer, and a mark
  * the kernel meets without clamping the window of a fresh socket), up to
- * `sustainedHoldMs` (config `limits.relayHold`, 20 ms by default). A longer
- * hold falls only on a flow that has moved bulk data for a second: at 100 ms a
- * flow at 0.5 MB/s is read every ~100 ms instead of every 20 ms. A full read
+ * `sustainedHoldMs` (20 ms). A transfer during which nothing was read the
+ * other way for `sustainedMs` too is one-way (a download or an upload: the
+ * request went before it, and only TCP's ACKs, which are not reads, come
+ * back): its hold is `oneWayHoldMs` (config `limits.relayHold`, 100 ms by
+ * default), so a flow at 0.5 MB/s is read every ~100 ms instead of every
+ * 20 ms. A stream with traffic both ways (a remote desktop's input and
+ * acknowledgements, SSH's window adjustments, HTTP/2's WINDOW_UPDATEs) keeps
+ * the short hold, and a read the other way ends a one-way hold at once: the
+ * answer to a keystroke or a new request never waits for it. A full read
  * leaves the mark up (it is working), so reads stay large, and a full read
  * during a hold restarts the hold when it ends: ending it would lower the mark
  * and wake the loop for the few bytes that came since the full read (at a
@@ -29,8 +37,8 @@
  * to fill `targetBytes` within 5 ms, beyond which reads are large anyway), so the first
  * bytes after idle, a request, an answer, a keystroke or a slow feed of small
  * messages (a game's 20 Hz updates) are never held; no byte waits longer than `maxHoldMs`
- * for being held (`sustainedHoldMs` on a transfer), or twice that after a full read
- * restarted the hold; FIN and errors are reported at once whatever the mark; bytes
+ * for being held (`sustainedHoldMs` on a transfer, `oneWayHoldMs` on a one-way one), or
+ * twice that after a full read restarted the hold; FIN and errors are reported at once whatever the mark; bytes
  * are never reordered or copied (the socket is simply read later). Where the
  * mark cannot be set (not Linux, no koffi, a stream without a descriptor)
  * nothing is held.
@@ -54,13 +62,15 @@ export interface CoalesceOptions {
   sustainedTargetBytes: number;
   /** A transfer's longest hold, in milliseconds. */
   sustainedHoldMs: number;
+  /** A one-way transfer's longest hold (nothing read the other way for sustainedMs), in milliseconds. */
+  oneWayHoldMs: number;
 }
 
 /**
  * Measured on the testbed and on loopback (bench/relay-cost.ts,
  * bench/relay-loopback.ts): see docs/architecture.md, "Relay cost per byte"
- * (a 100 ms transfer hold costs ~30 % less CPU at 3 × 8 Mbit/s, but it also
- * delays interactive streams that happen to be bulk, so it is not the default).
+ * (a 100 ms hold costs ~30 % less CPU than 20 ms at 3 × 8 Mbit/s; it falls
+ * only on one-way transfers, which no one is waiting on byte by byte).
  */
 export const DEFAULT_COALESCE: Readonly<CoalesceOptions> = Object.freeze({
   targetBytes: 32 * 1024,
@@ -69,20 +79,22 @@ export const DEFAULT_COALESCE: Readonly<CoalesceOptions> = Object.freeze({
   sustainedMs: 1_000,
   sustainedTargetBytes: 48 * 1024,
   sustainedHoldMs: 20,
+  oneWayHoldMs: 100,
 });
 
 /**
  * The options for a longest hold of `ms` (config `limits.relayHold`): a
- * transfer's hold; a fresh stream's is the smaller of it and the default's.
- * 0 turns coalescing off.
+ * one-way transfer's hold; every other stream's is the smaller of it and the
+ * default's (20 ms). 0 turns coalescing off.
  */
 export function coalesceFor(ms: number): Readonly<CoalesceOptions> | false {
   if (!(ms > 0)) return false;
-  if (ms === DEFAULT_COALESCE.sustainedHoldMs) return DEFAULT_COALESCE;
+  if (ms === DEFAULT_COALESCE.oneWayHoldMs) return DEFAULT_COALESCE;
   return Object.freeze({
     ...DEFAULT_COALESCE,
     maxHoldMs: Math.min(ms, DEFAULT_COALESCE.maxHoldMs),
-    sustainedHoldMs: ms,
+    sustainedHoldMs: Math.min(ms, DEFAULT_COALESCE.sustainedHoldMs),
+    oneWayHoldMs: ms,
   });
 }
 
@@ -141,6 +153,8 @@ function batchOf(ms: number): ReleaseBatch {
 const WINDOW_MS = 100;
 /** A stream that fills targetBytes faster than this (ms) is not held: ~52 Mbit/s at 32 KiB. */
 const FAST_FILL_MS = 5;
+/** Longer than this without a bulk window, a stream starts over as fresh (shorter: a dip). */
+const PAUSE_MS = 500;
 
 /** Decides, read by read, whether the next read of one source should wait for more bytes. */
 export class ReadHold {
@@ -149,12 +163,20 @@ export class ReadHold {
   private bulk = false;
   /** When the stream last turned bulk (bulk since then without a pause). */
   private bulkSince = 0;
+  /** When the last window that was bulk ended. */
+  private lastBulkAt = Number.NEGATIVE_INFINITY;
   /** In a pending batch. */
   private held = false;
   /** A read filled the mark during the pending hold: the hold starts over when its batch ends. */
   private refilled = false;
   /** The length of the pending hold, ms. */
   private holdMs = 0;
+  /** The pending hold is a one-way transfer's (longer than a two-way stream's): a read the other way ends it. */
+  private oneWayHold = false;
+  /** When this direction last read anything (passed on or pushed back). */
+  private lastReadAt = Number.NEGATIVE_INFINITY;
+  /** The hold of the same pair's other direction (pairWith); without one, no stream counts as one-way. */
+  private other: ReadHold | undefined;
   /** The source's low-water mark (1, the default, when not raised). */
   private mark = 1;
   private fd: number | undefined | null = null;
@@ -171,15 +193,35 @@ export class ReadHold {
     return this.held;
   }
 
+  /** The length of the pending hold in ms, undefined when none is (for tests). */
+  get pendingHoldMs(): number | undefined {
+    return this.held ? this.holdMs : undefined;
+  }
+
   /** The source's current low-water mark (for tests). */
   get lowWater(): number {
     return this.mark;
+  }
+
+  /** Ties the two directions of one relayed pair: a read either way makes the other's stream two-way. */
+  pairWith(other: ReadHold): void {
+    this.other = other;
+    other.other = this;
+  }
+
+  /** A read that was not passed on at once (the destination pushed back): still traffic this way. */
+  sawRead(): void {
+    if (!this.setLowWater) return;
+    this.lastReadAt = this.clock.now();
+    this.other?.otherWayRead();
   }
 
   /** After a read of n bytes was passed on (and the destination took it without back-pressure). */
   afterRead(n: number): void {
     if (!this.setLowWater) return;
     const now = this.clock.now();
+    this.lastReadAt = now;
+    this.other?.otherWayRead();
     const span = now - this.windowAt;
     if (span >= WINDOW_MS) {
       // A window that contains a pause averages low: the first read after idle is never held.
@@ -188,7 +230,12 @@ export class ReadHold {
       const perMs = this.windowBytes / span;
       const bulk =
         perMs * 1000 >= this.opts.bulkBytesPerSecond && perMs * FAST_FILL_MS < this.opts.targetBytes;
-      if (bulk && !this.bulk) this.bulkSince = now;
+      if (bulk) {
+        // A dip (a window or a few below the bulk rate, as when two flows share a shaped
+        // uplink and one is starved for a moment) does not end a transfer; a pause does.
+        if (!this.bulk && this.windowAt - this.lastBulkAt > PAUSE_MS) this.bulkSince = now;
+        this.lastBulkAt = now;
+      }
       this.bulk = bulk;
       this.windowAt = now;
       this.windowBytes = 0;
@@ -213,9 +260,20 @@ export class ReadHold {
       this.mark = target;
     }
     if (!this.held) {
+      // One-way: nothing came the other way for as long as a transfer takes to be one.
+      const oneWay =
+        sustained &&
+        this.opts.oneWayHoldMs > this.opts.sustainedHoldMs &&
+        this.other !== undefined &&
+        now - this.other.lastReadAt >= this.opts.sustainedMs;
       this.held = true;
       this.refilled = false;
-      this.holdMs = sustained ? this.opts.sustainedHoldMs : this.opts.maxHoldMs;
+      this.oneWayHold = oneWay;
+      this.holdMs = oneWay
+        ? this.opts.oneWayHoldMs
+        : sustained
+          ? this.opts.sustainedHoldMs
+          : this.opts.maxHoldMs;
       batchOf(this.holdMs).join(this);
     } else if (n >= target) {
       // The mark did its work before the hold ended. Lowering it when the hold ends would
@@ -228,7 +286,23 @@ export class ReadHold {
   cancel(): void {
     this.held = false;
     this.refilled = false;
+    this.oneWayHold = false;
     this.mark = 1;
+    this.other = undefined;
+  }
+
+  /**
+   * The other direction read something: a one-way hold ends now (what the
+   * other side sent may be a keystroke or a request waiting for these bytes).
+   * Its batch's later release finds it not held; the stream is two-way from
+   * here until the other side is quiet for sustainedMs again.
+   */
+  private otherWayRead(): void {
+    if (!this.held || !this.oneWayHold) return;
+    this.held = false;
+    this.refilled = false;
+    this.oneWayHold = false;
+    if (this.mark > 1) this.lower();
   }
 
   /** Ends the hold: the mark goes back to 1, which wakes the loop if anything is queued. */
@@ -240,6 +314,7 @@ export class ReadHold {
       return;
     }
     this.held = false;
+    this.oneWayHold = false;
     if (this.mark > 1) this.lower();
   }
 

@@ -52,7 +52,7 @@ export const DEFAULTS = {
     maxConnectionsPerClient: 0,
     fdReserve: 0,
     loginLogInterval: 60,
-    relayHold: 0.02,
+    relayHold: 0.1,
   },
   drainTimeout: 10,
   log: 'info',

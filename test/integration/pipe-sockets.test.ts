@@ -1,4 +1,4 @@
-// pipeSockets on loopback with read coalescing on (real SO_RCVLOWAT): bytes exact both ways under paced small writes, FIN passed on, small reads of a bulk stream coalesced, and a small message after a bulk phase not left waiting for a raised mark.
+// pipeSockets on loopback with read coalescing on (real SO_RCVLOWAT): bytes exact both ways under paced small writes, FIN passed on, small reads of a bulk stream coalesced, a small message after a bulk phase not left waiting for a raised mark, and a one-way transfer's long hold ended by a byte the other way.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -7,6 +7,7 @@ import net from 'node:net';
 import { pipeSockets } from '../../src/proxy/pipe-sockets.js';
 import type { PipeResult } from '../../src/proxy/pipe-sockets.js';
 import { receiveLowWater } from '../../src/net/receive-low-water.js';
+import { DEFAULT_COALESCE, type CoalesceOptions } from '../../src/proxy/read-coalescing.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,7 +33,7 @@ function collect(s: net.Socket): Promise<Buffer> {
 }
 
 /** client ─► relay (pipeSockets) ─► target server; `onTarget` runs the target's side. */
-async function relayPair(onTarget: (s: net.Socket) => void, coalesce = true) {
+async function relayPair(onTarget: (s: net.Socket) => void, coalesce: boolean | CoalesceOptions = true) {
   const target = net.createServer({ allowHalfOpen: true }, onTarget);
   target.listen(0, '127.0.0.1');
   await once(target, 'listening');
@@ -45,7 +46,7 @@ async function relayPair(onTarget: (s: net.Socket) => void, coalesce = true) {
       allowHalfOpen: true,
     });
     b.on('data', () => relayReads++);
-    result = pipeSockets(a, b, coalesce ? {} : { coalesce: false });
+    result = pipeSockets(a, b, coalesce === true ? {} : { coalesce });
   });
   relay.listen(0, '127.0.0.1');
   await once(relay, 'listening');
@@ -166,3 +167,54 @@ test('a target that sends its last bytes and closes loses none of them to a slow
   const r = await result!;
   assert.equal(r.bToA, body.length);
 });
+
+test(
+  'a one-way transfer is held long, and a byte the other way ends the hold at once',
+  { skip: !receiveLowWater() && 'no SO_RCVLOWAT here' },
+  async (t) => {
+    // A one-way hold of 60 s: only the byte the other way can end it within the test.
+    const opts: CoalesceOptions = { ...DEFAULT_COALESCE, oneWayHoldMs: 60_000 };
+    const down = randomBytes(8 * 1024 * 1024); // more than 1.5 s of it: the clock ends the loop
+    const tail = randomBytes(100);
+    let sent = 0;
+    let targetSide: net.Socket | undefined;
+    const pair = await relayPair((s) => {
+      targetSide = s;
+      s.resume();
+    }, opts);
+    t.after(() => {
+      targetSide?.destroy();
+      pair.close();
+    });
+    const parts: Buffer[] = [];
+    let got = 0;
+    pair.client.on('data', (d: Buffer) => {
+      parts.push(d);
+      got += d.length;
+    });
+    pair.client.write('GET /'); // the request: then nothing goes the other way for the rest of the transfer
+    for (let i = 0; i < 100 && !targetSide; i++) await sleep(10);
+    assert.ok(targetSide, 'the target saw the connection');
+    // ~1.5 s of paced segments (bulk, too slow to fill 32 KiB in 5 ms), a pause, then a small tail.
+    const start = Date.now();
+    while (sent < down.length && Date.now() - start < 1_500) {
+      targetSide.write(down.subarray(sent, sent + 2896));
+      sent = Math.min(down.length, sent + 2896);
+      await sleep(1);
+    }
+    await sleep(50);
+    targetSide.write(tail);
+    await sleep(300);
+    assert.ok(
+      got < sent + tail.length,
+      `the tail waits under the one-way hold (${got} of ${sent + tail.length} bytes)`,
+    );
+    const pinged = Date.now();
+    pair.client.write('x');
+    for (const end = Date.now() + 5_000; got < sent + tail.length && Date.now() < end;) await sleep(5);
+    const waited = Date.now() - pinged;
+    assert.equal(got, sent + tail.length, 'every byte arrived after the byte the other way');
+    assert.ok(waited < 2_000, `the hold ended at once, not after its 60 s (${waited} ms)`);
+    assert.equal(sha(Buffer.concat(parts)), sha(Buffer.concat([down.subarray(0, sent), tail])));
+  },
+);

@@ -282,8 +282,8 @@ test('YAML syntax errors carry line and column', () => {
 });
 
 test('limits.relayHold: seconds or a duration, 0 to 1 s, in ms at run time; out of range names the key', () => {
-  assert.equal(toRuntime(parseConfig({}, 'x')).limits.relayHoldMs, 20);
-  assert.equal(toRuntime(parseConfig({ limits: { relayHold: '100ms' } }, 'x')).limits.relayHoldMs, 100);
+  assert.equal(toRuntime(parseConfig({}, 'x')).limits.relayHoldMs, 100);
+  assert.equal(toRuntime(parseConfig({ limits: { relayHold: '20ms' } }, 'x')).limits.relayHoldMs, 20);
   assert.equal(toRuntime(parseConfig({ limits: { relayHold: 0 } }, 'x')).limits.relayHoldMs, 0);
   assert.throws(
     () => parseConfig({ limits: { relayHold: 5 } }, 'x'),

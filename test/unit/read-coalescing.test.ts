@@ -93,6 +93,25 @@ test('a stream bulk for sustainedMs (a transfer) waits for larger reads, for lon
   assert.equal(hold.lowWater, opts.targetBytes, 'after a pause the stream starts fresh');
 });
 
+test('a dip below the bulk rate (a flow starved for a moment on a shared uplink) does not end a transfer; a pause does', async () => {
+  const opts = { ...DEFAULT_COALESCE, maxHoldMs: 5, sustainedHoldMs: 5 };
+  const { hold, feed, clock } = setup(opts);
+  feed(1448, 1, 150 + opts.sustainedMs);
+  await sleep(15); // the first hold's batch fires
+  feed(1448, 1, 10);
+  assert.equal(hold.lowWater, opts.sustainedTargetBytes, 'a transfer');
+  feed(200, 50, 300); // 4 KB/s for 300 ms
+  assert.equal(hold.lowWater, 1, 'nothing is held during the dip');
+  await sleep(15);
+  feed(1448, 1, 250);
+  assert.equal(hold.lowWater, opts.sustainedTargetBytes, 'still a transfer after a 300 ms dip');
+  await sleep(15);
+  clock.advance(600); // nothing for 600 ms: a pause
+  feed(1448, 1, 250);
+  assert.equal(hold.lowWater, opts.targetBytes, 'fresh after a pause');
+  hold.cancel();
+});
+
 test('a read that fills the mark during a hold restarts the hold: no second, small read when it ends', async () => {
   const opts = { ...DEFAULT_COALESCE, maxHoldMs: 15 };
   const { marks, hold, feed } = setup(opts);
@@ -141,17 +160,99 @@ test('nothing is held without a descriptor or without the setter', () => {
   assert.equal(a.holding || b.holding, false);
 });
 
+/** Both directions of one relayed pair on one fake clock: `down` carries the transfer, `up` the other way. */
+function pairSetup(opts: typeof DEFAULT_COALESCE) {
+  const marks: number[] = [];
+  const clock = new FakeClock(1_000);
+  const make = (fd: number) =>
+    new ReadHold(
+      { destroyed: false, _handle: { fd } } as unknown as Duplex,
+      opts,
+      (got, bytes) => {
+        if (got === FD) marks.push(bytes);
+        return true;
+      },
+      clock,
+    );
+  const down = make(FD);
+  const up = make(FD + 1);
+  down.pairWith(up);
+  /** `down` reads 1448 B every ms for `forMs`; `up` reads a few bytes every `upEveryMs` (0: never). */
+  const feed = (forMs: number, upEveryMs = 0) => {
+    for (let t = 1; t <= forMs; t++) {
+      clock.advance(1);
+      down.afterRead(1448);
+      if (upEveryMs > 0 && t % upEveryMs === 0) up.afterRead(40);
+    }
+  };
+  /** Bulk long enough to be a transfer, then the first hold released, then a fresh hold. */
+  const transfer = async (upEveryMs = 0) => {
+    up.afterRead(80); // the request
+    feed(150 + opts.sustainedMs, upEveryMs);
+    await sleep(opts.maxHoldMs + 15);
+    feed(10, upEveryMs);
+  };
+  return { marks, down, up, transfer };
+}
+
+const ONE_WAY = { ...DEFAULT_COALESCE, maxHoldMs: 5, sustainedHoldMs: 10, oneWayHoldMs: 60_000 };
+
+test('a one-way transfer (nothing read the other way for sustainedMs) gets the long hold', async () => {
+  const { down, transfer } = pairSetup(ONE_WAY);
+  await transfer();
+  assert.equal(down.pendingHoldMs, ONE_WAY.oneWayHoldMs);
+  assert.equal(down.lowWater, ONE_WAY.sustainedTargetBytes);
+  down.cancel();
+});
+
+test('a transfer with reads the other way (acknowledgements, input) keeps the short hold', async () => {
+  const { down, transfer } = pairSetup(ONE_WAY);
+  await transfer(500);
+  assert.equal(down.pendingHoldMs, ONE_WAY.sustainedHoldMs);
+  down.cancel();
+});
+
+test('a read the other way ends a one-way hold at once (the answer to a keystroke never waits for it)', async () => {
+  for (const how of ['afterRead', 'sawRead'] as const) {
+    const { marks, down, up, transfer } = pairSetup(ONE_WAY);
+    await transfer();
+    assert.equal(down.pendingHoldMs, ONE_WAY.oneWayHoldMs);
+    if (how === 'afterRead') up.afterRead(1);
+    else up.sawRead(); // a read the destination pushed back counts too
+    assert.equal(down.holding, false, how);
+    assert.equal(marks.at(-1), 1, `${how}: the mark is lowered, so what is queued is read now`);
+  }
+});
+
+test('an unpaired stream is never taken for one-way', async () => {
+  const { down, up, transfer } = pairSetup(ONE_WAY);
+  up.cancel(); // cancel unties the pair (a torn-down pair's other half)
+  down.cancel();
+  await transfer();
+  assert.equal(down.pendingHoldMs, ONE_WAY.sustainedHoldMs, 'after cancel the pair is untied');
+  down.cancel();
+});
+
 test('limits.relayHold: 0 turns coalescing off, the default is DEFAULT_COALESCE, others set the longest hold', () => {
   assert.equal(coalesceFor(0), false);
-  assert.equal(coalesceFor(20), DEFAULT_COALESCE);
+  assert.equal(coalesceFor(100), DEFAULT_COALESCE);
+  assert.equal(DEFAULT_COALESCE.oneWayHoldMs, 100);
+  assert.equal(DEFAULT_COALESCE.sustainedHoldMs, 20);
+  const twenty = coalesceFor(20);
+  assert.ok(twenty);
+  assert.deepEqual([twenty.maxHoldMs, twenty.sustainedHoldMs, twenty.oneWayHoldMs], [20, 20, 20]);
   const short = coalesceFor(7);
   assert.ok(short);
-  assert.equal(short.sustainedHoldMs, 7);
-  assert.equal(short.maxHoldMs, 7, "a hold shorter than the fresh streams' default shortens both");
+  assert.deepEqual(
+    [short.maxHoldMs, short.sustainedHoldMs, short.oneWayHoldMs],
+    [7, 7, 7],
+    "a hold shorter than the others' default shortens them all",
+  );
   assert.equal(short.targetBytes, DEFAULT_COALESCE.targetBytes);
   const long = coalesceFor(300);
   assert.ok(long);
-  assert.equal(long.sustainedHoldMs, 300);
+  assert.equal(long.oneWayHoldMs, 300);
+  assert.equal(long.sustainedHoldMs, DEFAULT_COALESCE.sustainedHoldMs);
   assert.equal(long.maxHoldMs, DEFAULT_COALESCE.maxHoldMs);
 });
 
@@ -163,5 +264,5 @@ test('LINKMUX_RELAY_COALESCE overrides the config: 0 off, a number of ms, unset 
   assert.equal(coalesceFromEnv('-5'), undefined);
   const c = coalesceFromEnv('50');
   assert.ok(c);
-  assert.equal(c.sustainedHoldMs, 50);
+  assert.equal(c.oneWayHoldMs, 50);
 });

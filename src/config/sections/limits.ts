@@ -30,12 +30,13 @@ export const limitsSchema = z
     /** Seconds between two log lines about failed logins from one client address. Default 60. */
     loginLogInterval: duration(1, 24 * 3600).default(60),
     /**
-     * Seconds a relayed download or other bulk transfer may wait in the kernel before
-     * it is read, so that a slow link's trickle is read and sent in fewer, larger
-     * pieces (fewer wake-ups per byte). Only a stream that has moved bulk data for a
-     * second waits longer than 0.02 s; requests, answers, keystrokes and the first
-     * bytes after a pause never wait. 0 turns coalescing off. Default 0.02.
+     * Seconds a relayed download or upload may wait in the kernel before it is read,
+     * so that a slow link's trickle is read and sent in fewer, larger pieces (fewer
+     * wake-ups per byte). Only a one-way transfer (bulk for a second, nothing the
+     * other way for a second) waits this long; other bulk streams wait at most
+     * 0.02 s (or this, if less); requests, answers, keystrokes and the first bytes
+     * after a pause never wait. 0 turns coalescing off. Default 0.1.
      */
-    relayHold: duration(0, 1).default(0.02),
+    relayHold: duration(0, 1).default(0.1),
   })
   .prefault({});
