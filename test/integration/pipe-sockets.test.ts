@@ -195,11 +195,13 @@ test(
     pair.client.write('GET /'); // the request: then nothing goes the other way for the rest of the transfer
     for (let i = 0; i < 100 && !targetSide; i++) await sleep(10);
     assert.ok(targetSide, 'the target saw the connection');
-    // ~1.5 s of paced segments (bulk, too slow to fill 32 KiB in 5 ms), a pause, then a small tail.
+    // ~1.5 s at ~2.9 MB/s (bulk, too slow to fill 32 KiB in 5 ms), paced by the clock so that a late
+    // timer on a busy machine sends more at once instead of slowing the stream; a pause, a tail.
     const start = Date.now();
-    while (sent < down.length && Date.now() - start < 1_500) {
-      targetSide.write(down.subarray(sent, sent + 2896));
-      sent = Math.min(down.length, sent + 2896);
+    for (let elapsed = 0; elapsed < 1_500; elapsed = Date.now() - start) {
+      const due = Math.min(down.length, elapsed * 2896);
+      if (due > sent) targetSide.write(down.subarray(sent, due));
+      sent = Math.max(sent, due);
       await sleep(1);
     }
     await sleep(50);
