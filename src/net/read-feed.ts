@@ -37,11 +37,19 @@ const OWN_BUFFER_FROM = 16 * 1024;
 /** Takes one read (valid only during the call); false pauses the socket until it is resumed. */
 export type ReadSink = (chunk: Buffer) => boolean;
 
-const feeds = new WeakMap<Socket, ReadFeed>();
+/**
+ * The feed rides on its socket as a symbol-keyed property, not in a WeakMap:
+ * the feed refers to its socket, and V8's scavenger (Node 20) keeps a WeakMap
+ * entry whose value refers to its key alive, so every closed connection (the
+ * socket and all its listeners reach) was promoted to old space and lived
+ * until the next full GC (docs/architecture.md, "Connect overhead").
+ */
+const FEED = Symbol('linkmux.readFeed');
+type WithFeed = Socket & { [FEED]?: ReadFeed };
 
 /** The feed a socket was made with, or undefined for an ordinary socket. */
 export function readFeedOf(socket: unknown): ReadFeed | undefined {
-  return feeds.get(socket as Socket);
+  return (socket as WithFeed | undefined)?.[FEED];
 }
 
 export class ReadFeed {
@@ -68,7 +76,7 @@ export class ReadFeed {
   attach(socket: Socket): Socket {
     if (this.current !== shared || !this.started) return socket;
     this.socket = socket;
-    feeds.set(socket, this);
+    (socket as WithFeed)[FEED] = this;
     return socket;
   }
 

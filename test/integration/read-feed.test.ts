@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { ReadFeed, readFeedOf } from '../../src/net/read-feed.js';
 import { pipeSockets } from '../../src/proxy/pipe-sockets.js';
 
@@ -124,3 +126,26 @@ for (const [what, highWaterMark] of [
     target.close();
   });
 }
+
+test('a dropped feed socket dies young: the feed does not keep its socket past a minor GC', () => {
+  // V8's scavenger (Node 20) keeps a WeakMap entry alive when its value refers to its key, so a
+  // feed kept in a WeakMap promoted every closed connection to old space until a full GC.
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as (o?: { type: 'minor' | 'major' }) => void;
+  const oldSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.space_used_size;
+  gc({ type: 'major' });
+  const before = oldSpace();
+  const COUNT = 400;
+  for (let i = 0; i < COUNT; i++) {
+    const feed = new ReadFeed();
+    feed.onread.buffer(); // what Node does first with a socket made with `onread`
+    const socket = Object.assign(new net.Socket(), { payload: new Array<number>(2_000).fill(i) });
+    feed.attach(socket);
+    assert.equal(readFeedOf(socket), feed);
+  }
+  gc({ type: 'minor' });
+  gc({ type: 'minor' });
+  const grown = oldSpace() - before;
+  // Kept alive, the sockets and their 16 KB payloads would be ≥ 6 MB of old space.
+  assert.ok(grown < 2 * 1024 * 1024, `old space grew ${grown} bytes after ${COUNT} dropped feed sockets`);
+});
