@@ -15,6 +15,7 @@
  */
 import type { Socket } from 'node:net';
 import dgram, { type Socket as UdpSocket } from 'node:dgram';
+import { DialAbort } from '../util/dial-abort.js';
 import { LinkmuxError, describe } from '../util/errors.js';
 import type { ConnectOptions, LinkStats } from './link.js';
 
@@ -133,7 +134,7 @@ export class LinkSockets {
     toError: (err: unknown) => LinkmuxError,
   ): Promise<T> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const cancel = new AbortController();
+    const cancel = new DialAbort();
     const stop = (err: LinkmuxError) => {
       if (!cancel.signal.aborted) cancel.abort(err);
     };

@@ -37,6 +37,7 @@ import { formatHost, stripBrackets } from '../net/address.js';
 import { systemResolver, type Resolver } from '../net/resolve.js';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
+import { DialAbort } from '../util/dial-abort.js';
 import { LinkmuxError, describe, isDescriptorExhaustion, isLinkmuxError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
@@ -334,8 +335,8 @@ export class PoolDialer implements Dialer {
       let tried = 0;
       let denied = 0;
       let timer: NodeJS.Timeout | undefined;
-      const attempts: AbortController[] = [];
-      let winner: AbortController | undefined;
+      const attempts: DialAbort[] = [];
+      let winner: DialAbort | undefined;
       const finish = (fn: () => void) => {
         settled = true;
         clearTimeout(timer);
@@ -371,7 +372,7 @@ export class PoolDialer implements Dialer {
           launch();
           return;
         }
-        const ctl = new AbortController();
+        const ctl = new DialAbort();
         attempts.push(ctl);
         running++;
         const held = this.hold(id);

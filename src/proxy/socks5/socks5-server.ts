@@ -51,6 +51,7 @@ import type { Socks5AuthMethod, Socks5ReplyCode } from '../../socks5/socks5-repl
 import { openUdpAssociation } from './socks5-udp-relay.js';
 import { admitSocket } from '../shed.js';
 import type { FrontEndGate } from '../shed.js';
+import { DialAbort } from '../../util/dial-abort.js';
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long a refused client may take to read the answer and close before it is destroyed. */
@@ -153,7 +154,7 @@ export class Socks5Server extends net.Server {
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     // Made for the dial and aborted only while one is in flight: an abort builds a DOMException,
     // which on every close was a few % of the daemon's CPU per connect.
-    let abort: AbortController | undefined;
+    let abort: DialAbort | undefined;
     const parser = new Socks5Parser({ selectMethod: (m) => this.selectMethod(m) });
     let linger: NodeJS.Timeout | undefined;
     const handshakeTimer = setTimeout(() => {
@@ -236,7 +237,7 @@ export class Socks5Server extends net.Server {
                   session,
                   ev.address,
                   trailing,
-                  (abort = new AbortController()).signal,
+                  (abort = new DialAbort()).signal,
                   peer,
                   fail,
                 )
