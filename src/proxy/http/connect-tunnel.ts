@@ -21,6 +21,7 @@ import { formatAuthority, parseConnectTarget } from './http-target.js';
 import { PROXY_AUTHENTICATE } from './proxy-auth.js';
 import type { HttpProxyContext } from './proxy-context.js';
 import { clientLabel } from './proxy-context.js';
+import { DialAbort } from '../../util/dial-abort.js';
 
 export function handleConnect(
   ctx: HttpProxyContext,
@@ -46,7 +47,7 @@ export function handleConnect(
   }
   const target = formatAuthority(dst);
 
-  const abort = new AbortController();
+  const abort = new DialAbort();
   const onEarlyClose = () => abort.abort();
   socket.once('close', onEarlyClose);
   ctx.dialer.dial(dst, { signal: abort.signal, client, clientIp: req.socket.remoteAddress }).then(

@@ -21,6 +21,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../util/logger.js';
 import type { Dialer } from '../dialer.js';
+import { DialAbort } from '../../util/dial-abort.js';
 
 /**
  * How long an idle upstream connection is kept for the next request: below the
@@ -35,7 +36,7 @@ export class DialerAgent extends http.Agent {
   readonly #dialer: Dialer;
   readonly #client: string;
   readonly #logger: Logger;
-  readonly #abort = new AbortController();
+  readonly #abort = new DialAbort();
   readonly #clientIp: string | undefined;
 
   constructor(dialer: Dialer, client: string, logger: Logger, clientIp?: string) {
