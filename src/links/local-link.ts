@@ -30,7 +30,7 @@ import { isLinkLocal } from '../net/link-local.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, LinkSockets, abortable, bindUdp } from './link-sockets.js';
 import { connectThroughDevice, createBoundUdpSocket, probeBindToDevice } from '../net/bind-device.js';
 import type { ResolvedAddress, Resolver } from '../net/resolve.js';
-import { systemResolver } from '../net/resolve.js';
+import { ipLiteral, systemResolver } from '../net/resolve.js';
 import { formatHostPort, stripBrackets } from '../net/address.js';
 import { ReadFeed } from '../net/read-feed.js';
 
@@ -189,7 +189,8 @@ export class LocalLink implements Link {
       async (signal) => {
         let socket: Socket | undefined;
         try {
-          target = await abortable(this.resolve(dst.host, this.families()), signal);
+          // An IP literal (what the dialer hands over) needs no resolver, nor a promise raced against the signal.
+          target = ipLiteral(dst.host) ?? (await abortable(this.resolve(dst.host, this.families()), signal));
           socket = this.openSocket(target, dst.port, where);
           await once(socket, 'connect', { signal });
           if (socket.destroyed)
@@ -238,12 +239,26 @@ export class LocalLink implements Link {
     this.sockets.destroyAll();
   }
 
-  private usableAddresses() {
-    return this.iface.addresses.filter((a) => !isLinkLocal(a.address));
+  /** Worked out again only when the interface's address list is replaced (every connect asks). */
+  private usable:
+    | { from: NetInterface['addresses']; addresses: NetInterface['addresses']; families: ReadonlySet<4 | 6> }
+    | undefined;
+
+  private usableAddresses(): NetInterface['addresses'] {
+    return this.usableNow().addresses;
   }
 
-  private families(): Set<4 | 6> {
-    return new Set(this.usableAddresses().map((a) => a.family));
+  private families(): ReadonlySet<4 | 6> {
+    return this.usableNow().families;
+  }
+
+  private usableNow() {
+    const from = this.iface.addresses;
+    if (this.usable?.from !== from) {
+      const addresses = from.filter((a) => !isLinkLocal(a.address));
+      this.usable = { from, addresses, families: new Set(addresses.map((a) => a.family)) };
+    }
+    return this.usable;
   }
 
   private openSocket(target: ResolvedAddress, port: number, where: string): Socket {

@@ -18,8 +18,13 @@
  *   mapped: ipaddr.js reads that spelling as mapped, so it is parsed here.
  * - Canonical IPv6 text is RFC 5952 (lower case, longest zero run compressed),
  *   without zone or brackets.
+ * - A dotted quad Node's `net.isIPv4` takes (four decimal parts, no leading
+ *   zeros: the same rule) is already canonical, so the per-connect functions
+ *   answer it without an ipaddr.js parse (the parse objects were ~5 KB of
+ *   garbage per SOCKS5 connect).
  */
 import { createRequire } from 'node:module';
+import { isIPv4 } from 'node:net';
 import type IpaddrJs from 'ipaddr.js';
 
 // require(), not import: an ES import of a CommonJS package makes Node lex its source for
@@ -109,6 +114,7 @@ function parseIp(text: string): { addr: IPv4 | IPv6; zone?: string } | undefined
 
 /** 4 or 6 for a strict IP literal (zone allowed, no brackets), else 0: net.isIP's contract. */
 export function ipFamily(text: string): 0 | IpFamily {
+  if (isIPv4(text)) return 4;
   const p = parseIp(text);
   return p === undefined ? 0 : p.addr.kind() === 'ipv4' ? 4 : 6;
 }
@@ -126,7 +132,9 @@ function canonical(addr: IPv4 | IPv6): CanonicalIp {
  * undefined for anything that is not an IP literal (names, "10.0.0.256", "127.1").
  */
 export function canonicalIp(text: string): CanonicalIp | undefined {
-  const p = parseIp(stripBrackets(text));
+  const bare = stripBrackets(text);
+  if (isIPv4(bare)) return { ip: bare, family: 4 };
+  const p = parseIp(bare);
   return p && canonical(p.addr);
 }
 
@@ -139,6 +147,7 @@ export function sameHost(a: string, b: string): boolean {
 
 /** "1.2.3.4" for an IPv4-mapped address in any spelling; any other text unchanged (socket addresses). */
 export function unmapIPv4(address: string): string {
+  if (isIPv4(address)) return address;
   const p = parseIp(address);
   return p?.addr.kind() === 'ipv6' && (p.addr as IPv6).isIPv4MappedAddress()
     ? (p.addr as IPv6).toIPv4Address().toString()
@@ -147,6 +156,10 @@ export function unmapIPv4(address: string): string {
 
 /** The 4 or 16 bytes of an IP literal (zone ignored; IPv4-mapped stays 16 bytes), or undefined. */
 export function ipToBytes(text: string): Buffer | undefined {
+  if (isIPv4(text)) {
+    const parts = text.split('.');
+    return Buffer.from([Number(parts[0]), Number(parts[1]), Number(parts[2]), Number(parts[3])]);
+  }
   const p = parseIp(text);
   return p && Buffer.from(p.addr.toByteArray());
 }

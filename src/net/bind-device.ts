@@ -230,6 +230,17 @@ function bindAddress(fd: number, device: string, family: 4 | 6, address: string)
   }
 }
 
+/** The NUL-terminated name setsockopt takes, made once per device (every connect needs it). */
+const deviceNames = new Map<string, Buffer>();
+function deviceName(device: string): Buffer {
+  let name = deviceNames.get(device);
+  if (name === undefined) {
+    name = Buffer.from(`${device}\0`, 'utf8');
+    if (deviceNames.size < 256) deviceNames.set(device, name);
+  }
+  return name;
+}
+
 function openBoundFd(device: string, family: 4 | 6, type = SOCK_STREAM): number {
   const l = loadLibc();
   if (!('libc' in l)) {
@@ -240,7 +251,7 @@ function openBoundFd(device: string, family: 4 | 6, type = SOCK_STREAM): number 
     );
   }
   const { libc } = l;
-  const name = Buffer.from(`${device}\0`, 'utf8');
+  const name = deviceName(device);
   if (device.length === 0 || device.includes('\0') || name.length > IFNAMSIZ) {
     throw new LinkmuxError(
       'LINKMUX_ERR_BIND_FAILED',
