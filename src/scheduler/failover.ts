@@ -29,6 +29,7 @@ export function orderForFailover(
   const limit = Math.max(0, opts.limit ?? DEFAULT_FAILOVER_LIMIT);
   const tolerance = opts.tieTolerance ?? DEFAULT_TIE_TOLERANCE;
   const others = links.filter((l) => l.id !== firstPick);
+  if (others.length === 0 || limit === 0) return []; // one link: nothing to rank, on every connect
   const group = (keep: (state: LinkSnapshot['state']) => boolean) =>
     rankBySpareCapacity(
       others.filter((l) => keep(l.state)),
