@@ -44,3 +44,16 @@ export function sha256(data: Buffer): string {
 export async function sha256File(path: string): Promise<string> {
   return sha256(await readFile(path));
 }
+
+/** `p`, or a failure naming `what` after `ms`: a stage that hangs says which one it was. */
+export async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -29,7 +29,7 @@ import { loadOrCreateIdentity } from '../../src/relay/node-identity.js';
 import type { NodeIdentity } from '../../src/relay/node-identity.js';
 import { isLinkmuxError } from '../../src/util/errors.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { loopbackLinks, sha256, tempDir } from '../helpers/loopback.js';
+import { loopbackLinks, sha256, tempDir, within } from '../helpers/loopback.js';
 import { eventually } from '../helpers/http-proxy-fixtures.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -126,7 +126,7 @@ async function roundTrip(socket: net.Socket, size: number): Promise<void> {
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));
   socket.end(data);
-  await once(socket, 'end');
+  await within(20_000, `the echo of ${size} bytes`, once(socket, 'end'));
   socket.destroy();
   const got = Buffer.concat(chunks);
   assert.equal(got.subarray(0, 6).toString(), 'hello\n');
@@ -241,7 +241,7 @@ test('garbage, plain SOCKS5 and stalled handshakes on the node port leave it ser
   const junk = net.connect(port, host);
   junk.on('error', () => {});
   junk.write(randomBytes(2048));
-  await once(junk, 'close');
+  await within(20_000, 'the node closing a connection that sent garbage', once(junk, 'close'));
   // Plain SOCKS5 (no TLS).
   const plain = new Socks5Link({
     ...parseSocks5Link(`socks5://linkmux:${token.secret}@${host}:${port}`),
@@ -250,11 +250,11 @@ test('garbage, plain SOCKS5 and stalled handshakes on the node port leave it ser
   // TLS, then silence: the node must not wait forever (its handshake timeout ends it), and others are served meanwhile.
   const stalled = tls.connect({ host, port, rejectUnauthorized: false });
   stalled.on('error', () => {});
-  await once(stalled, 'secureConnect');
+  await within(10_000, 'the TLS handshake of the stalled client', once(stalled, 'secureConnect'));
   // A UDP ASSOCIATE is not served (it would bypass TLS).
   const udp = tls.connect({ host, port, rejectUnauthorized: false });
   udp.on('error', () => {});
-  await once(udp, 'secureConnect');
+  await within(10_000, 'the TLS handshake of the UDP ASSOCIATE client', once(udp, 'secureConnect'));
   const secret = Buffer.from(token.secret);
   udp.write(Buffer.from([5, 1, 2]));
   udp.write(
@@ -263,7 +263,7 @@ test('garbage, plain SOCKS5 and stalled handshakes on the node port leave it ser
   udp.write(Buffer.from([5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
   const answer: Buffer[] = [];
   udp.on('data', (c: Buffer) => answer.push(c));
-  await once(udp, 'close');
+  await within(10_000, 'the node closing the refused UDP ASSOCIATE', once(udp, 'close'));
   assert.equal(Buffer.concat(answer).subarray(4, 6).toString('hex'), '0507', 'method, auth ok, then 0x07');
 
   const link = new Socks5Link(nodeLinkOptions(token)[0]!);

@@ -113,7 +113,9 @@ test("authenticate granting { link: 'x' }: the Dialer's dial gets ctx.link === '
   const [{ dst, ctx }] = dialer.dials as [{ dst: Destination; ctx: DialContext }];
   assert.deepEqual(dst, { host: '127.0.0.1', port: targetPort });
   assert.equal(ctx.link, 'x');
-  assert.ok(ctx.signal instanceof AbortSignal);
+  // The dial's signal (a DialAbort's: util/dial-abort.ts), not yet aborted.
+  assert.equal(ctx.signal?.aborted, false);
+  assert.equal(typeof ctx.signal?.addEventListener, 'function');
   c.destroy();
 });
 
