@@ -28,13 +28,12 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { connect, isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { chmod, lstat, unlink } from 'node:fs/promises';
-import type { Registry } from 'prom-client';
 import { LinkmuxError, describe, systemCode } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { isLoopbackHost } from '../net/address.js';
 import { formatControlAddress, parseControlAddress } from './control-address.js';
 import type { ControlAddress } from './control-address.js';
-import { createMetricsRegistry } from './metrics.js';
+import { createMetricsRegistry, type MetricsSource } from './metrics.js';
 import type { ControlRoute } from './control-route.js';
 import { createDashboard } from '../dashboard/dashboard.js';
 import type { DaemonStatus } from './status-types.js';
@@ -135,7 +134,7 @@ function tcpAddress(info: AddressInfo): string {
 
 interface HandlerContext {
   status: () => DaemonStatus;
-  registry: Registry;
+  registry: MetricsSource;
   logger: Logger;
   checkHost: boolean;
   routes: ControlRoute[];

@@ -57,12 +57,21 @@ import { registerMptcpMetrics } from './mptcp-metrics.js';
 const STATES: readonly LinkState[] = LINK_STATES;
 const UP_VALUE: Record<LinkState, number> = { online: 1, degraded: 0.5, unverified: 0.5, offline: 0 };
 
+/** What the control server serves at /metrics. */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
 /**
- * A registry holding the linkmux metrics (read from `status` at each scrape)
- * and the process-wide default metrics. Serve it with `registry.metrics()` and
- * `registry.contentType`. Each call makes an independent registry.
+ * The linkmux metrics (read from `status` at each scrape) and the
+ * process-wide default metrics. Serve it with `metrics()` and `contentType`.
+ * Each call makes an independent registry. The default metrics start at the
+ * first scrape: their event-loop monitor wakes the loop 10 times a second,
+ * which a daemon nobody scrapes should not pay for (so the first scrape's
+ * event-loop lag and GC figures cover only the time since it began).
  */
-export function createMetricsRegistry(status: () => DaemonStatus): Registry {
+export function createMetricsRegistry(status: () => DaemonStatus): MetricsSource {
   const own = new Registry();
   const snapshot = scrapeSnapshot(status);
   const registers = [own];
@@ -212,7 +221,11 @@ export function createMetricsRegistry(status: () => DaemonStatus): Registry {
   registerProtectionMetrics(registers, snapshot);
   registerMptcpMetrics(registers, snapshot);
 
-  return Registry.merge([own, processRegistry()]);
+  let merged: Registry | undefined;
+  return {
+    metrics: () => (merged ??= Registry.merge([own, processRegistry()])).metrics(),
+    contentType: own.contentType,
+  };
 }
 
 /**

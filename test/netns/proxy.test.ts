@@ -10,6 +10,7 @@ import { createTestbed, removeLeftovers, type Testbed } from '../../src/testbed/
 import { cliPath, netnsReady, skipReason } from '../helpers/netns.js';
 import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 import { blackholeAndWaitOffline } from '../helpers/netns-run.js';
+import { describe } from '../../src/util/errors.js';
 
 const MiB = 1024 * 1024;
 let tb: Testbed | undefined;
@@ -42,11 +43,15 @@ after(async () => {
   }
 });
 
+/** What the curls of the last `parallel` call that failed said (for the assertion messages). */
+let curlErrors: string[] = [];
+
 /** K parallel downloads through the proxy; resolves with each curl's exit code. */
 async function parallel(k: number, via: 'socks' | 'http', file = 'f4.bin', maxTime = 30): Promise<number[]> {
   const bed = tb as Testbed;
   const d = daemon as RunningDaemon;
   const proxy = via === 'socks' ? ['--socks5', d.socks] : ['-x', `http://${d.http}`];
+  curlErrors = [];
   return Promise.all(
     Array.from({ length: k }, async () => {
       try {
@@ -61,7 +66,8 @@ async function parallel(k: number, via: 'socks' | 'http', file = 'f4.bin', maxTi
           bed.url(file),
         ]);
         return 0;
-      } catch {
+      } catch (err) {
+        curlErrors.push(describe(err).slice(0, 400));
         return 1;
       }
     }),
@@ -77,7 +83,7 @@ for (const k of [3, 6]) {
       for (let trial = 0; trial < 2; trial++) {
         const before = await bed.counters();
         const codes = await parallel(k, trial === 0 ? 'socks' : 'http');
-        assert.deepEqual(codes, Array(k).fill(0), 'every download succeeded');
+        assert.deepEqual(codes, Array(k).fill(0), `every download succeeded: ${curlErrors.join(' | ')}`);
         const after = await bed.counters();
         for (const u of bed.uplinks) {
           const rx = (after[u.dev]?.rx ?? 0) - (before[u.dev]?.rx ?? 0);
@@ -101,7 +107,11 @@ test(
       await blackholeAndWaitOffline(bed, 1, stateOf, { withinMs: 3_000 });
       const before = await bed.counters();
       const codes = await parallel(6, 'socks', 'f4.bin', 20);
-      assert.deepEqual(codes, Array(6).fill(0), 'no new connection failed while a link is dead');
+      assert.deepEqual(
+        codes,
+        Array(6).fill(0),
+        `no new connection failed while a link is dead: ${curlErrors.join(' | ')}`,
+      );
       const after = await bed.counters();
       const rx1 = (after[up1]?.rx ?? 0) - (before[up1]?.rx ?? 0);
       assert.ok(rx1 < 256 * 1024, `the offline link still received ${rx1} bytes`);
