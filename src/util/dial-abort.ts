@@ -10,8 +10,9 @@
  *
  * Its signal has what linkmux's dial code and `events.once(…, { signal })`
  * use: `aborted`, `reason`, `throwIfAborted()`, `onabort`, and
- * add/removeEventListener for 'abort' (listeners run once each, in order;
- * one added while the signal is already aborted never runs, as with Node's).
+ * add/removeEventListener for 'abort' (listeners run once each, in order; a
+ * listener added twice runs once; one added while the signal is already
+ * aborted never runs, as with Node's).
  * It is not a branded AbortSignal: `AbortSignal.any`, undici and `fetch`
  * refuse it, so it must not leave the dial path; a signal that must reach
  * such an API is made with Node's AbortController.
@@ -27,7 +28,8 @@ class DialSignal {
 
   addEventListener(type: string, listener: AbortListener | null): void {
     if (type !== 'abort' || typeof listener !== 'function' || this.aborted) return;
-    (this.listeners ??= []).push(listener);
+    this.listeners ??= [];
+    if (!this.listeners.includes(listener)) this.listeners.push(listener); // added twice: once, as with EventTarget
   }
 
   removeEventListener(type: string, listener: AbortListener | null): void {

@@ -24,6 +24,7 @@ for (const [name, make] of [
     signal.addEventListener('abort', a, { once: true });
     signal.addEventListener('abort', b);
     signal.addEventListener('abort', c);
+    signal.addEventListener('abort', c); // the same listener twice runs once
     signal.removeEventListener('abort', b);
     assert.equal(signal.aborted, false);
     assert.doesNotThrow(() => signal.throwIfAborted());
