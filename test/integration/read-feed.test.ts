@@ -132,7 +132,8 @@ test('a dropped feed socket dies young: the feed does not keep its socket past a
   // feed kept in a WeakMap promoted every closed connection to old space until a full GC.
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as (o?: { type: 'minor' | 'major' }) => void;
-  const oldSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.space_used_size;
+  const oldSpace = () =>
+    v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.space_used_size;
   gc({ type: 'major' });
   const before = oldSpace();
   const COUNT = 400;

@@ -212,7 +212,21 @@ test('isLoopbackHost: 127/8 and ::1 in any spelling, and "localhost"', () => {
 test('the dotted-quad fast path (net.isIPv4) takes exactly what ipaddr.js takes as four decimal parts', async () => {
   const { createRequire } = await import('node:module');
   const ipaddr = createRequire(import.meta.url)('ipaddr.js') as typeof import('ipaddr.js');
-  const fixed = ['0.0.0.0', '255.255.255.255', '256.1.1.1', '01.2.3.4', '1.2.3', '1.2.3.4.5', ' 1.2.3.4', '1.2.3.4\n', '1..2.3', '1.2.3.04', '0x1.2.3.4', '1.2.3.-4', '١.٢.٣.٤'];
+  const fixed = [
+    '0.0.0.0',
+    '255.255.255.255',
+    '256.1.1.1',
+    '01.2.3.4',
+    '1.2.3',
+    '1.2.3.4.5',
+    ' 1.2.3.4',
+    '1.2.3.4\n',
+    '1..2.3',
+    '1.2.3.04',
+    '0x1.2.3.4',
+    '1.2.3.-4',
+    '١.٢.٣.٤',
+  ];
   for (const s of fixed) assert.equal(net.isIPv4(s), ipaddr.IPv4.isValidFourPartDecimal(s), s);
   const part = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.stringMatching(/^[0-9x.]{0,4}$/));
   fc.assert(

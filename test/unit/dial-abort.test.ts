@@ -32,8 +32,15 @@ for (const [name, make] of [
     ctl.abort('again');
     assert.equal(signal.aborted, true);
     assert.equal(signal.reason, 'why');
-    assert.deepEqual(calls, ['onabort', 'a:why', 'c'], 'each listener once, in order, removed one not at all');
-    assert.throws(() => signal.throwIfAborted(), (e) => e === 'why');
+    assert.deepEqual(
+      calls,
+      ['onabort', 'a:why', 'c'],
+      'each listener once, in order, removed one not at all',
+    );
+    assert.throws(
+      () => signal.throwIfAborted(),
+      (e) => e === 'why',
+    );
     const late = () => calls.push('late');
     signal.addEventListener('abort', late);
     ctl.abort('third');
@@ -62,7 +69,8 @@ for (const [name, make] of [
 test('DialAbort signals die young; Node 20 AbortSignals are promoted (why DialAbort exists)', () => {
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as (o?: { type: 'minor' | 'major' }) => void;
-  const oldSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.space_used_size;
+  const oldSpace = () =>
+    v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.space_used_size;
   const grownAfter = (make: () => { signal: AbortSignal }) => {
     gc({ type: 'major' });
     const before = oldSpace();
