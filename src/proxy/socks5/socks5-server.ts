@@ -152,8 +152,8 @@ export class Socks5Server extends net.Server {
     const session: Session = { phase: 'handshake', grant: {} };
     this.sessions.set(socket, session);
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    // Made for the dial and aborted only while one is in flight: an abort builds a DOMException,
-    // which on every close was a few % of the daemon's CPU per connect.
+    // Made for the dial and aborted only while one is in flight: an abort builds an error (with
+    // Node's controller a DOMException, a few % of the daemon's CPU per connect on every close).
     let abort: DialAbort | undefined;
     const parser = new Socks5Parser({ selectMethod: (m) => this.selectMethod(m) });
     let linger: NodeJS.Timeout | undefined;
