@@ -106,7 +106,10 @@ test(
     try {
       await blackholeAndWaitOffline(bed, 1, stateOf, { withinMs: 3_000 });
       const before = await bed.counters();
-      const codes = await parallel(6, 'socks', 'f4.bin', 20);
+      // 6 × 4 MiB over the two live 8 Mbit/s uplinks: 12.6 s at fair shares, and two flows on one
+      // uplink can split it unevenly (docs/architecture.md, "Flow fairness with holds"). The one
+      // failure seen with a 20 s bound took 20 s: a slow download, not a failed connection.
+      const codes = await parallel(6, 'socks', 'f4.bin', 40);
       assert.deepEqual(
         codes,
         Array(6).fill(0),
