@@ -45,15 +45,11 @@ export async function sha256File(path: string): Promise<string> {
   return sha256(await readFile(path));
 }
 
-/** `p`, or a failure naming `what` after `ms`: a stage that hangs says which one it was. */
-export async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+/** `p`, or a failure naming `what` if it has not settled within `ms`: a stage that hangs says which one it was. */
+export function within<T>(p: Promise<T>, what: string, ms = 2_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
   });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

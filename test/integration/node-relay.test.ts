@@ -126,7 +126,7 @@ async function roundTrip(socket: net.Socket, size: number): Promise<void> {
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));
   socket.end(data);
-  await within(20_000, `the echo of ${size} bytes`, once(socket, 'end'));
+  await within(once(socket, 'end'), `the echo of ${size} bytes`, 20_000);
   socket.destroy();
   const got = Buffer.concat(chunks);
   assert.equal(got.subarray(0, 6).toString(), 'hello\n');
@@ -241,7 +241,7 @@ test('garbage, plain SOCKS5 and stalled handshakes on the node port leave it ser
   const junk = net.connect(port, host);
   junk.on('error', () => {});
   junk.write(randomBytes(2048));
-  await within(20_000, 'the node closing a connection that sent garbage', once(junk, 'close'));
+  await within(once(junk, 'close'), 'the node closing a connection that sent garbage', 20_000);
   // Plain SOCKS5 (no TLS).
   const plain = new Socks5Link({
     ...parseSocks5Link(`socks5://linkmux:${token.secret}@${host}:${port}`),
@@ -250,11 +250,11 @@ test('garbage, plain SOCKS5 and stalled handshakes on the node port leave it ser
   // TLS, then silence: the node must not wait forever (its handshake timeout ends it), and others are served meanwhile.
   const stalled = tls.connect({ host, port, rejectUnauthorized: false });
   stalled.on('error', () => {});
-  await within(10_000, 'the TLS handshake of the stalled client', once(stalled, 'secureConnect'));
+  await within(once(stalled, 'secureConnect'), 'the TLS handshake of the stalled client', 10_000);
   // A UDP ASSOCIATE is not served (it would bypass TLS).
   const udp = tls.connect({ host, port, rejectUnauthorized: false });
   udp.on('error', () => {});
-  await within(10_000, 'the TLS handshake of the UDP ASSOCIATE client', once(udp, 'secureConnect'));
+  await within(once(udp, 'secureConnect'), 'the TLS handshake of the UDP ASSOCIATE client', 10_000);
   const secret = Buffer.from(token.secret);
   udp.write(Buffer.from([5, 1, 2]));
   udp.write(
@@ -263,7 +263,7 @@ test('garbage, plain SOCKS5 and stalled handshakes on the node port leave it ser
   udp.write(Buffer.from([5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
   const answer: Buffer[] = [];
   udp.on('data', (c: Buffer) => answer.push(c));
-  await within(10_000, 'the node closing the refused UDP ASSOCIATE', once(udp, 'close'));
+  await within(once(udp, 'close'), 'the node closing the refused UDP ASSOCIATE', 10_000);
   assert.equal(Buffer.concat(answer).subarray(4, 6).toString('hex'), '0507', 'method, auth ok, then 0x07');
 
   const link = new Socks5Link(nodeLinkOptions(token)[0]!);

@@ -13,6 +13,7 @@ import { LinkSockets, abortable, bindUdp } from '../../src/links/link-sockets.js
 import type { LinkStats } from '../../src/links/link.js';
 import { LinkmuxError, isLinkmuxError } from '../../src/util/errors.js';
 import type { ErrorCode } from '../../src/util/errors.js';
+import { within } from '../helpers/loopback.js';
 
 /** The server side of every connection, in accept order. */
 const accepted: Socket[] = [];
@@ -59,15 +60,6 @@ async function serverReads(peer: Socket, n: number): Promise<void> {
 /** Resolves on 'close' (events.once would reject on the 'error' a destroy(err) emits first). */
 function closed(socket: Socket): Promise<void> {
   return new Promise((resolve) => socket.once('close', () => resolve()));
-}
-
-/** `p`, or a failure naming `what` if it has not settled within `ms` (a broken drain must not hang the run). */
-function within<T>(p: Promise<T>, what: string, ms = 2_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 async function eventually(check: () => boolean, what: string, ms = 2_000): Promise<void> {
