@@ -123,35 +123,41 @@ export interface Latencies {
   direct: number[];
   bareSocks: number[];
   linkmux: number[];
+  /** The warm-up connects of each way, measured too: a fresh daemon (and freshly started references). */
+  fresh: { direct: number[]; bareSocks: number[]; linkmux: number[] };
   /** CPU seconds (user+sys) per connect of the bare SOCKS5 server and of the daemon, over the measured rounds. */
   cpuPerConnect: { bareSocks: number; linkmux: number };
 }
 
 /**
- * `n` sequential connects to `sink` each way (after 20 warm-up rounds):
- * direct, through the bare SOCKS5 server, through linkmux, the order rotating.
+ * `n` sequential connects to `sink` each way, after `warmup` rounds kept apart
+ * (`fresh`; at least 20): direct, through the bare SOCKS5 server, through
+ * linkmux, the order rotating.
  */
 export async function measureConnects(
   linkmux: HostPort & { pid: number },
   bareSocks: HostPort & { pid: number },
   sink: HostPort,
   n: number,
+  warmup: number,
 ): Promise<Latencies> {
   const out: Latencies = {
     direct: [],
     bareSocks: [],
     linkmux: [],
+    fresh: { direct: [], bareSocks: [], linkmux: [] },
     cpuPerConnect: { bareSocks: 0, linkmux: 0 },
   };
+  const w = Math.max(20, warmup);
   let cpu0 = { bare: 0, linkmux: 0 };
   const ways: ['direct' | 'bareSocks' | 'linkmux', () => Promise<Timed>][] = [
     ['direct', () => tcpConnect(sink, 5_000)],
     ['bareSocks', () => socks5Connect(bareSocks, sink, 5_000)],
     ['linkmux', () => socks5Connect(linkmux, sink, 5_000)],
   ];
-  for (let i = 0; i < n + 20; i++) {
+  for (let i = 0; i < n + w; i++) {
     checkStopping();
-    if (i === 20)
+    if (i === w)
       cpu0 = {
         bare: (await procCounters(bareSocks.pid)).cpu,
         linkmux: (await procCounters(linkmux.pid)).cpu,
@@ -160,7 +166,7 @@ export async function measureConnects(
       const [key, connect] = ways[(i + j) % ways.length] as (typeof ways)[number];
       const r = await connect();
       r.socket.destroy();
-      if (i >= 20) out[key].push(r.ms);
+      (i >= w ? out[key] : out.fresh[key]).push(r.ms);
     }
   }
   out.cpuPerConnect = {
@@ -182,7 +188,18 @@ export function latencyRows(l: Latencies): string[] {
     ];
     const label = p === 100 ? 'max' : `p${p}`;
     rows.push(
-      `| connect latency ${label}, ${l.linkmux.length} sequential connects each | ${ms(a)} | ` +
+      `| connect latency ${label}, ${l.linkmux.length} sequential connects each after ${l.fresh.linkmux.length} | ${ms(a)} | ` +
+        `${ms(b)} (bare SOCKS5) | ${ms(c)} | +${ms(c - a)} | +${ms(c - b)} |`,
+    );
+  }
+  for (const p of [50, 99]) {
+    const [a, b, c] = [l.fresh.direct, l.fresh.bareSocks, l.fresh.linkmux].map((xs) => percentile(xs, p)) as [
+      number,
+      number,
+      number,
+    ];
+    rows.push(
+      `| fresh daemon: connect latency p${p} of its first ${l.fresh.linkmux.length} connects | ${ms(a)} | ` +
         `${ms(b)} (bare SOCKS5) | ${ms(c)} | +${ms(c - a)} | +${ms(c - b)} |`,
     );
   }

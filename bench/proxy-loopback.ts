@@ -23,6 +23,7 @@ import {
 } from './proxy-tools.js';
 import {
   CONNECTS,
+  WARMUP,
   GiB,
   IDLE,
   LATENCY_TUNNELS,
@@ -297,6 +298,7 @@ export async function loopbackPart(): Promise<LoopbackResult> {
         { host: '127.0.0.1', port: ref.port, pid: ref.pid },
         target,
         CONNECTS,
+        WARMUP,
       );
       ref.child.kill('SIGKILL');
       far.child.kill('SIGKILL');

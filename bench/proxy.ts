@@ -20,7 +20,8 @@
  *    sequential connects), and the daemon's RSS per idle tunnelled connection.
  *
  * Options (env): BENCH_TRIALS (10), BENCH_MAX_TIME (4 s), BENCH_K_MAX (6),
- * BENCH_LOOPBACK_MIB (1024), BENCH_CONNECTS (2000), BENCH_IDLE (1000), BENCH_LATENCY_TUNNELS
+ * BENCH_LOOPBACK_MIB (1024), BENCH_CONNECTS (2000), BENCH_WARMUP (2000 connects each way first, reported
+ * apart as a fresh daemon's), BENCH_IDLE (1000), BENCH_LATENCY_TUNNELS
  * (0: idle tunnels held open through each proxy while connect latency is measured),
  * BENCH_DAEMON_NODE_ARGS (node's options for the loopback daemon alone, e.g.
  * --cpu-prof), BENCH_PARTS ("testbed,loopback"), BENCH_LOOPBACK ("idle,latency,throughput": the
@@ -33,7 +34,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { removeLeftovers } from '../src/testbed/testbed.js';
-import { CONNECTS, IDLE, K_MAX, LOOPBACK_BYTES, MiB, PARTS, T, TRIALS } from './proxy-options.js';
+import { CONNECTS, IDLE, K_MAX, LOOPBACK_BYTES, MiB, PARTS, T, TRIALS, WARMUP } from './proxy-options.js';
 import { runCleanups } from './proxy-cleanup.js';
 import { printTestbed, testbedPart } from './proxy-testbed.js';
 import { loopbackPart, printLoopback } from './proxy-loopback.js';
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
   console.log(
     `\`${['node', ...process.argv.slice(1).map((a) => path.relative(process.cwd(), a) || a)].join(' ')}\` ` +
       `(npm run bench:proxy) — BENCH_TRIALS=${TRIALS} BENCH_MAX_TIME=${T} BENCH_K_MAX=${K_MAX} ` +
-      `BENCH_LOOPBACK_MIB=${LOOPBACK_BYTES / MiB} BENCH_CONNECTS=${CONNECTS} BENCH_IDLE=${IDLE}; ` +
+      `BENCH_LOOPBACK_MIB=${LOOPBACK_BYTES / MiB} BENCH_CONNECTS=${CONNECTS} BENCH_WARMUP=${WARMUP} BENCH_IDLE=${IDLE}; ` +
       `node ${process.version}, Linux ${os.release()}, ${os.cpus().length} CPUs, ${new Date().toISOString()}`,
   );
   let ok = true;
