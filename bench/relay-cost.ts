@@ -14,7 +14,9 @@
  * first and reported beside the relay's, not subtracted. Every byte count is
  * curl's own (%{size_download}). Options (env): BENCH_MODE (up|node|get, default up),
  * BENCH_RATE (default 8), BENCH_FLOWS (default 6), BENCH_SECONDS (default 15),
- * BENCH_TRIALS (default 2), BENCH_PROF=dir (run the daemons under --cpu-prof);
+ * BENCH_TRIALS (default 2), BENCH_WARMUP_S (default 60: relaying first, reported apart as the
+ * fresh daemon's), BENCH_PROF=dir (run the daemons under --cpu-prof), BENCH_DAEMON_NODE_ARGS
+ * (node's options for the daemons, e.g. --no-opt);
  * LINKMUX_RELAY_COALESCE reaches the daemons (0 = coalescing off), for before/after runs.
  * Needs root; traffic stays inside the testbed.
  */
@@ -32,6 +34,12 @@ const FLOWS = env('BENCH_FLOWS', 6);
 const SECONDS = env('BENCH_SECONDS', 15);
 const TRIALS = env('BENCH_TRIALS', 2);
 const IDLE_S = env('BENCH_IDLE_S', 3);
+/**
+ * Relaying before the trials, reported on a line of its own: a fresh daemon runs the relay path
+ * in V8's baseline tier until it has been busy for about a minute (with --no-opt the trials stay
+ * at the first minute's cost: 3.0–4.0 against 2.5–2.6 CPU-s/GiB at 3 × 8 Mbit/s).
+ */
+const WARMUP_S = env('BENCH_WARMUP_S', 60);
 const PROF = process.env.BENCH_PROF;
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const TICKS_PER_SECOND = 100;
@@ -50,13 +58,13 @@ async function cpuSplit(pid: number): Promise<[number, number]> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** FLOWS curls for SECONDS through a SOCKS5 proxy; the bytes they received. */
-async function flows(tb: Testbed, socks: string, url: string): Promise<number> {
+/** FLOWS curls for `seconds` through a SOCKS5 proxy; the bytes they received. */
+async function flows(tb: Testbed, socks: string, url: string, seconds: number): Promise<number> {
   const runs = Array.from({ length: FLOWS }, () =>
     tb
       .exec(tb.clientNs, 'sh', [
         '-c',
-        `curl -sS -o /dev/null --max-time ${SECONDS} -w '%{size_download}' --socks5-hostname ${socks} ${url}; true`,
+        `curl -sS -o /dev/null --max-time ${seconds} -w '%{size_download}' --socks5-hostname ${socks} ${url}; true`,
       ])
       .then((r) => Number(r.stdout.trim()) || 0),
   );
@@ -87,8 +95,12 @@ async function getOnce(tb: Testbed, token: string, url: string, size: number): P
   return size;
 }
 
-// sh execs node with the flag in front of the daemon's own argv (NODE_OPTIONS refuses --cpu-prof).
-const wrap = PROF ? ['sh', '-c', `exec "$0" --cpu-prof --cpu-prof-dir=${PROF} "$@"`] : [];
+// sh execs node with the flags in front of the daemon's own argv (NODE_OPTIONS refuses --cpu-prof and V8's).
+const nodeArgs = [
+  ...(PROF ? ['--cpu-prof', `--cpu-prof-dir=${PROF}`] : []),
+  ...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean),
+];
+const wrap = nodeArgs.length > 0 ? ['sh', '-c', `exec "$0" ${nodeArgs.join(' ')} "$@"`] : [];
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:relay needs root (network namespaces)');
@@ -122,7 +134,7 @@ async function main(): Promise<void> {
       // The client's own uplink down (in the testbed's namespace): every byte goes through the node.
       await tb.exec(tb.clientNs, 'ip', ['link', 'set', tb.uplinks[0]!.dev, 'down']);
     }
-    let run: () => Promise<number>;
+    let run: (seconds: number) => Promise<number>;
     if (MODE === 'get') {
       run = () => getOnce(tb, token, url, size);
     } else {
@@ -140,7 +152,7 @@ async function main(): Promise<void> {
         () => up.status(),
         (s) => s.links.length > 0 && s.links.every((l) => l.state === 'online'),
       );
-      run = () => flows(tb, up.socks, url);
+      run = (seconds) => flows(tb, up.socks, url, seconds);
     }
     const idle0 = await Promise.all(measured.map((p) => cpuSeconds(p.pid)));
     await sleep(IDLE_S * 1000);
@@ -151,11 +163,13 @@ async function main(): Promise<void> {
     console.log(
       `idle CPU: ${measured.map((p, i) => `${p.name} ${(((idle1[i]! - idle0[i]!) / IDLE_S) * 100).toFixed(1)} %`).join(', ')}`,
     );
-    for (let t = 0; t < TRIALS; t++) {
+    const trials = [...(WARMUP_S > 0 ? [WARMUP_S] : []), ...Array<number>(TRIALS).fill(SECONDS)];
+    for (let t = 0; t < trials.length; t++) {
+      const warmup = WARMUP_S > 0 && t === 0;
       const c0 = await Promise.all(measured.map((p) => cpuSeconds(p.pid)));
       const s0 = await Promise.all(measured.map((p) => cpuSplit(p.pid)));
       const t0 = performance.now();
-      const bytes = await run();
+      const bytes = await run(trials[t]!);
       const s = (performance.now() - t0) / 1000;
       const c1 = await Promise.all(measured.map((p) => cpuSeconds(p.pid)));
       const s1 = await Promise.all(measured.map((p) => cpuSplit(p.pid)));
@@ -167,7 +181,7 @@ async function main(): Promise<void> {
         )
         .join(', ');
       console.log(
-        `trial ${t + 1}: ${(bytes / MiB).toFixed(0)} MiB in ${s.toFixed(1)} s = ${((bytes * 8) / s / 1e6).toFixed(1)} Mbit/s; ${per}`,
+        `${warmup ? "warm-up (the fresh daemon's first relaying)" : `trial ${t + (WARMUP_S > 0 ? 0 : 1)}`}: ${(bytes / MiB).toFixed(0)} MiB in ${s.toFixed(1)} s = ${((bytes * 8) / s / 1e6).toFixed(1)} Mbit/s; ${per}`,
       );
       await sleep(500);
     }
