@@ -179,30 +179,24 @@ export async function measureConnects(
 /** Rows of the loopback table: p50/p90/p99/max per way, and what linkmux adds over each. */
 export function latencyRows(l: Latencies): string[] {
   const ms = (x: number) => `${x.toFixed(3)} ms`;
+  const signed = (x: number) => `${x < 0 ? '-' : '+'}${ms(Math.abs(x))}`;
   const rows: string[] = [];
+  const row = (label: string, ways: Latencies['fresh'], p: number) => {
+    const [a, b, c] = [ways.direct, ways.bareSocks, ways.linkmux].map((xs) => percentile(xs, p)) as [
+      number,
+      number,
+      number,
+    ];
+    rows.push(
+      `| ${label} | ${ms(a)} | ${ms(b)} (bare SOCKS5) | ${ms(c)} | ${signed(c - a)} | ${signed(c - b)} |`,
+    );
+  };
+  const n = l.linkmux.length;
+  const w = l.fresh.linkmux.length;
   for (const p of [50, 90, 99, 100]) {
-    const [a, b, c] = [l.direct, l.bareSocks, l.linkmux].map((xs) => percentile(xs, p)) as [
-      number,
-      number,
-      number,
-    ];
-    const label = p === 100 ? 'max' : `p${p}`;
-    rows.push(
-      `| connect latency ${label}, ${l.linkmux.length} sequential connects each after ${l.fresh.linkmux.length} | ${ms(a)} | ` +
-        `${ms(b)} (bare SOCKS5) | ${ms(c)} | +${ms(c - a)} | +${ms(c - b)} |`,
-    );
+    row(`connect latency ${p === 100 ? 'max' : `p${p}`}, ${n} sequential connects each after ${w}`, l, p);
   }
-  for (const p of [50, 99]) {
-    const [a, b, c] = [l.fresh.direct, l.fresh.bareSocks, l.fresh.linkmux].map((xs) => percentile(xs, p)) as [
-      number,
-      number,
-      number,
-    ];
-    rows.push(
-      `| fresh daemon: connect latency p${p} of its first ${l.fresh.linkmux.length} connects | ${ms(a)} | ` +
-        `${ms(b)} (bare SOCKS5) | ${ms(c)} | +${ms(c - a)} | +${ms(c - b)} |`,
-    );
-  }
+  for (const p of [50, 99]) row(`fresh daemon: connect latency p${p} of its first ${w} connects`, l.fresh, p);
   const us = (s: number) => `${(s * 1e6).toFixed(0)} µs`;
   const c = l.cpuPerConnect;
   rows.push(

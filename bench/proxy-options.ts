@@ -17,8 +17,8 @@ export const LOOPBACK_BYTES = env('BENCH_LOOPBACK_MIB', 1024) * MiB;
 export const CONNECTS = env('BENCH_CONNECTS', 2000);
 /**
  * Connects each way before the measured ones. A fresh daemon's first few thousand connects run code that
- * V8 has not optimised yet (and a machine coming out of idle): p50 twice the steady one, p99 ~2.4 ms
- * where the steady state is under 1 ms. They are printed on rows of their own ("fresh daemon").
+ * V8 has not optimised yet (and a machine coming out of idle): p50 up to twice a warmed daemon's, p99
+ * 2.6–3.1 ms against 0.9–1.9. They are printed on rows of their own ("fresh daemon").
  */
 export const WARMUP = env('BENCH_WARMUP', 2000);
 export const IDLE = env('BENCH_IDLE', 1000);

@@ -37,7 +37,7 @@ const IDLE_S = env('BENCH_IDLE_S', 3);
 /**
  * Relaying before the trials, reported on a line of its own: a fresh daemon runs the relay path
  * in V8's baseline tier until it has been busy for about a minute (with --no-opt the trials stay
- * at the first minute's cost: 3.0–4.0 against 2.5–2.6 CPU-s/GiB at 3 × 8 Mbit/s).
+ * at the first minute's cost: 2.9–4.0 against 2.3–2.6 CPU-s/GiB at 3 × 8 Mbit/s).
  */
 const WARMUP_S = env('BENCH_WARMUP_S', 60);
 const PROF = process.env.BENCH_PROF;
