@@ -15,7 +15,7 @@
  * curl's own (%{size_download}). Options (env): BENCH_MODE (up|node|get, default up),
  * BENCH_RATE (default 8), BENCH_FLOWS (default 6), BENCH_SECONDS (default 15),
  * BENCH_TRIALS (default 2), BENCH_WARMUP_S (default 60: relaying first, reported apart as the
- * fresh daemon's), BENCH_PROF=dir (run the daemons under --cpu-prof), BENCH_DAEMON_NODE_ARGS
+ * fresh daemon's; in get mode one whole get, 0 skips it), BENCH_PROF=dir (run the daemons under --cpu-prof), BENCH_DAEMON_NODE_ARGS
  * (node's options for the daemons, e.g. --no-opt);
  * LINKMUX_RELAY_COALESCE reaches the daemons (0 = coalescing off), for before/after runs.
  * Needs root; traffic stays inside the testbed.
